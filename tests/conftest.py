@@ -1,0 +1,35 @@
+"""Shared fixtures.
+
+Conformance tests read the real instrument files in `../shared/data` (beside the checkout, or
+wherever `CARTFLOW_SHARED_DATA` points). In CI (`CI` set) a missing folder is a failure; elsewhere
+those tests skip with a message saying where the folder was looked for.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _shared_data_dir() -> Path:
+    configured = os.environ.get("CARTFLOW_SHARED_DATA")
+    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of real instrument files; fails loudly in CI when it is missing."""
+    folder = _shared_data_dir()
+    if not folder.is_dir():
+        message = (
+            f"conformance data not found at {folder}; put the shared data folder beside the "
+            "checkout or set CARTFLOW_SHARED_DATA"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder

@@ -1,0 +1,326 @@
+"""The one definition of every output table: names, columns, Arrow types, keys and partitioning.
+
+The warehouse writer casts to these schemas and the Great Expectations suites are built from them,
+so a column is renamed or retyped here and nowhere else.
+
+Assay libraries (`qpcr`, `gating`, `cba`) produce pandas frames holding the *assay* columns of a
+table; the pipeline adds the identity columns (`patient_id`, `timepoint`, `study_day`) and the
+provenance columns (`source_sha256`, `pipeline_version`, `processed_at`) before writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+SAFE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+"""Patient and timepoint values must match this before they become partition folder names."""
+
+IDENTITY_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("patient_id", pa.string()),
+    ("timepoint", pa.string()),
+    ("study_day", pa.int32()),
+)
+PROVENANCE_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("source_sha256", pa.string()),
+    ("pipeline_version", pa.string()),
+    ("processed_at", pa.timestamp("us", tz="UTC")),
+)
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Table:
+    """An output table.
+
+    `partitioned` tables are written under `<table>/patient_id=<p>/timepoint=<t>/`, one Parquet file
+    per source file and partition; the others (plate-level tables such as `qpcr_runs`) are written
+    as one file per source file directly under `<table>/`, with identity columns where a row has one.
+    """
+
+    name: str
+    description: str
+    assay_columns: tuple[tuple[str, pa.DataType], ...]
+    key: tuple[str, ...]
+    partitioned: bool = True
+    required: tuple[str, ...] = field(default_factory=tuple)
+    """Assay columns that may never be null (identity/provenance rules are implied)."""
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema(
+            [pa.field(n, t) for n, t in IDENTITY_COLUMNS]
+            + [pa.field(n, t) for n, t in self.assay_columns]
+            + [pa.field(n, t) for n, t in PROVENANCE_COLUMNS]
+        )
+
+    @property
+    def column_names(self) -> list[str]:
+        return self.schema.names
+
+    @property
+    def assay_column_names(self) -> list[str]:
+        return [n for n, _ in self.assay_columns]
+
+
+f64, i64, i32, s, b = pa.float64(), pa.int64(), pa.int32(), pa.string(), pa.bool_()
+
+QPCR_WELLS = Table(
+    name="qpcr_wells",
+    description="One row per well x target as the instrument exported it.",
+    partitioned=False,
+    assay_columns=(
+        ("run_id", s),
+        ("instrument_format", s),
+        ("instrument", s),
+        ("well", s),
+        ("sample_name", s),
+        ("target", s),
+        ("reporter", s),
+        ("task", s),  # UNKNOWN, STANDARD, NTC, NAC, OTHER
+        ("cq", f64),  # null where the instrument found none; never 40
+        ("amp_status", s),  # the instrument's own wording: Undetermined, NO_AMP, NaN, AMP, ...
+        ("amplified", b),
+        ("standard_quantity", f64),  # copies per reaction for standards
+        ("instrument_quantity", f64),  # the quantity the instrument software computed, if any
+        ("dna_input_ng", f64),
+        ("omitted", b),
+    ),
+    key=("run_id", "well", "target"),
+    required=("run_id", "well", "target", "task", "amplified", "omitted"),
+)
+
+QPCR_RUNS = Table(
+    name="qpcr_runs",
+    description="One row per plate x target: standard curve, NTC and replicate QC.",
+    partitioned=False,
+    assay_columns=(
+        ("run_id", s),
+        ("instrument_format", s),
+        ("instrument", s),
+        ("run_started", TIMESTAMP),
+        ("target", s),
+        ("role", s),  # car, reference, other
+        ("n_standard_wells", i32),
+        ("n_standard_levels", i32),
+        ("slope", f64),
+        ("intercept", f64),
+        ("efficiency_pct", f64),
+        ("r_squared", f64),
+        ("lowest_standard", f64),
+        ("highest_standard", f64),
+        ("loq_copies_per_reaction", f64),
+        ("lod_copies_per_reaction", f64),
+        ("instrument_slope", f64),
+        ("instrument_efficiency_pct", f64),
+        ("ntc_wells", i32),
+        ("ntc_amplified", i32),
+        ("ntc_verdict", s),  # PASS, FAIL, NONE
+        ("curve_verdict", s),  # PASS, FAIL, NONE
+        ("replicate_verdict", s),  # PASS, FLAG, NONE
+        ("n_samples_replicate_sd_high", i32),
+        ("qc_verdict", s),  # PASS, FAIL, NO_CURVE
+        ("qc_rules", s),  # the rules applied and their outcome, human readable
+    ),
+    key=("run_id", "target"),
+    required=("run_id", "target", "qc_verdict", "qc_rules"),
+)
+
+CAR_COPIES = Table(
+    name="car_copies",
+    description="One row per sample x quantified target: replicate Cq, copies per reaction and per ug gDNA.",
+    assay_columns=(
+        ("run_id", s),
+        ("sample_name", s),
+        ("target", s),
+        ("collection_date", pa.date32()),
+        ("n_replicates", i32),
+        ("n_amplified", i32),
+        ("cq_mean", f64),
+        ("cq_sd", f64),
+        ("replicate_sd_ok", b),
+        ("copies_per_reaction", f64),
+        ("dna_input_ng", f64),
+        ("dna_input_source", s),  # export, manifest, setting
+        ("copies_per_ug", f64),
+        ("copies_unit", s),
+        ("reference_target", s),
+        ("reference_cq_mean", f64),
+        ("reference_copies_per_reaction", f64),
+        ("copies_per_reference_copy", f64),
+        ("delta_cq", f64),
+        ("below_lod", b),
+        ("below_loq", b),
+        ("lod_copies_per_reaction", f64),
+        ("loq_copies_per_reaction", f64),
+        ("plate_qc_verdict", s),
+    ),
+    key=("run_id", "sample_name", "target"),
+    required=("run_id", "sample_name", "target", "n_replicates", "below_lod", "below_loq"),
+)
+
+FLOW_SAMPLES = Table(
+    name="flow_samples",
+    description="One row per FCS dataset: cytometer, acquisition, events, panel, compensation.",
+    assay_columns=(
+        ("dataset", i32),
+        ("sample_name", s),
+        ("fcs_version", s),
+        ("cytometer", s),
+        ("cytometer_serial", s),
+        ("acquired_at", TIMESTAMP),
+        ("event_count", i64),
+        ("channel_count", i32),
+        ("panel", s),
+        ("template", s),
+        ("compensation_source", s),  # $SPILLOVER, $SPILL, template, none
+        ("keywords_json", s),  # allow-listed keywords only
+        ("read_warnings", s),
+    ),
+    key=("source_sha256", "dataset"),
+    required=("dataset", "event_count", "panel", "compensation_source"),
+)
+
+FLOW_POPULATIONS = Table(
+    name="flow_populations",
+    description="One row per FCS dataset x population.",
+    assay_columns=(
+        ("dataset", i32),
+        ("panel", s),
+        ("population", s),
+        ("gate_path", s),
+        ("parent", s),
+        ("count", i64),
+        ("parent_count", i64),
+        ("pct_parent", f64),
+        ("pct_total", f64),
+        ("cells_per_ul", f64),
+    ),
+    key=("source_sha256", "dataset", "gate_path"),
+    required=("dataset", "population", "gate_path", "count"),
+)
+
+FLOW_MFI = Table(
+    name="flow_mfi",
+    description="One row per FCS dataset x population x marker: median fluorescence.",
+    assay_columns=(
+        ("dataset", i32),
+        ("population", s),
+        ("gate_path", s),
+        ("marker", s),
+        ("channel", s),
+        ("median_compensated", f64),
+        ("median_transformed", f64),
+        ("transform", s),
+    ),
+    key=("source_sha256", "dataset", "gate_path", "marker"),
+    required=("dataset", "population", "gate_path", "marker", "channel"),
+)
+
+CBA_CURVES = Table(
+    name="cba_curves",
+    description="One row per plate x analyte: 4PL/5PL standard curve, recovery, LLOQ, ULOQ.",
+    partitioned=False,
+    assay_columns=(
+        ("run_id", s),
+        ("instrument_format", s),
+        ("analyte", s),
+        ("analyte_as_exported", s),
+        ("model", s),  # 4PL, 5PL, NONE
+        ("param_a", f64),  # response at zero concentration
+        ("param_b", f64),  # slope
+        ("param_c", f64),  # inflection concentration
+        ("param_d", f64),  # response at infinite concentration
+        ("param_g", f64),  # asymmetry (5PL; 1 for 4PL)
+        ("r_squared", f64),
+        ("n_standards", i32),
+        ("n_standards_passed", i32),
+        ("dilution_factor", f64),
+        ("recovery_json", s),  # per standard: expected pg/mL, back-calculated, recovery %, pass
+        ("lloq_pg_ml", f64),
+        ("uloq_pg_ml", f64),
+        ("verdict", s),  # PASS, FAIL
+        ("verdict_reason", s),
+    ),
+    key=("run_id", "analyte"),
+    required=("run_id", "analyte", "model", "verdict"),
+)
+
+CYTOKINES = Table(
+    name="cytokines",
+    description="One row per sample x analyte: MFI, concentration in pg/mL, censoring.",
+    assay_columns=(
+        ("run_id", s),
+        ("sample_name", s),
+        ("analyte", s),
+        ("n_replicates", i32),
+        ("mfi", f64),
+        ("mfi_cv_pct", f64),
+        ("sample_dilution", f64),
+        ("concentration_pg_ml", f64),  # null when censored
+        ("censoring", s),  # none, below_lloq, above_uloq, not_detected
+        ("censor_limit_pg_ml", f64),  # the limit the value is censored at
+        ("reported_value", s),  # a vendor's own value as written, e.g. "< 3.2"
+        ("curve_verdict", s),
+    ),
+    key=("run_id", "sample_name", "analyte"),
+    required=("run_id", "sample_name", "analyte", "censoring"),
+)
+
+VALIDATION_RESULTS = Table(
+    name="validation_results",
+    description="One row per source file x table x expectation: what Great Expectations found.",
+    partitioned=False,
+    assay_columns=(
+        ("table_name", s),
+        ("suite", s),
+        ("expectation", s),
+        ("column_name", s),
+        ("success", b),
+        ("unexpected_count", i64),
+        ("details", s),
+        ("validated_at", TIMESTAMP),
+    ),
+    key=("source_sha256", "table_name", "expectation", "column_name"),
+    required=("table_name", "suite", "expectation", "success"),
+)
+
+INGEST_LOG = Table(
+    name="ingest_log",
+    description="The ledger exported: every file received, its status and why.",
+    partitioned=False,
+    assay_columns=(
+        ("original_name", s),
+        ("size_bytes", i64),
+        ("kind", s),
+        ("instrument_format", s),
+        ("run_identity", s),
+        ("status", s),
+        ("reason", s),
+        ("warnings", s),
+        ("flow_run_id", s),
+        ("superseded_by", s),
+        ("received_at", TIMESTAMP),
+        ("updated_at", TIMESTAMP),
+    ),
+    key=("source_sha256",),
+    required=("original_name", "status"),
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        QPCR_WELLS,
+        QPCR_RUNS,
+        CAR_COPIES,
+        FLOW_SAMPLES,
+        FLOW_POPULATIONS,
+        FLOW_MFI,
+        CBA_CURVES,
+        CYTOKINES,
+        VALIDATION_RESULTS,
+        INGEST_LOG,
+    )
+}
