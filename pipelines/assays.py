@@ -1,0 +1,172 @@
+"""Recognising a file and turning it into table batches with identity, one assay at a time.
+
+Each `compute_*` function calls its assay library (which knows nothing of patients, Prefect or
+Parquet), resolves the samples' identity, and returns frames holding a table's assay and identity
+columns. Anything wrong with the input raises `Rejection`, whose reason is what the technician
+reads next to the quarantined file.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from pipelines.identity import IdentityError, IdentityResolver, looks_like_manifest, read_manifest
+from pipelines.settings import Settings
+from qpcr import readers as qpcr_readers
+from qpcr.analysis import analyse_plate
+from qpcr.model import QpcrFormatError
+
+MANIFEST = "manifest"
+QPCR = "qpcr"
+
+
+class Rejection(Exception):
+    """The file cannot be taken; `reason` says why and what to do."""
+
+    def __init__(self, reason: str, kind: str | None = None, instrument_format: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+        self.instrument_format = instrument_format
+
+
+@dataclass
+class AssayTables:
+    kind: str
+    instrument_format: str
+    run_identity: str
+    tables: dict[str, pd.DataFrame]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Recognised:
+    kind: str
+    instrument_format: str
+
+
+def recognise(path: Path) -> Recognised:
+    """The kind and vendor format from the file's content; the extension is never trusted."""
+    size = path.stat().st_size
+    if size == 0:
+        raise Rejection("the file is empty (0 bytes); export it again from the instrument")
+    if is_manifest(path):
+        return Recognised(MANIFEST, "sample-manifest")
+    qpcr_format = qpcr_readers.sniff(path)
+    if qpcr_format:
+        return Recognised(QPCR, qpcr_format)
+    raise Rejection(
+        "not a recognised export: expected a qPCR export (QuantStudio, 7500/StepOne, CFX, "
+        "LightCycler, RDML, Design & Analysis), a bead-array export, an FCS file or a sample "
+        "manifest; check that the right file was exported"
+    )
+
+
+def is_manifest(path: Path) -> bool:
+    header = _table_header(path)
+    return header is not None and looks_like_manifest(header)
+
+
+def _table_header(path: Path) -> list[str] | None:
+    """The first row of a CSV/TSV or of an XLSX's first sheet, or None if it is neither."""
+    with path.open("rb") as handle:
+        start = handle.read(4096)
+    if start.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if "xl/workbook.xml" not in archive.namelist():
+                    return None
+            first = pd.read_excel(path, nrows=0)
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return None
+        return [str(c) for c in first.columns]
+    try:
+        text = start.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    line = text.splitlines()[0] if text else ""
+    for separator in (",", "\t", ";"):
+        if separator in line:
+            return [cell.strip().strip('"') for cell in line.split(separator)]
+    return None
+
+
+def compute_manifest(path: Path) -> list[tuple]:
+    """Manifest rows ready for the ledger; any problem is a Rejection naming the row."""
+    try:
+        entries = read_manifest(path)
+    except IdentityError as err:
+        raise Rejection(f"manifest: {err}", MANIFEST, "sample-manifest") from err
+    return [
+        (
+            e.accession, e.patient_id, e.timepoint,
+            e.collection_date.isoformat() if e.collection_date else None,
+            e.infusion_date.isoformat() if e.infusion_date else None,
+            e.dna_input_ng,
+        )
+        for e in entries
+    ]  # fmt: skip
+
+
+def _identity_frame(
+    names: pd.Series, resolver: IdentityResolver, kind: str, fmt: str
+) -> pd.DataFrame:
+    """patient_id, timepoint, study_day, collection_date and dna_input_ng per sample name."""
+    resolved, problems = {}, []
+    for name in sorted(set(names.dropna().astype(str))):
+        try:
+            resolved[name] = resolver.resolve(name)
+        except IdentityError as err:
+            problems.append(str(err))
+    if problems:
+        shown = "; ".join(problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise Rejection(f"identity: {shown}{more}", kind, fmt)
+    rows = {
+        name: {
+            "patient_id": ident.patient_id,
+            "timepoint": ident.timepoint,
+            "study_day": ident.study_day,
+            "collection_date": ident.collection_date,
+            "dna_input_ng": ident.dna_input_ng,
+        }
+        for name, ident in resolved.items()
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def compute_qpcr(
+    path: Path, instrument_format: str, settings: Settings, resolver: IdentityResolver
+) -> AssayTables:
+    try:
+        plate = qpcr_readers.read_plate(path)
+    except QpcrFormatError as err:
+        raise Rejection(str(err), QPCR, instrument_format) from err
+    unknowns = plate.wells.loc[plate.wells["task"] == "UNKNOWN", "sample_name"]
+    if unknowns.empty:
+        raise Rejection(
+            "the plate has no sample wells (task UNKNOWN); nothing to quantify", QPCR,
+            plate.instrument_format,
+        )  # fmt: skip
+    identity = _identity_frame(unknowns, resolver, QPCR, plate.instrument_format)
+    dna_from_manifest = identity["dna_input_ng"].dropna().to_dict()
+    result = analyse_plate(plate, settings.qpcr, dna_from_manifest)
+
+    wells = result.wells.copy()
+    is_sample = wells["task"] == "UNKNOWN"
+    for column in ("patient_id", "timepoint", "study_day"):
+        wells[column] = wells["sample_name"].map(identity[column]).where(is_sample)
+    copies = result.copies.join(
+        identity[["patient_id", "timepoint", "study_day", "collection_date"]], on="sample_name"
+    )
+    return AssayTables(
+        kind=QPCR,
+        instrument_format=plate.instrument_format,
+        run_identity=plate.run_id,
+        tables={"qpcr_wells": wells, "qpcr_runs": result.runs, "car_copies": copies},
+        warnings=list(plate.warnings),
+    )

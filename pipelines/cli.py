@@ -1,0 +1,255 @@
+"""The `cartflow` command line.
+
+Exit status: 0 when every file was taken, 3 when any was quarantined (its reason printed),
+2 for a usage error. Prefect is imported only after the environment below is set, so the
+embedded server keeps its history in the lab home and nothing phones home.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipelines.home import LabHome
+
+EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED = 0, 2, 3
+
+app = typer.Typer(
+    name="cartflow",
+    help="CAR-T trial lab pipeline: instrument exports in, validated Parquet tables out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Lab home directory (default: $CARTFLOW_HOME, else ./lab)."),
+]
+
+
+def prepare_environment(home: LabHome) -> None:
+    """Settings that must be in place before Prefect or Great Expectations are imported."""
+    defaults = {
+        "PREFECT_HOME": str(home.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        # The technician reads our one line per file; Prefect's own console lines are kept in
+        # the run history (the server database), not printed.
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "ERROR",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "ERROR",
+        "PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL": "ERROR",
+        "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    home.prefect_home.mkdir(parents=True, exist_ok=True)
+
+
+def _print_outcome(outcome) -> None:
+    from pipelines.ingest import BUSY, DUPLICATE, INGESTED
+
+    if outcome.status == INGESTED:
+        where = ", ".join(f"{p}/{t}" for p, t in outcome.partitions[:4])
+        if len(outcome.partitions) > 4:
+            where += f" +{len(outcome.partitions) - 4} more"
+        rows = sum(outcome.rows.values())
+        what = f"{outcome.kind} ({outcome.instrument_format})"
+        replaced = f"; replaces {outcome.supersedes}" if outcome.supersedes else ""
+        console.print(
+            f"[green]taken[/]       {outcome.name}: {what}, {rows} rows"
+            + (f", {where}" if where else "")
+            + replaced
+        )
+    elif outcome.status == DUPLICATE:
+        console.print(f"[cyan]already had[/] {outcome.name}: {outcome.reason}")
+    elif outcome.status == BUSY:
+        console.print(f"[yellow]skipped[/]     {outcome.name}: {outcome.reason}")
+    else:
+        console.print(
+            f"[red]quarantined[/] {outcome.name}: {outcome.reason}\n"
+            "            → the file is in quarantine/ with this reason; fix it and drop it into "
+            "the inbox again"
+        )
+
+
+def run_files(home: LabHome, paths: list[Path] | None) -> list:
+    """Run the sweep flow over `paths` (or the inbox) in the embedded Prefect, printing as it goes."""
+    prepare_environment(home)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from pipelines import flows
+
+    files = flows.manifests_first(paths) if paths is not None else flows.inbox_files(home.ensure())
+    if not files:
+        console.print(f"nothing to do: the inbox {home.inbox} is empty")
+        return []
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        console=console, transient=True, disable=len(files) <= 3,
+    ) as progress:  # fmt: skip
+        bar = progress.add_task("processing", total=len(files))
+
+        def done(outcome) -> None:
+            progress.advance(bar)
+            _print_outcome(outcome)
+
+        flows.on_file_done(done)
+        try:
+            outcomes = flows.process_inbox(home=str(home.root), paths=[str(p) for p in files])
+        finally:
+            flows.on_file_done(None)
+    return outcomes
+
+
+def _exit_for(outcomes: list) -> int:
+    from pipelines.ingest import QUARANTINED
+
+    quarantined = [o for o in outcomes if o.status == QUARANTINED]
+    taken = len(outcomes) - len(quarantined)
+    console.print(f"{taken} file(s) taken, {len(quarantined)} quarantined")
+    return EXIT_QUARANTINED if quarantined else EXIT_OK
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="Export files to process now.")],
+    home: HomeOption = None,
+) -> None:
+    """Process these files now."""
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        err_console.print(f"no such file: {', '.join(missing)}")
+        raise typer.Exit(EXIT_USAGE)
+    lab = LabHome.locate(home)
+    raise typer.Exit(_exit_for(run_files(lab, [f.resolve() for f in files])))
+
+
+@app.command()
+def run(home: HomeOption = None) -> None:
+    """Sweep the inbox (what the nightly deployment runs)."""
+    lab = LabHome.locate(home)
+    raise typer.Exit(_exit_for(run_files(lab, None)))
+
+
+@app.command()
+def status(
+    home: HomeOption = None,
+    all_files: Annotated[
+        bool, typer.Option("--all", help="List every file, not only problems.")
+    ] = False,
+) -> None:
+    """The ledger: taken, superseded, quarantined with reasons."""
+    from rich.table import Table
+
+    from pipelines.ledger import Ledger
+
+    lab = LabHome.locate(home)
+    if not lab.ledger_path.exists():
+        console.print(f"no ledger yet in {lab.root}: nothing has been ingested")
+        return
+    records = Ledger(lab.ledger_path).records()
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.status] = counts.get(record.status, 0) + 1
+    console.print(
+        f"{lab.root}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts
+        else f"{lab.root}: no files yet"
+    )  # fmt: skip
+    shown = records if all_files else [r for r in records if r.status != "ingested"]
+    if not shown:
+        return
+    table = Table(show_lines=False)
+    for column in ("file", "status", "kind", "format", "when", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in shown:
+        reason = r.reason or (f"replaced by {r.superseded_by[:12]}" if r.superseded_by else "")
+        table.add_row(r.original_name, r.status, r.kind or "", r.instrument_format or "",
+                      r.updated_at, reason)  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def query(
+    sql: Annotated[
+        str, typer.Argument(help='SQL over the tables, e.g. "select * from car_copies"')
+    ],
+    home: HomeOption = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+) -> None:
+    """DuckDB over the warehouse, one view per table."""
+    import duckdb
+
+    from pipelines.warehouse import connect
+
+    if output_format not in ("table", "csv", "json"):
+        err_console.print("--format must be table, csv or json")
+        raise typer.Exit(EXIT_USAGE)
+    lab = LabHome.locate(home)
+    try:
+        frame = connect(lab.warehouse).execute(sql).fetchdf()
+    except duckdb.Error as err:
+        err_console.print(f"query failed: {err}")
+        raise typer.Exit(EXIT_USAGE) from err
+    if output_format == "csv":
+        sys.stdout.write(frame.to_csv(index=False))
+    elif output_format == "json":
+        sys.stdout.write(
+            frame.to_json(orient="records", date_format="iso", force_ascii=False) + "\n"
+        )
+    else:
+        from rich.table import Table
+
+        table = Table()
+        for column in frame.columns:
+            table.add_column(str(column), overflow="fold")
+        for row in frame.itertuples(index=False):
+            table.add_row(*("" if v is None else _cell(v) for v in row))
+        console.print(table)
+        console.print(f"{len(frame)} row(s)")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.6g}"
+    return str(value)
+
+
+@app.command()
+def demo(
+    home: HomeOption = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated exports.")] = 7,
+) -> None:
+    """Write a small demo trial's exports into the inbox, process them, print a summary."""
+    from pipelines.demo.generate import write_demo_trial
+
+    lab = LabHome.locate(home).ensure()
+    written = write_demo_trial(lab.inbox, seed=seed)
+    console.print(f"demo trial: {len(written.files)} export(s) written to {lab.inbox}")
+    outcomes = run_files(lab, None)
+    _exit_for(outcomes)
+    from pipelines.demo.summary import print_summary
+
+    print_summary(console, lab, written)
+    unexpected = written.unexpected_outcomes(outcomes)
+    for problem in unexpected:
+        err_console.print(f"[red]demo: {problem}[/]")
+    raise typer.Exit(EXIT_QUARANTINED if unexpected else EXIT_OK)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

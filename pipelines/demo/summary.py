@@ -1,0 +1,61 @@
+"""The per-patient summary `cartflow demo` prints once the demo trial is processed."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.demo.generate import DemoTrial
+from pipelines.home import LabHome
+from pipelines.warehouse import connect
+
+_KINETICS_SQL = """
+WITH c AS (
+    SELECT patient_id, timepoint, study_day, copies_per_ug, below_loq
+    FROM car_copies WHERE target = 'CAR'
+)
+SELECT
+    patient_id,
+    count(*) AS samples,
+    max(copies_per_ug) AS peak_copies_per_ug,
+    arg_max(timepoint, copies_per_ug) AS peak_timepoint,
+    arg_max(timepoint, CASE WHEN NOT below_loq THEN study_day END) AS last_quantifiable,
+    max(copies_per_ug) FILTER (WHERE timepoint = 'M3') AS m3_copies_per_ug
+FROM c GROUP BY patient_id ORDER BY patient_id
+"""
+
+
+def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
+    """CAR kinetics per patient as recovered from the warehouse, beside the generator's truth."""
+    con = connect(home.warehouse)
+    rows = con.execute(_KINETICS_SQL).fetchall()
+    truth = demo.truth["car_copies_per_ug"]
+    table = Table(title="CAR transgene in blood (qPCR, copies/µg gDNA)")
+    for column in ("patient", "samples", "peak (measured)", "peak (true)", "at",
+                   "last above LOQ", "M3"):  # fmt: skip
+        table.add_column(column, justify="right" if column != "patient" else "left")
+    for patient, samples, peak, at, last, m3 in rows:
+        true_peak = max(truth[patient].values())
+        table.add_row(
+            patient,
+            str(samples),
+            f"{peak:,.0f}",
+            f"{true_peak:,.0f}",
+            str(at),
+            str(last or "—"),
+            f"{m3:,.0f}" if m3 is not None else "—",
+        )
+    console.print(table)
+    quarantined = con.execute(
+        "SELECT original_name, reason FROM ingest_log WHERE status = 'quarantined'"
+    ).fetchall()
+    for name, reason in quarantined:
+        expected = (
+            " (expected: the demo's failing plate)" if name in demo.expected_quarantined else ""
+        )
+        console.print(f"quarantined{expected}: {name}\n  {reason}")
+    console.print(
+        f"tables: {home.warehouse}\n"
+        'query them, e.g.: cartflow query "select patient_id, timepoint, copies_per_ug '
+        'from car_copies order by patient_id, study_day"'
+    )

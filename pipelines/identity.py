@@ -1,0 +1,255 @@
+"""Who and when a sample is: patient, timepoint and study day.
+
+Resolved, in this order, from the sample manifest (the lab's accession list) and from the
+configurable sample-name pattern. The pipeline never guesses: a name that resolves by neither, or
+to an unsafe value, is an `IdentityError` and the file is quarantined with that reason.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from validation.schemas import SAFE_ID_PATTERN
+
+SAFE_ID = re.compile(SAFE_ID_PATTERN)
+
+MONTH_DAYS: dict[int, int] = {2: 60, 3: 90, 6: 180, 9: 270, 12: 365, 18: 545, 24: 730}
+"""Nominal study day of each month visit in the trial's schedule."""
+
+NOMINAL_STUDY_DAY: dict[str, int | None] = {
+    "SCREEN": -28,
+    "BL": -7,
+    "PRODUCT": None,
+    **{f"D{d}": d for d in range(29)},
+    **{f"M{m}": day for m, day in MONTH_DAYS.items()},
+}
+"""Study day (days after infusion) used when no collection date is known."""
+
+_NAMED = {
+    "SCREEN": "SCREEN", "SCREENING": "SCREEN", "SCR": "SCREEN",
+    "PRODUCT": "PRODUCT", "INFUSIONPRODUCT": "PRODUCT", "CELLPRODUCT": "PRODUCT",
+    "CARTPRODUCT": "PRODUCT", "DRUGPRODUCT": "PRODUCT", "IP": "PRODUCT",
+    "BL": "BL", "BASELINE": "BL", "PRELD": "BL", "PRELYMPHODEPLETION": "BL", "PREINFUSION": "BL",
+    "INFUSION": "D0",
+}  # fmt: skip
+_PRE_INFUSION_DAY = re.compile(r"^(?:D|DAY)\s*[-\u2212]\s*\d")
+_DAY = re.compile(r"^(?:D|DAY)\+?(\d{1,3})$")
+_WEEK = re.compile(r"^(?:W|WK|WEEK)\+?(\d{1,3})$")
+_MONTH = re.compile(r"^(?:M|MO|MON|MONTH)\+?(\d{1,2})$")
+
+
+class IdentityError(ValueError):
+    """A sample's patient or timepoint cannot be resolved safely."""
+
+
+def normalise_timepoint(spelling: str) -> str:
+    """The canonical label (`BL`, `D14`, `M3`, ...) for a timepoint as labs write it.
+
+    `Day 7`, `d+7`, `D07` → `D7`; `Wk4` → `D28`; `Month 3`, `Day 90` → `M3`; `Baseline` → `BL`.
+    """
+    upper = spelling.strip().upper()
+    if _PRE_INFUSION_DAY.match(upper):
+        raise IdentityError(
+            f"timepoint {spelling!r} is a pre-infusion day, not in the trial's schedule: "
+            "label it BL (baseline) or SCREEN"
+        )
+    key = re.sub(r"[\s_.\-]", "", upper)
+    if key in _NAMED:
+        return _NAMED[key]
+    for pattern, days_per_unit in ((_DAY, 1), (_WEEK, 7)):
+        match = pattern.match(key)
+        if match:
+            return _label_for_day(int(match.group(1)) * days_per_unit, spelling)
+    match = _MONTH.match(key)
+    if match:
+        month = int(match.group(1))
+        if month == 1:
+            return "D28"
+        if month in MONTH_DAYS:
+            return f"M{month}"
+    raise IdentityError(
+        f"timepoint {spelling!r} is not in the trial's schedule "
+        "(SCREEN, PRODUCT, BL, D0-D28, M2, M3, M6, M9, M12, M18, M24)"
+    )
+
+
+def _label_for_day(day: int, spelling: str) -> str:
+    if day <= 28:
+        return f"D{day}"
+    for month, nominal in MONTH_DAYS.items():
+        if day == nominal:
+            return f"M{month}"
+    raise IdentityError(
+        f"timepoint {spelling!r} (day {day}) is not a visit of the trial's schedule; "
+        "after D28 the visits are M2 (day 60), M3 (90), M6 (180), M9 (270), M12 (365), "
+        "M18 (545), M24 (730)"
+    )
+
+
+def check_safe_id(value: str, what: str) -> str:
+    """`value` unchanged if it is safe to use as a folder name, else an IdentityError."""
+    if not SAFE_ID.match(value):
+        raise IdentityError(
+            f"unsafe {what} {value!r}: it must match {SAFE_ID_PATTERN} "
+            "(letters, digits, '.', '_', '-'; no spaces or slashes)"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class SampleIdentity:
+    patient_id: str
+    timepoint: str
+    study_day: int | None
+    accession: str | None = None
+    collection_date: date | None = None
+    dna_input_ng: float | None = None
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    accession: str
+    patient_id: str
+    timepoint: str
+    collection_date: date | None
+    infusion_date: date | None
+    dna_input_ng: float | None
+
+
+_MANIFEST_ALIASES = {
+    "accession": ("accession", "accession_id", "sample", "sample_name", "sample_id"),
+    "patient_id": ("patient_id", "patient", "subject", "subject_id"),
+    "timepoint": ("timepoint", "visit", "time_point"),
+    "collection_date": ("collection_date", "collected", "draw_date"),
+    "infusion_date": ("infusion_date", "d0_date"),
+    "dna_input_ng": ("dna_input_ng", "dna_ng", "gdna_ng", "dna_input"),
+}
+MANIFEST_REQUIRED = ("accession", "patient_id", "timepoint")
+
+
+def manifest_columns(header: Iterable[str]) -> dict[str, str]:
+    """Canonical manifest column → the column as written, for the columns present."""
+    normalised = {re.sub(r"[\s-]+", "_", h.strip().lower()): h for h in header}
+    found = {}
+    for canonical, aliases in _MANIFEST_ALIASES.items():
+        for alias in aliases:
+            if alias in normalised:
+                found[canonical] = normalised[alias]
+                break
+    return found
+
+
+def looks_like_manifest(header: Iterable[str]) -> bool:
+    found = manifest_columns(header)
+    return all(c in found for c in MANIFEST_REQUIRED)
+
+
+def read_manifest(path: Path) -> list[ManifestEntry]:
+    """The entries of a manifest CSV or XLSX; any problem is an IdentityError naming the row."""
+    frame = _read_table(path)
+    columns = manifest_columns(frame.columns)
+    missing = [c for c in MANIFEST_REQUIRED if c not in columns]
+    if missing:
+        raise IdentityError(f"manifest lacks column(s) {', '.join(missing)}")
+    frame = frame.rename(columns={v: k for k, v in columns.items()})
+    frame = frame.dropna(how="all")
+    duplicated = frame["accession"].astype(str).str.strip()
+    dups = sorted(set(duplicated[duplicated.duplicated()]))
+    if dups:
+        raise IdentityError(f"manifest lists accession(s) more than once: {', '.join(dups)}")
+    entries = []
+    for row_number, row in enumerate(frame.to_dict("records"), start=2):
+        try:
+            entries.append(_manifest_entry(row))
+        except (IdentityError, ValueError) as err:
+            raise IdentityError(f"manifest row {row_number}: {err}") from err
+    return entries
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    with path.open("rb") as handle:
+        is_xlsx = handle.read(4) == b"PK\x03\x04"
+    if is_xlsx:
+        return pd.read_excel(path, dtype=str)
+    return pd.read_csv(path, dtype=str, sep=None, engine="python", encoding="utf-8-sig")
+
+
+def _optional(row: Mapping[str, object], key: str) -> str | None:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _manifest_entry(row: Mapping[str, object]) -> ManifestEntry:
+    accession = _optional(row, "accession")
+    patient = _optional(row, "patient_id")
+    timepoint = _optional(row, "timepoint")
+    if not accession or not patient or not timepoint:
+        raise IdentityError("accession, patient_id and timepoint must all be filled in")
+    collected = _optional(row, "collection_date")
+    infused = _optional(row, "infusion_date")
+    dna = _optional(row, "dna_input_ng")
+    return ManifestEntry(
+        accession=accession,
+        patient_id=check_safe_id(patient, "patient id"),
+        timepoint=normalise_timepoint(timepoint),
+        collection_date=pd.Timestamp(collected).date() if collected else None,
+        infusion_date=pd.Timestamp(infused).date() if infused else None,
+        dna_input_ng=float(dna) if dna else None,
+    )
+
+
+class IdentityResolver:
+    """Resolves sample names through the manifest, then the sample-name pattern."""
+
+    def __init__(self, manifest: Iterable[ManifestEntry], sample_name_pattern: str) -> None:
+        self._by_accession = {e.accession: e for e in manifest}
+        self._infusion = _infusion_dates(self._by_accession.values())
+        self._pattern = re.compile(sample_name_pattern)
+
+    def resolve(self, sample_name: str) -> SampleIdentity:
+        name = sample_name.strip()
+        entry = self._by_accession.get(name)
+        if entry is not None:
+            return SampleIdentity(
+                patient_id=entry.patient_id,
+                timepoint=entry.timepoint,
+                study_day=self._study_day(entry),
+                accession=entry.accession,
+                collection_date=entry.collection_date,
+                dna_input_ng=entry.dna_input_ng,
+            )
+        match = self._pattern.match(name)
+        if not match:
+            raise IdentityError(
+                f"sample {name!r} is not in the manifest and does not match the sample-name "
+                "pattern (e.g. P012_D14); add it to the manifest or fix the name"
+            )
+        patient = check_safe_id(match.group("patient"), "patient id")
+        timepoint = normalise_timepoint(match.group("timepoint"))
+        return SampleIdentity(patient, timepoint, NOMINAL_STUDY_DAY.get(timepoint))
+
+    def _study_day(self, entry: ManifestEntry) -> int | None:
+        infused = entry.infusion_date or self._infusion.get(entry.patient_id)
+        if entry.collection_date and infused:
+            return (entry.collection_date - infused).days
+        return NOMINAL_STUDY_DAY.get(entry.timepoint)
+
+
+def _infusion_dates(entries: Iterable[ManifestEntry]) -> dict[str, date]:
+    """Per patient, the infusion date: given explicitly, or the collection date of the D0 sample."""
+    dates: dict[str, date] = {}
+    for entry in entries:
+        if entry.infusion_date:
+            dates[entry.patient_id] = entry.infusion_date
+        elif entry.timepoint == "D0" and entry.collection_date:
+            dates.setdefault(entry.patient_id, entry.collection_date)
+    return dates

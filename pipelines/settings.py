@@ -1,0 +1,57 @@
+"""The lab's settings: `cartflow.toml` in the lab home, every key optional.
+
+```toml
+[identity]
+sample_name_pattern = '^(?P<patient>P\\d{2,4})[ _-]+(?P<timepoint>.+)$'
+
+[qpcr]
+efficiency_min_pct = 90
+r_squared_min = 0.98
+default_dna_input_ng = 200
+```
+
+Assay sections are handed to each assay package's own settings class, which rejects unknown keys,
+so a typo in a threshold name stops the run instead of silently using the default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qpcr.settings import QpcrSettings
+
+DEFAULT_SAMPLE_NAME_PATTERN = (
+    r"^(?P<patient>[A-Za-z]{1,4}\d{1,5})[ _-]+(?P<timepoint>[A-Za-z][A-Za-z0-9 +._-]*)$"
+)
+"""`P012_D14`, `P012-Day 14`, `PT7 BL`: a patient code, a separator, a timepoint spelling."""
+
+SETTINGS_FILE = "cartflow.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    sample_name_pattern: str = DEFAULT_SAMPLE_NAME_PATTERN
+    qpcr: QpcrSettings = field(default_factory=QpcrSettings)
+    flow: dict[str, Any] = field(default_factory=dict)
+    cba: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, home: Path) -> Settings:
+        """Settings from `<home>/cartflow.toml`, defaults where the file or a key is absent."""
+        path = home / SETTINGS_FILE
+        if not path.exists():
+            return cls()
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path}: not valid TOML ({err})") from err
+        identity = data.get("identity", {})
+        return cls(
+            sample_name_pattern=identity.get("sample_name_pattern", DEFAULT_SAMPLE_NAME_PATTERN),
+            qpcr=QpcrSettings.from_dict(data.get("qpcr", {})),
+            flow=data.get("flow", {}),
+            cba=data.get("cba", {}),
+        )

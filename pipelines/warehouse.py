@@ -1,0 +1,165 @@
+"""The Parquet warehouse: writing one source file's tables, and DuckDB views for analysts.
+
+Layout: `warehouse/<table>/patient_id=<p>/timepoint=<t>/<sha256>.parquet` for patient tables,
+`warehouse/<table>/<sha256>.parquet` for plate-level tables. Partition values live in the folder
+names only, as hive partitioning expects. Every file is written under a dot-prefixed temporary
+name and renamed into place only after all of a source's files are written, so readers (pyarrow
+and DuckDB both skip dot-files) never see half a source; re-running a source replaces exactly its
+own files. pyarrow's `write_dataset` is not used because its `delete_matching` is neither atomic
+nor per-source (NOTES.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.ledger import Output
+from validation.schemas import TABLES, Table
+
+PARTITION_COLUMNS = ("patient_id", "timepoint")
+
+
+class SchemaMismatch(ValueError):
+    """A frame does not fit its table's schema (a programming error, not bad input)."""
+
+
+def conform(frame: pd.DataFrame, table: Table) -> pa.Table:
+    """The frame as an Arrow table with exactly the table's columns, order and types."""
+    unexpected = sorted(set(frame.columns) - set(table.column_names))
+    if unexpected:
+        raise SchemaMismatch(f"{table.name}: columns not in the schema: {unexpected}")
+    arrays = []
+    for column in table.schema:
+        if column.name in frame.columns:
+            values = frame[column.name]
+            try:
+                arrays.append(_to_arrow(values, column.type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as err:
+                raise SchemaMismatch(f"{table.name}.{column.name}: {err}") from err
+        else:
+            arrays.append(pa.nulls(len(frame), column.type))
+    return pa.Table.from_arrays(arrays, schema=table.schema)
+
+
+def _to_arrow(values: pd.Series, arrow_type: pa.DataType) -> pa.Array:
+    if pa.types.is_timestamp(arrow_type):
+        stamps = pd.to_datetime(values, utc=True)
+        return pa.array(stamps, type=arrow_type, from_pandas=True)
+    if pa.types.is_date(arrow_type):
+        dates = pd.to_datetime(values).dt.date
+        return pa.array(dates.where(values.notna(), None), type=arrow_type, from_pandas=True)
+    if pa.types.is_integer(arrow_type):
+        return pa.array(values.astype("Int64"), type=arrow_type, from_pandas=True)
+    if pa.types.is_boolean(arrow_type):
+        return pa.array(values.astype("boolean"), type=arrow_type, from_pandas=True)
+    if pa.types.is_string(arrow_type):
+        texts = values.astype(object).where(values.notna(), None)
+        return pa.array([None if v is None else str(v) for v in texts], type=arrow_type)
+    return pa.array(values, type=arrow_type, from_pandas=True)
+
+
+def table_dir(warehouse: Path, table: str) -> Path:
+    return warehouse / table
+
+
+def _target_paths(table: Table, data: pa.Table, sha256: str) -> list[tuple[str, pa.Table]]:
+    if not table.partitioned:
+        return [(f"{table.name}/{sha256}.parquet", data)]
+    frame_keys = data.select(list(PARTITION_COLUMNS)).to_pandas()
+    if frame_keys.isna().any().any():
+        raise SchemaMismatch(f"{table.name}: rows without patient_id or timepoint")
+    groups = frame_keys.groupby(list(PARTITION_COLUMNS), sort=True).indices
+    parts = []
+    payload = data.drop_columns(list(PARTITION_COLUMNS))
+    for (patient, timepoint), indices in groups.items():
+        relative = f"{table.name}/patient_id={patient}/timepoint={timepoint}/{sha256}.parquet"
+        parts.append((relative, payload.take(pa.array(indices))))
+    return parts
+
+
+def write_source(
+    warehouse: Path,
+    sha256: str,
+    tables: Mapping[str, pa.Table],
+    previous: Sequence[Output] = (),
+) -> list[Output]:
+    """Write one source file's tables; remove what an earlier run of it wrote and no longer does.
+
+    Two phases: every file goes to a dot-prefixed temporary name first; only when all are written
+    are they renamed into place. A failure in the first phase leaves the warehouse untouched.
+    """
+    staged: list[tuple[Path, Path, Output]] = []
+    try:
+        for name, data in tables.items():
+            table = TABLES[name]
+            for relative, part in _target_paths(table, data, sha256):
+                final = warehouse / relative
+                final.parent.mkdir(parents=True, exist_ok=True)
+                temporary = final.with_name(f".{final.name}.tmp")
+                pq.write_table(part, temporary, compression="zstd")
+                staged.append((temporary, final, Output(name, relative, part.num_rows)))
+    except BaseException:
+        for temporary, _, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+    for temporary, final, _ in staged:
+        os.replace(temporary, final)
+    written = {output.path for _, _, output in staged}
+    remove_outputs(warehouse, [o for o in previous if o.path not in written])
+    return [output for _, _, output in staged]
+
+
+def remove_outputs(warehouse: Path, outputs: Sequence[Output]) -> None:
+    """Delete files a source wrote (superseded or re-partitioned), and empty partition folders."""
+    for output in outputs:
+        path = warehouse / output.path
+        path.unlink(missing_ok=True)
+        parent = path.parent
+        while parent != warehouse and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+
+def write_whole_table(warehouse: Path, name: str, data: pa.Table) -> Path:
+    """Replace a table held in one file (e.g. the exported ledger), atomically."""
+    final = warehouse / name / f"{name}.parquet"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{final.name}.tmp")
+    pq.write_table(data, temporary, compression="zstd")
+    os.replace(temporary, final)
+    return final
+
+
+def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with one view per table over the warehouse's Parquet.
+
+    Tables with no files yet are empty views with the right columns, so queries never fail
+    merely because an assay has not delivered data.
+    """
+    con = duckdb.connect()
+    for name, table in TABLES.items():
+        folder = table_dir(warehouse, name)
+        files = list(folder.rglob("*.parquet")) if folder.is_dir() else []
+        files = [f for f in files if not f.name.startswith(".")]
+        if not files:
+            con.register(f"_empty_{name}", table.schema.empty_table())
+            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_empty_{name}"')
+            continue
+        pattern = str(folder / "**" / "*.parquet").replace("'", "''")
+        if table.partitioned:
+            source = (
+                f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true, "
+                "hive_types = {'patient_id': VARCHAR, 'timepoint': VARCHAR})"
+            )
+        else:
+            source = f"read_parquet('{pattern}', hive_partitioning = false, union_by_name = true)"
+        columns = ", ".join(f'"{c}"' for c in table.column_names)
+        con.execute(f'CREATE VIEW "{name}" AS SELECT {columns} FROM {source}')
+    return con

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines.ledger import Ledger
+from pipelines.warehouse import SchemaMismatch, conform, connect, write_source
+from validation.schemas import CAR_COPIES, QPCR_RUNS
+
+
+def test_same_bytes_are_recorded_once_and_claimed_once(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    first = ledger.receive("a" * 64, 10, "plate.txt")
+    again = ledger.receive("a" * 64, 10, "plate copy.txt")
+    assert first == again and again.original_name == "plate.txt"
+    assert ledger.claim("a" * 64, "run-1")
+    assert not ledger.claim("a" * 64, "run-2")  # the first run holds it
+
+
+def test_ingested_run_is_superseded_by_corrected_export(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    for sha in ("a" * 64, "b" * 64):
+        ledger.receive(sha, 1, f"{sha[0]}.txt")
+        ledger.claim(sha, "t")
+    common = dict(kind="qpcr", instrument_format="x", run_identity="plate-1",
+                  pipeline_version="0", flow_run_id=None, warnings=None)  # fmt: skip
+    ledger.mark_ingested("a" * 64, outputs=[], supersedes=None, **common)
+    previous = ledger.find_ingested_run("qpcr", "plate-1", exclude="b" * 64)
+    assert previous is not None and previous.sha256 == "a" * 64
+    ledger.mark_ingested("b" * 64, outputs=[], supersedes=previous.sha256, **common)
+    statuses = {r.sha256[0]: (r.status, r.superseded_by) for r in ledger.records()}
+    assert statuses == {"a": ("superseded", "b" * 64), "b": ("ingested", None)}
+    assert not ledger.claim("a" * 64, "t")  # superseded bytes are not processed again
+
+
+def _copies_frame(patient_timepoints):
+    rows = [{"patient_id": p, "timepoint": t, "study_day": 1, "run_id": "r", "sample_name": f"{p}{t}",
+             "target": "CAR", "n_replicates": 3, "below_lod": False, "below_loq": False,
+             "copies_per_ug": 10.0, "source_sha256": "s", "pipeline_version": "0",
+             "processed_at": pd.Timestamp("2026-01-01", tz="UTC")}
+            for p, t in patient_timepoints]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_conform_refuses_unknown_columns_and_fills_missing_ones():
+    frame = _copies_frame([("P001", "D7")])
+    table = conform(frame, CAR_COPIES)
+    assert table.schema == CAR_COPIES.schema
+    assert table.column("cq_mean").null_count == 1
+    with pytest.raises(SchemaMismatch, match="not in the schema"):
+        conform(frame.assign(surprise=1), CAR_COPIES)
+
+
+def test_rewrite_replaces_exactly_its_own_files(tmp_path):
+    warehouse = tmp_path / "warehouse"
+    table = conform(_copies_frame([("P001", "D7"), ("P002", "D7")]), CAR_COPIES)
+    first = write_source(warehouse, "s1", {"car_copies": table})
+    other = write_source(
+        warehouse, "s2", {"car_copies": conform(_copies_frame([("P001", "D7")]), CAR_COPIES)}
+    )
+    assert {o.path for o in first} == {
+        "car_copies/patient_id=P001/timepoint=D7/s1.parquet",
+        "car_copies/patient_id=P002/timepoint=D7/s1.parquet",
+    }
+    # the same source again, now only for P001: the P002 file it wrote before goes away
+    again = write_source(
+        warehouse, "s1", {"car_copies": conform(_copies_frame([("P001", "D7")]), CAR_COPIES)}, first
+    )
+    assert [o.path for o in again] == ["car_copies/patient_id=P001/timepoint=D7/s1.parquet"]
+    assert not (warehouse / "car_copies/patient_id=P002").exists()
+    con = connect(warehouse)
+    counts = con.execute(
+        "select patient_id, count(*) from car_copies group by 1 order by 1"
+    ).fetchall()
+    assert counts == [("P001", 2)]
+    assert other[0].rows == 1
+    assert not list(warehouse.rglob(".*"))  # no temporary files left behind
+    stored = pq.read_table(warehouse / again[0].path)
+    assert "patient_id" not in stored.column_names  # partition values live in folder names
+
+
+def test_views_exist_for_tables_without_data(tmp_path):
+    con = connect(tmp_path)
+    assert con.execute("select count(*) from qpcr_runs").fetchone() == (0,)
+    names = [r[0] for r in con.execute("describe qpcr_runs").fetchall()]
+    assert names == QPCR_RUNS.column_names
+
+
+def test_numeric_looking_ids_stay_strings(tmp_path):
+    table = conform(_copies_frame([("001", "D7")]), CAR_COPIES)
+    write_source(tmp_path, "s", {"car_copies": table})
+    assert connect(tmp_path).execute("select patient_id from car_copies").fetchone() == ("001",)

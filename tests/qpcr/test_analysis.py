@@ -1,0 +1,153 @@
+"""qPCR maths against synthetic plates whose truth is known exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qpcr.analysis import analyse_plate
+from qpcr.curve import CurveError, fit_standard_curve
+from qpcr.model import WELL_COLUMNS, QpcrPlate
+from qpcr.settings import QpcrSettings
+
+PERFECT_SLOPE = -1.0 / np.log10(2.0)  # each cycle doubles: efficiency exactly 100 %
+
+
+def _well(well, sample, target, task, cq, quantity=np.nan, dna=np.nan):
+    amplified = not np.isnan(cq)
+    return {
+        "well": well, "sample_name": sample, "target": target, "reporter": "FAM", "task": task,
+        "cq": cq, "amp_status": "AMP" if amplified else "Undetermined", "amplified": amplified,
+        "standard_quantity": quantity, "instrument_quantity": np.nan, "dna_input_ng": dna,
+        "omitted": False,
+    }  # fmt: skip
+
+
+def _plate(wells: list[dict]) -> QpcrPlate:
+    return QpcrPlate("test", "run-1", pd.DataFrame(wells, columns=list(WELL_COLUMNS)))
+
+
+def _standards(target: str, slope: float, intercept: float, levels=range(1, 7)) -> list[dict]:
+    wells = []
+    for level in levels:
+        quantity = 10.0**level
+        for rep in range(3):
+            wells.append(_well(f"S{level}{rep}", f"Std{level}", target, "STANDARD",
+                               slope * level + intercept, quantity))  # fmt: skip
+    return wells
+
+
+def test_perfect_dilution_series_gives_100_percent_efficiency_and_r2_of_1():
+    quantities = np.repeat(10.0 ** np.arange(1, 7), 3)
+    curve = fit_standard_curve(quantities, PERFECT_SLOPE * np.log10(quantities) + 40.0, 3)
+    assert curve.efficiency_pct == pytest.approx(100.0, abs=1e-9)
+    assert curve.r_squared == pytest.approx(1.0, abs=1e-12)
+    assert curve.intercept == pytest.approx(40.0)
+    assert (curve.lowest_standard, curve.highest_standard, curve.n_levels) == (10.0, 1e6, 6)
+
+
+def test_curve_needs_enough_levels():
+    with pytest.raises(CurveError, match="2 standard level"):
+        fit_standard_curve(np.array([10.0, 100.0, np.nan]), np.array([30.0, 27.0, 20.0]), 3)
+
+
+@pytest.mark.parametrize("true_copies", [12.0, 150.0, 2_400.0, 37_000.0, 520_000.0])
+def test_copies_recovered_within_10_percent_over_five_decades(true_copies):
+    slope, intercept = -3.36, 38.9
+    wells = _standards("CAR", slope, intercept)
+    cq = slope * np.log10(true_copies) + intercept
+    wells += [_well(f"U{i}", "P001_D14", "CAR", "UNKNOWN", cq + d, dna=200.0)
+              for i, d in enumerate((-0.05, 0.0, 0.05))]  # fmt: skip
+    result = analyse_plate(_plate(wells), QpcrSettings())
+    row = result.copies.iloc[0]
+    assert row["copies_per_reaction"] == pytest.approx(true_copies, rel=0.10)
+    assert row["copies_per_ug"] == pytest.approx(true_copies / 0.2, rel=0.10)
+    assert row["dna_input_source"] == "export"
+    assert row["cq_sd"] == pytest.approx(0.05)
+    assert not row["below_loq"]
+    assert result.runs.iloc[0]["qc_verdict"] == "PASS"
+
+
+def test_qc_fails_outside_efficiency_window_and_names_the_rule():
+    wells = _standards("CAR", -4.1, 42.0)  # efficiency 10^(1/4.1) - 1 = 75.3 %
+    wells += [_well("U1", "x", "CAR", "UNKNOWN", 30.0)]
+    run = analyse_plate(_plate(wells), QpcrSettings()).runs.iloc[0]
+    assert run["curve_verdict"] == "FAIL"
+    assert run["qc_verdict"] == "FAIL"
+    assert "efficiency 75.3% within 90-110%: FAIL" in run["qc_rules"]
+
+
+def test_efficiency_window_is_a_setting():
+    wells = _standards("CAR", -4.1, 42.0) + [_well("U1", "x", "CAR", "UNKNOWN", 30.0)]
+    lenient = QpcrSettings(efficiency_min_pct=70.0)
+    assert analyse_plate(_plate(wells), lenient).runs.iloc[0]["qc_verdict"] == "PASS"
+
+
+def test_contaminated_ntc_fails_the_plate_late_ntc_does_not():
+    base = _standards("CAR", -3.32, 38.0) + [_well("U1", "x", "CAR", "UNKNOWN", 30.0)]
+    late = base + [_well("N1", "NTC", "CAR", "NTC", 38.5), _well("N2", "NTC", "CAR", "NTC", np.nan)]
+    run = analyse_plate(_plate(late), QpcrSettings()).runs.iloc[0]
+    assert (run["ntc_verdict"], run["ntc_amplified"], run["ntc_wells"]) == ("PASS", 0, 2)
+    early = base + [_well("N1", "NTC", "CAR", "NTC", 33.0)]
+    run = analyse_plate(_plate(early), QpcrSettings()).runs.iloc[0]
+    assert (run["ntc_verdict"], run["qc_verdict"]) == ("FAIL", "FAIL")
+
+
+def test_no_amplification_is_zero_copies_below_lod_never_cycle_40():
+    wells = _standards("CAR", -3.32, 38.0)
+    wells += [_well(f"U{i}", "P001_BL", "CAR", "UNKNOWN", np.nan, dna=200.0) for i in range(3)]
+    row = analyse_plate(_plate(wells), QpcrSettings()).copies.iloc[0]
+    assert row["n_amplified"] == 0
+    assert np.isnan(row["cq_mean"])
+    assert row["copies_per_reaction"] == 0.0
+    assert row["below_lod"] and row["below_loq"]
+
+
+def test_loq_is_lowest_standard_whose_replicates_all_amplified():
+    wells = _standards("CAR", -3.32, 38.0, levels=range(2, 7))
+    wells += [_well("L1", "Std1", "CAR", "STANDARD", 34.68, 10.0),
+              _well("L2", "Std1", "CAR", "STANDARD", np.nan, 10.0)]  # fmt: skip
+    wells += [_well("U1", "s", "CAR", "UNKNOWN", -3.32 * np.log10(50) + 38.0)]
+    result = analyse_plate(_plate(wells), QpcrSettings())
+    assert result.runs.iloc[0]["loq_copies_per_reaction"] == 100.0
+    row = result.copies.iloc[0]
+    assert row["copies_per_reaction"] == pytest.approx(50.0, rel=1e-6)
+    assert row["below_loq"] and not row["below_lod"]
+
+
+def test_replicate_sd_flag_and_reference_gene_normalisation():
+    wells = _standards("CAR", -3.32, 38.0) + _standards("RNaseP", -3.40, 39.0)
+    car_cq = -3.32 * np.log10(1_000) + 38.0
+    ref_cq = -3.40 * np.log10(60_000) + 39.0
+    wells += [_well(f"C{i}", "s1", "CAR", "UNKNOWN", car_cq + d)
+              for i, d in enumerate((-0.6, 0.0, 0.6))]  # fmt: skip
+    wells += [_well(f"R{i}", "s1", "RNaseP", "UNKNOWN", ref_cq) for i in range(3)]
+    result = analyse_plate(_plate(wells), QpcrSettings(), dna_input_ng={"s1": 100.0})
+    assert len(result.copies) == 1  # the reference gene is not reported as a sample row
+    row = result.copies.iloc[0]
+    assert row["replicate_sd_ok"] is False or row["replicate_sd_ok"] == False  # noqa: E712
+    assert row["reference_target"] == "RNaseP"
+    assert row["reference_copies_per_reaction"] == pytest.approx(60_000, rel=1e-6)
+    assert row["copies_per_reference_copy"] == pytest.approx(row["copies_per_reaction"] / 60_000)
+    assert row["delta_cq"] == pytest.approx(car_cq - ref_cq)
+    assert row["dna_input_source"] == "manifest"
+    assert row["copies_per_ug"] == pytest.approx(row["copies_per_reaction"] * 10)
+    runs = result.runs.set_index("target")
+    assert runs.loc["CAR", "replicate_verdict"] == "FLAG"
+    assert runs.loc["RNaseP", "role"] == "reference"
+
+
+def test_omitted_wells_are_left_out():
+    wells = _standards("CAR", -3.32, 38.0)
+    outlier = _well("X", "Std3", "CAR", "STANDARD", 20.0, 1e3)
+    outlier["omitted"] = True
+    result = analyse_plate(_plate(wells + [outlier, _well("U", "s", "CAR", "UNKNOWN", 30.0)]),
+                           QpcrSettings())  # fmt: skip
+    assert result.runs.iloc[0]["r_squared"] == pytest.approx(1.0)
+    assert len(result.wells) == len(wells) + 2  # omitted wells are still recorded
+
+
+def test_unknown_setting_is_refused():
+    with pytest.raises(ValueError, match="efficency_min"):
+        QpcrSettings.from_dict({"efficency_min": 80})

@@ -1,0 +1,153 @@
+"""The Great Expectations suite of every table, built from its schema and the lab's QC settings.
+
+Generic rules come from `schemas.py` (exact column list, required columns not null, key
+uniqueness, identity values safe and in the trial's vocabulary); table rules add ranges, allowed
+values and QC rules such as the amplification-efficiency window. Each expectation carries a
+`meta.rule` sentence, which is what a technician reads when a batch is quarantined.
+"""
+
+from __future__ import annotations
+
+import great_expectations.expectations as gxe
+from great_expectations.expectations.expectation import Expectation
+
+from qpcr.settings import QpcrSettings
+from validation.schemas import PROVENANCE_COLUMNS, SAFE_ID_PATTERN, TABLES, Table
+
+TIMEPOINT_PATTERN = r"^(SCREEN|PRODUCT|BL|D([0-9]|1[0-9]|2[0-8])|M(2|3|6|9|12|18|24))$"
+
+
+def _rule(expectation: Expectation, rule: str) -> Expectation:
+    expectation.meta = {"rule": rule}
+    return expectation
+
+
+def generic_expectations(table: Table) -> list[Expectation]:
+    expectations: list[Expectation] = [
+        _rule(
+            gxe.ExpectTableColumnsToMatchOrderedList(column_list=table.column_names),
+            f"the columns are exactly those of {table.name}",
+        )
+    ]
+    not_null = [n for n, _ in PROVENANCE_COLUMNS] + list(table.required)
+    if table.partitioned:
+        not_null = ["patient_id", "timepoint", *not_null]
+    for column in not_null:
+        expectations.append(
+            _rule(gxe.ExpectColumnValuesToNotBeNull(column=column), f"{column} is always filled in")
+        )
+    if len(table.key) > 1:
+        expectations.append(
+            _rule(
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=list(table.key)),
+                f"one row per {' x '.join(table.key)}",
+            )
+        )
+    else:
+        expectations.append(
+            _rule(
+                gxe.ExpectColumnValuesToBeUnique(column=table.key[0]), f"{table.key[0]} is unique"
+            )
+        )
+    if "patient_id" in table.column_names:
+        expectations.append(
+            _rule(
+                gxe.ExpectColumnValuesToMatchRegex(column="patient_id", regex=SAFE_ID_PATTERN),
+                "patient_id is a safe identifier",
+            )
+        )
+        expectations.append(
+            _rule(
+                gxe.ExpectColumnValuesToMatchRegex(column="timepoint", regex=TIMEPOINT_PATTERN),
+                "timepoint is in the trial's vocabulary",
+            )
+        )
+    return expectations
+
+
+def _between(column: str, low: float | None, high: float | None, rule: str, **kw) -> Expectation:
+    return _rule(
+        gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high, **kw), rule
+    )
+
+
+def _in_set(column: str, values: list[str], rule: str) -> Expectation:
+    return _rule(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values), rule)
+
+
+def _a_at_least_b(a: str, b: str, rule: str) -> Expectation:
+    return _rule(
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A=a, column_B=b, or_equal=True, ignore_row_if="either_value_is_missing"
+        ),
+        rule,
+    )
+
+
+def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
+    """The table-specific rules; thresholds come from the lab's settings."""
+    if name == "qpcr_wells":
+        return [
+            _in_set(
+                "task", ["UNKNOWN", "STANDARD", "NTC", "NAC", "OTHER"], "task is a known well task"
+            ),
+            _between("cq", 0, 60, "Cq lies between 0 and 60 cycles"),
+            _between(
+                "standard_quantity", 0, None, "standard quantities are positive", strict_min=True
+            ),
+        ]
+    if name == "qpcr_runs":
+        return [
+            _in_set("qc_verdict", ["PASS", "NO_CURVE"], "the plate passes QC"),
+            _between(
+                "efficiency_pct",
+                qpcr.efficiency_min_pct,
+                qpcr.efficiency_max_pct,
+                f"amplification efficiency within {qpcr.efficiency_min_pct:g}-"
+                f"{qpcr.efficiency_max_pct:g} %",
+            ),  # fmt: skip
+            _between(
+                "r_squared", qpcr.r_squared_min, 1.0, f"standard curve R2 >= {qpcr.r_squared_min:g}"
+            ),
+            _in_set("ntc_verdict", ["PASS", "NONE"], "no-template controls stay clean"),
+            _in_set("role", ["car", "reference", "other"], "target role is known"),
+        ]
+    if name == "car_copies":
+        return [
+            _between("copies_per_reaction", 0, None, "copy numbers are not negative"),
+            _between("copies_per_ug", 0, None, "copies per ug are not negative"),
+            _between("cq_sd", 0, None, "replicate SD is not negative"),
+            _a_at_least_b("n_replicates", "n_amplified", "amplified replicates <= replicates"),
+            _in_set("plate_qc_verdict", ["PASS"], "copies come only from plates that passed QC"),
+            _between("dna_input_ng", 0, None, "DNA input is positive", strict_min=True),
+        ]
+    if name == "flow_samples":
+        return [_between("event_count", 1, None, "the file holds events")]
+    if name == "flow_populations":
+        return [
+            _between("pct_parent", 0, 100, "% of parent lies in 0-100"),
+            _between("pct_total", 0, 100, "% of total lies in 0-100"),
+            _between("count", 0, None, "counts are not negative"),
+            _a_at_least_b("parent_count", "count", "a population is no larger than its parent"),
+            _between("cells_per_ul", 0, None, "cells/uL are not negative"),
+        ]
+    if name == "cba_curves":
+        return [
+            _in_set("model", ["4PL", "5PL", "NONE"], "the curve model is known"),
+            _in_set("verdict", ["PASS", "FAIL"], "every curve has a verdict"),
+            _a_at_least_b("uloq_pg_ml", "lloq_pg_ml", "LLOQ <= ULOQ"),
+        ]
+    if name == "cytokines":
+        return [
+            _in_set(
+                "censoring",
+                ["none", "below_lloq", "above_uloq", "not_detected"],
+                "censoring is one of none, below_lloq, above_uloq, not_detected",
+            ),  # fmt: skip
+            _between("concentration_pg_ml", 0, None, "concentrations are not negative"),
+        ]
+    return []
+
+
+def suite_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
+    return generic_expectations(TABLES[name]) + table_expectations(name, qpcr)
