@@ -26,8 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 HomeOption = Annotated[
     Path | None,
@@ -50,6 +50,8 @@ def prepare_environment(home: LabHome) -> None:
         "PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL": "ERROR",
         "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+        # the embedded server needs ~10 s on an idle 2-core machine, much more under load
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
@@ -150,8 +152,6 @@ def status(
     ] = False,
 ) -> None:
     """The ledger: taken, superseded, quarantined with reasons."""
-    from rich.table import Table
-
     from pipelines.ledger import Ledger
 
     lab = LabHome.locate(home)
@@ -167,16 +167,14 @@ def status(
         else f"{lab.root}: no files yet"
     )  # fmt: skip
     shown = records if all_files else [r for r in records if r.status != "ingested"]
-    if not shown:
-        return
-    table = Table(show_lines=False)
-    for column in ("file", "status", "kind", "format", "when", "reason"):
-        table.add_column(column, overflow="fold")
     for r in shown:
-        reason = r.reason or (f"replaced by {r.superseded_by[:12]}" if r.superseded_by else "")
-        table.add_row(r.original_name, r.status, r.kind or "", r.instrument_format or "",
-                      r.updated_at, reason)  # fmt: skip
-    console.print(table)
+        what = ", ".join(x for x in (r.kind, r.instrument_format) if x)
+        console.print(
+            f"{r.status:<12}{r.original_name}  ({what or 'not recognised'}; {r.updated_at})"
+        )
+        reason = r.reason or (f"replaced by {r.superseded_by}" if r.superseded_by else "")
+        if reason:
+            console.print(f"            {reason}")
 
 
 @app.command()

@@ -7,16 +7,22 @@ Flows stay thin: a task calls `Processor.process`. Each flow run publishes a tab
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import takewhile
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NONE
+from prefect.client.schemas.objects import TaskRun
 from prefect.context import get_run_context
+from prefect.futures import as_completed
+from prefect.states import State
+from prefect_dask import DaskTaskRunner
 
 from pipelines.assays import is_manifest
 from pipelines.home import LabHome
-from pipelines.ingest import QUARANTINED, FileOutcome, Processor
+from pipelines.ingest import BUSY, QUARANTINED, FileOutcome, Processor
+from pipelines.runners import per_file_runner
 
 _processors: dict[Path, Processor] = {}
 _progress: list[Callable[[FileOutcome], None]] = []
@@ -130,6 +136,71 @@ def process_inbox(home: str | None = None, paths: list[str] | None = None) -> li
     processor_for(lab)
     files = manifests_first([Path(p) for p in paths]) if paths else inbox_files(lab)
     run_id = _flow_run_id()
-    outcomes = [ingest_task(path, lab, run_id) for path in files]
+    manifests = list(takewhile(is_manifest, files))
+    others = files[len(manifests) :]
+    outcomes = _ingest_here(manifests, lab, run_id)
+    runner = per_file_runner(len(others))
+    if runner is None:
+        outcomes += _ingest_here(others, lab, run_id)
+    else:
+        outcomes += _ingest_on(runner, others, lab, run_id)
     _publish(outcomes, lab, f"cartflow sweep of {len(files)} file(s)")
     return outcomes
+
+
+def _worth_retrying(task: Task, task_run: TaskRun, state: State) -> bool:
+    """Retry I/O and database hiccups; a file that vanished was taken by another run."""
+    return not isinstance(state.result(raise_on_failure=False), FileNotFoundError)
+
+
+# The sweep's tasks retry what failed for transient reasons (a share that dropped, a ledger lock
+# held past its timeout); a run killed outright leaves a claim the next sweep takes over once stale.
+_sweep_task = ingest_task.with_options(
+    retries=2, retry_delay_seconds=10, retry_condition_fn=_worth_retrying
+)
+
+
+def _settled(result: FileOutcome | BaseException, path: Path, reported: bool) -> FileOutcome:
+    """A task's outcome, reported to the progress callbacks unless the task did that itself.
+
+    The watcher's run and a sweep may meet the same file: whichever claims it second skips it
+    (BUSY, or DUPLICATE once done), and one that finds it already moved away skips it too.
+    """
+    if isinstance(result, FileNotFoundError) and not path.exists():
+        result = FileOutcome(path.name, "", BUSY, reason="taken by another run meanwhile")
+        reported = False
+    elif isinstance(result, BaseException):
+        raise result
+    if not reported:
+        for callback in _progress:
+            callback(result)
+    return result
+
+
+def _ingest_here(files: list[Path], lab: LabHome, run_id: str | None) -> list[FileOutcome]:
+    """One file after the other in this process (its Processor and imports are warm)."""
+    outcomes = []
+    for path in files:
+        state = _sweep_task(path, lab, run_id, return_state=True)
+        outcomes.append(_settled(state.result(raise_on_failure=False), path, reported=True))
+    return outcomes
+
+
+def _ingest_on(
+    runner: DaskTaskRunner, files: list[Path], lab: LabHome, run_id: str | None
+) -> list[FileOutcome]:
+    """All files at once on Dask workers; progress is reported here as each one finishes."""
+    with runner:
+        futures = {
+            runner.submit(
+                _sweep_task, parameters={"path": path, "home": lab, "flow_run_id": run_id}
+            ): path
+            for path in files
+        }
+        settled = {
+            futures[future]: _settled(
+                future.result(raise_on_failure=False), futures[future], reported=False
+            )
+            for future in as_completed(list(futures))
+        }
+    return [settled[path] for path in files]

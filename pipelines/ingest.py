@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ class FileOutcome:
     partitions: list[tuple[str, str]] = field(default_factory=list)
     supersedes: str | None = None
     warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time per phase: compute (read + analyse), validate, write."""
 
     def as_dict(self) -> dict:
         return {
@@ -129,6 +132,10 @@ class Processor:
         try:
             outcome = self._process_claimed(raw_copy, path.name, sha256, flow_run_id)
         except Rejection as rejection:
+            # the libraries read the raw-store copy; the technician knows the file by its name
+            rejection.reason = rejection.reason.replace(str(raw_copy), path.name).replace(
+                raw_copy.name, path.name
+            )
             outcome = self._quarantine(path.name, sha256, rejection, flow_run_id)
         except Exception as err:  # a defect, not bad input: keep the file safe and say so
             detail = "".join(traceback.format_exception_only(type(err), err)).strip()
@@ -160,7 +167,9 @@ class Processor:
                 name, sha256, INGESTED, kind=MANIFEST,
                 instrument_format=recognised.instrument_format, rows={"manifest": len(rows)},
             )  # fmt: skip
+        started = time.perf_counter()
         assay = self._compute(raw_copy, recognised)
+        computed = time.perf_counter()
         processed_at = datetime.now(UTC)
         arrow_tables: dict[str, pa.Table] = {}
         outcomes: list[ValidationOutcome] = []
@@ -174,6 +183,7 @@ class Processor:
         arrow_tables[VALIDATION_RESULTS.name] = self._validation_table(
             outcomes, sha256, processed_at
         )
+        validated = time.perf_counter()
         failures = [f for o in outcomes for f in o.failures]
         if failures:
             self._write(sha256, {VALIDATION_RESULTS.name: arrow_tables[VALIDATION_RESULTS.name]})
@@ -192,12 +202,17 @@ class Processor:
             supersedes=previous.sha256 if previous else None,
         )  # fmt: skip
         curated = {n: t for n, t in arrow_tables.items() if n != VALIDATION_RESULTS.name}
+        seconds = {
+            "compute": computed - started,
+            "validate": validated - computed,
+            "write": time.perf_counter() - validated,
+        }
         return FileOutcome(
             name, sha256, INGESTED, kind=assay.kind, instrument_format=assay.instrument_format,
             rows={n: t.num_rows for n, t in curated.items()},
             partitions=_partitions(curated),
             supersedes=previous.original_name if previous else None,
-            warnings=assay.warnings,
+            warnings=assay.warnings, seconds=seconds,
         )  # fmt: skip
 
     def _compute(self, raw_copy: Path, recognised) -> AssayTables:

@@ -67,7 +67,12 @@ class Validator:
         import great_expectations as gx
 
         context = self.context
-        source = context.data_sources.add_or_update_pandas(DATASOURCE)
+        # add_or_update would replace the data source and drop the other tables' assets
+        sources = context.data_sources.all()
+        if DATASOURCE in sources:
+            source = sources[DATASOURCE]
+        else:
+            source = context.data_sources.add_pandas(DATASOURCE)
         asset = next((a for a in source.assets if a.name == table_name), None)
         if asset is None:
             asset = source.add_dataframe_asset(name=table_name)

@@ -1,0 +1,70 @@
+"""Where the sweep's per-file tasks run: in this process, on local worker processes, or on Dask.
+
+Chosen per flow run from the environment, so the same deployment runs on a laptop, on the lab
+server's cores, or on a cluster without being redeployed:
+
+- `CARTFLOW_DASK_ADDRESS=tcp://host:8786`: an existing Dask cluster (prefect-dask's
+  DaskTaskRunner). Every worker must see the lab home at the same path.
+- otherwise, batches of at least `CARTFLOW_LOCAL_CLUSTER_MIN_FILES` files (default 12) run on a
+  temporary local Dask cluster of `CARTFLOW_LOCAL_WORKERS` processes (default: every core).
+  Smaller batches run in this process: a new worker process pays the pipeline's imports and its
+  own Great Expectations context (tens of seconds on a busy two-core machine), which only pays
+  back over a large backlog.
+
+Manifests never go through the runner: the sweep takes them first, in this process, so the
+samples they name resolve before any plate is computed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect_dask import DaskTaskRunner
+
+DASK_ADDRESS_ENV = "CARTFLOW_DASK_ADDRESS"
+LOCAL_WORKERS_ENV = "CARTFLOW_LOCAL_WORKERS"
+LOCAL_CLUSTER_MIN_FILES_ENV = "CARTFLOW_LOCAL_CLUSTER_MIN_FILES"
+DEFAULT_LOCAL_CLUSTER_MIN_FILES = 12
+
+
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        raise ValueError(f"{name}={raw!r}: expected a whole number") from err
+    if value < 1:
+        raise ValueError(f"{name}={raw!r}: expected 1 or more")
+    return value
+
+
+def dask_address() -> str | None:
+    """The configured Dask scheduler address, if any."""
+    return os.environ.get(DASK_ADDRESS_ENV, "").strip() or None
+
+
+def local_workers() -> int:
+    """Local worker processes for large batches: the setting, else every core."""
+    return _positive_int(LOCAL_WORKERS_ENV, os.cpu_count() or 1)
+
+
+def per_file_runner(file_count: int) -> DaskTaskRunner | None:
+    """The task runner for `file_count` per-file tasks, or None to run them here, one by one."""
+    address = dask_address()
+    if address:
+        return DaskTaskRunner(address=address)
+    workers = local_workers()
+    minimum = _positive_int(LOCAL_CLUSTER_MIN_FILES_ENV, DEFAULT_LOCAL_CLUSTER_MIN_FILES)
+    if workers < 2 or file_count < minimum:
+        return None
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": workers,
+            "threads_per_worker": 1,  # FlowUtils' logicle holds the GIL: processes, not threads
+            "processes": True,
+            "host": "127.0.0.1",
+            "dashboard_address": None,
+        }
+    )
