@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+import cba
 from pipelines.identity import IdentityError, IdentityResolver, looks_like_manifest, read_manifest
 from pipelines.settings import Settings
 from qpcr import readers as qpcr_readers
@@ -22,6 +23,7 @@ from qpcr.model import QpcrFormatError
 
 MANIFEST = "manifest"
 QPCR = "qpcr"
+CBA = "cba"
 
 
 class Rejection(Exception):
@@ -59,6 +61,9 @@ def recognise(path: Path) -> Recognised:
     qpcr_format = qpcr_readers.sniff(path)
     if qpcr_format:
         return Recognised(QPCR, qpcr_format)
+    cba_format = cba.sniff(path)
+    if cba_format:
+        return Recognised(CBA, cba_format)
     raise Rejection(
         "not a recognised export: expected a qPCR export (QuantStudio, 7500/StepOne, CFX, "
         "LightCycler, RDML, Design & Analysis), a bead-array export, an FCS file or a sample "
@@ -169,4 +174,45 @@ def compute_qpcr(
         run_identity=plate.run_id,
         tables={"qpcr_wells": wells, "qpcr_runs": result.runs, "car_copies": copies},
         warnings=list(plate.warnings),
+    )
+
+
+def compute_cba(
+    path: Path, instrument_format: str, settings: Settings, resolver: IdentityResolver
+) -> AssayTables:
+    """Standard curves per analyte and cytokine concentrations per sample of one bead-array plate.
+
+    A plate whose every curve failed (e.g. a standard series written 1000x too large) is refused;
+    where only some analytes fail, the plate is taken and those analytes carry no concentration,
+    as the vendors' software reports a multiplex plate.
+    """
+    try:
+        plate = cba.read_plate(path)
+        result = cba.analyse_plate(plate, settings.cba)
+    except cba.CbaFormatError as err:
+        raise Rejection(str(err), CBA, instrument_format) from err
+    except cba.CbaAnalysisError as err:
+        raise Rejection(f"{path.name}: {err.reason}", CBA, instrument_format) from err
+    curves = result.curves
+    if len(curves) and (curves["verdict"] == "FAIL").all():
+        reasons = "; ".join(
+            f"{a}: {r}" for a, r in zip(curves["analyte"], curves["verdict_reason"], strict=True)
+        )
+        raise Rejection(
+            f"{path.name}: every standard curve failed ({reasons})", CBA, plate.instrument_format
+        )
+    if result.cytokines.empty:
+        raise Rejection(f"{path.name}: the plate has no sample wells", CBA, plate.instrument_format)
+    identity = _identity_frame(
+        result.cytokines["sample_name"], resolver, CBA, plate.instrument_format
+    )
+    cytokines = result.cytokines.join(
+        identity[["patient_id", "timepoint", "study_day"]], on="sample_name"
+    )
+    return AssayTables(
+        kind=CBA,
+        instrument_format=plate.instrument_format,
+        run_identity=result.run_id,
+        tables={"cba_curves": curves, "cytokines": cytokines},
+        warnings=list(plate.warnings) + list(result.warnings),
     )

@@ -245,6 +245,135 @@ def demo(
     raise typer.Exit(EXIT_QUARANTINED if unexpected else EXIT_OK)
 
 
+SteadyOption = Annotated[
+    float,
+    typer.Option(
+        "--steady-seconds", envvar="CARTFLOW_STEADY_SECONDS",
+        help="A closed file is taken once its size has not changed for this long.",
+    ),
+]  # fmt: skip
+PollingOption = Annotated[
+    bool,
+    typer.Option(
+        "--polling", envvar="CARTFLOW_WATCH_POLLING",
+        help="Poll the inbox instead of inotify (network shares deliver no events).",
+    ),
+]  # fmt: skip
+SubmitOption = Annotated[
+    str,
+    typer.Option(
+        "--submit", envvar="CARTFLOW_WATCH_SUBMIT",
+        help="inline: the watcher runs the ingest flow itself (seconds from drop to rows); "
+        "deployment: it asks the ingest-file deployment's workers to.",
+    ),
+]  # fmt: skip
+
+
+@app.command()
+def watch(
+    home: HomeOption = None,
+    steady_seconds: SteadyOption = 1.0,
+    polling: PollingOption = False,
+    rescan_seconds: Annotated[
+        float,
+        typer.Option(envvar="CARTFLOW_RESCAN_SECONDS", help="Sweep the inbox this often too."),
+    ] = 60.0,
+    submit: SubmitOption = "inline",
+) -> None:
+    """Watch the inbox and ingest each file once it is complete."""
+    import signal
+    import threading
+
+    from pipelines.watch import DEPLOYMENT, WatchSettings
+
+    try:
+        settings = WatchSettings(
+            steady_seconds=steady_seconds, polling=polling, rescan_seconds=rescan_seconds,
+            submit=submit,
+        )  # fmt: skip
+    except ValueError as err:
+        err_console.print(str(err))
+        raise typer.Exit(EXIT_USAGE) from err
+    if settings.submit == DEPLOYMENT and not os.environ.get("PREFECT_API_URL"):
+        err_console.print("--submit deployment needs a Prefect server: set PREFECT_API_URL")
+        raise typer.Exit(EXIT_USAGE)
+    lab = LabHome.locate(home).ensure()
+    prepare_environment(lab)
+    from pipelines.watch import Watcher, deployment_submitter, inline_submitter
+
+    if settings.submit == DEPLOYMENT:
+        submitter = deployment_submitter(
+            lab, settings.deployment,
+            lambda path, run: console.print(f"submitted   {path.name}: flow run {run}"),
+        )  # fmt: skip
+    else:
+        submitter = inline_submitter(lab, _print_outcome)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    mode = f"polling every {settings.poll_interval_seconds:g} s" if polling else "inotify"
+    console.print(
+        f"watching {lab.inbox} ({mode}; a file is taken {steady_seconds:g} s after it is "
+        f"complete; {settings.submit} runs); Ctrl-C stops"
+    )
+    Watcher(
+        lab, settings, submitter,
+        lambda path, err: err_console.print(f"[red]error[/]       {path.name}: {err}"),
+    ).run(stop)  # fmt: skip
+
+
+@app.command()
+def serve(
+    home: HomeOption = None,
+    host: Annotated[
+        str,
+        typer.Option(envvar="CARTFLOW_HOST", help="Interface the Prefect server listens on."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="CARTFLOW_PORT", help="Prefect server port.")] = 4200,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CARTFLOW_DASK_ADDRESS",
+            help="Run the sweep's per-file tasks on this Dask scheduler (tcp://host:8786).",
+        ),
+    ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option(envvar="CARTFLOW_NIGHTLY_CRON", help="Nightly schedule (prefect.yaml's)."),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CARTFLOW_TIMEZONE", help="Time zone of the nightly schedule, e.g. Europe/Paris."
+        ),
+    ] = None,
+    worker_query_seconds: Annotated[
+        float,
+        typer.Option(envvar="CARTFLOW_WORKER_QUERY_SECONDS", help="How often the worker polls."),
+    ] = 5.0,
+    steady_seconds: SteadyOption = 1.0,
+    polling: PollingOption = False,
+    submit: SubmitOption = "inline",
+) -> None:
+    """Start Prefect server, worker, deployments and watcher; stop all on Ctrl-C."""
+    from pipelines.service import ServiceError, ServiceSettings, run_service
+
+    lab = LabHome.locate(home).ensure()
+    prepare_environment(lab)
+    watch_args = ["--steady-seconds", str(steady_seconds), "--submit", submit]
+    settings = ServiceSettings(
+        host=host, port=port, dask_address=dask_address, timezone=timezone, cron=cron,
+        worker_query_seconds=worker_query_seconds,
+        watch_args=(*watch_args, *(["--polling"] if polling else [])),
+    )  # fmt: skip
+    try:
+        run_service(lab, settings, console.print)
+    except ServiceError as err:
+        err_console.print(f"[red]cartflow serve: {err}[/]")
+        raise typer.Exit(1) from err
+    console.print("stopped")
+
+
 def main() -> None:
     app()
 

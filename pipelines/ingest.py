@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,9 +25,13 @@ import pyarrow as pa
 
 from pipelines import __version__
 from pipelines.assays import (
+    CBA,
     MANIFEST,
+    QPCR,
     AssayTables,
+    Recognised,
     Rejection,
+    compute_cba,
     compute_manifest,
     compute_qpcr,
     recognise,
@@ -130,12 +137,9 @@ class Processor:
         if not self.ledger.claim(sha256, token=flow_run_id or uuid.uuid4().hex):
             return FileOutcome(path.name, sha256, BUSY, reason="another run is processing it")
         try:
-            outcome = self._process_claimed(raw_copy, path.name, sha256, flow_run_id)
+            with _under_original_name(raw_copy, path.name) as readable:
+                outcome = self._process_claimed(readable, path.name, sha256, flow_run_id)
         except Rejection as rejection:
-            # the libraries read the raw-store copy; the technician knows the file by its name
-            rejection.reason = rejection.reason.replace(str(raw_copy), path.name).replace(
-                raw_copy.name, path.name
-            )
             outcome = self._quarantine(path.name, sha256, rejection, flow_run_id)
         except Exception as err:  # a defect, not bad input: keep the file safe and say so
             detail = "".join(traceback.format_exception_only(type(err), err)).strip()
@@ -215,12 +219,9 @@ class Processor:
             warnings=assay.warnings, seconds=seconds,
         )  # fmt: skip
 
-    def _compute(self, raw_copy: Path, recognised) -> AssayTables:
-        if recognised.kind == "qpcr":
-            return compute_qpcr(
-                raw_copy, recognised.instrument_format, self.settings, self.resolver()
-            )
-        raise Rejection(f"no pipeline for {recognised.kind} files yet", recognised.kind)
+    def _compute(self, raw_copy: Path, recognised: Recognised) -> AssayTables:
+        compute = {QPCR: compute_qpcr, CBA: compute_cba}[recognised.kind]
+        return compute(raw_copy, recognised.instrument_format, self.settings, self.resolver())
 
     def _write(self, sha256: str, tables: dict[str, pa.Table]) -> list:
         return write_source(self.home.warehouse, sha256, tables, self.ledger.outputs(sha256))
@@ -293,6 +294,19 @@ def _partitions(tables: dict[str, pa.Table]) -> list[tuple[str, str]]:
             keys = table.select(["patient_id", "timepoint"]).to_pylist()
             pairs.update((k["patient_id"], k["timepoint"]) for k in keys)
     return sorted(pairs)
+
+
+@contextmanager
+def _under_original_name(raw_copy: Path, name: str) -> Iterator[Path]:
+    """The immutable raw-store bytes, seen under the file's original name.
+
+    Libraries read identity from file names (a LEGENDplex `K2-C07-A7.fcs`) and name the file in
+    their errors; a symbolic link in a private folder gives them both without a second copy.
+    """
+    with tempfile.TemporaryDirectory(prefix="cartflow-") as folder:
+        link = Path(folder) / name
+        link.symlink_to(raw_copy)
+        yield link
 
 
 def _free_name(target: Path) -> Path:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cba.settings import CbaSettings
 from qpcr.settings import QpcrSettings
 
 DEFAULT_SAMPLE_NAME_PATTERN = (
@@ -36,7 +37,7 @@ class Settings:
     sample_name_pattern: str = DEFAULT_SAMPLE_NAME_PATTERN
     qpcr: QpcrSettings = field(default_factory=QpcrSettings)
     flow: dict[str, Any] = field(default_factory=dict)
-    cba: dict[str, Any] = field(default_factory=dict)
+    cba: CbaSettings = field(default_factory=CbaSettings)
 
     @classmethod
     def load(cls, home: Path) -> Settings:
@@ -53,5 +54,5 @@ class Settings:
             sample_name_pattern=identity.get("sample_name_pattern", DEFAULT_SAMPLE_NAME_PATTERN),
             qpcr=QpcrSettings.from_dict(data.get("qpcr", {})),
             flow=data.get("flow", {}),
-            cba=data.get("cba", {}),
+            cba=CbaSettings.from_dict(data.get("cba", {})),
         )

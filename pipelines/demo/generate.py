@@ -1,7 +1,8 @@
 """`cartflow demo`: write the demo trial's exports into an inbox, as the lab's instruments would.
 
 What is written: the sample manifest (CSV), qPCR plates in two vendor formats (QuantStudio text,
-Bio-Rad CFX CSV), including one run that fails QC and its repeat. The true values behind every
+Bio-Rad CFX CSV), including one run that fails QC and its repeat, and bead-array plates in two
+formats (BD FCAP Array CSV, LEGENDplex XLSX). The true values behind every
 file go to `demo-truth.json` beside the inbox (not into it), so tests can assert recovery.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.demo import trial
+from pipelines.demo.cba_files import true_concentrations, write_cba_files
 from pipelines.demo.qpcr_files import write_cfx_csv, write_quantstudio_text
 from pipelines.demo.qpcr_plates import FAILING_CURVES, GOOD_CURVES, build_plate
 from pipelines.settings import SETTINGS_FILE
@@ -106,6 +108,9 @@ def write_demo_trial(inbox: Path, seed: int = 7) -> DemoTrial:
     write_cfx_csv(path4, repeat)
     files.append(path4)
 
+    # Bead arrays: an FCAP Array MFI table and a LEGENDplex workbook, cytokines from trial.py.
+    files.extend(write_cba_files(inbox, seed=seed))
+
     truth = {
         "patients": list(trial.PATIENTS),
         "timepoints": list(trial.TIMEPOINTS),
@@ -115,6 +120,7 @@ def write_demo_trial(inbox: Path, seed: int = 7) -> DemoTrial:
             "good": {t: vars(c) for t, c in GOOD_CURVES.items()},
             "failing": {t: vars(c) for t, c in FAILING_CURVES.items()},
         },
+        "cytokines_pg_ml": true_concentrations(),
         "expected_quarantined": [FAILING_PLATE],
         "written_at": datetime.combine(datetime.now().date(), time()).isoformat(),
     }

@@ -97,6 +97,31 @@ def test_copy_numbers_recover_the_truth(demo_lab):
     assert study_days[("P001", "BL")] == -7 and study_days[("P003", "M3")] == 90
 
 
+def test_cytokines_recover_the_truth_and_censor_outside_the_range(demo_lab):
+    home, _, _ = demo_lab
+    truth = json.loads((home.root / TRUTH_FILE).read_text())["cytokines_pg_ml"]
+    rows = (
+        connect(home.warehouse)
+        .execute(
+            "select c.sample_name, c.analyte, c.concentration_pg_ml, c.censoring, "
+            "c.censor_limit_pg_ml from cytokines c"
+        )
+        .fetchall()
+    )
+    assert len(rows) == 40 * 10
+    quantified = 0
+    for sample, analyte, measured, censoring, limit in rows:
+        expected = truth[sample][analyte]
+        if censoring == "none":
+            assert measured == pytest.approx(expected, rel=0.10), (sample, analyte)
+            quantified += 1
+        elif censoring == "below_lloq":
+            assert measured is None and expected < limit * 1.1, (sample, analyte)
+        else:
+            assert censoring == "above_uloq" and measured is None and expected > limit * 0.9
+    assert quantified > 200
+
+
 def test_validation_results_and_ledger_export(demo_lab):
     home, _, _ = demo_lab
     con = connect(home.warehouse)

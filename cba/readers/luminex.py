@@ -1,0 +1,188 @@
+"""Luminex xPONENT and INTELLIFLEX CSV exports.
+
+allotropy (0.1.134) parses both, but it loses what a standard curve needs, so these readers parse
+the CSV themselves: it drops INTELLIFLEX's WELL TYPE (which wells are standards, blanks, controls),
+turns the missing medians of dry wells into -0.0 (indistinguishable from a real zero), refuses
+xPONENT section names outside its list (the analysed exports' concentration sections), and takes
+3-5 s to import. The conformance tests compare the medians read here with allotropy's.
+
+xPONENT: a `"Program","xPONENT"` header block, then after `"Results"` one section per statistic,
+each `"DataType:","<name>"`, a header row (`Location, Sample, <analyte>..., Total Events`) and one
+row per well. Used: Median (MFI), Dilution Factor, sections whose name contains "Expected"
+(standard concentrations) and Result / Calculated Concentration (the software's concentrations).
+
+INTELLIFLEX: one row per well; per bead region `Rnn: RP1 ANALYTE NAME`, `Rnn: RP1 MEDIAN`, ...;
+WELL TYPE S*/U*/B*/C* gives standards, unknowns, blanks, controls.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from cba.errors import CbaFormatError
+from cba.model import CbaPlate, wells_frame
+from cba.readers.common import normalise_well, resolve_analytes, to_float, well_type
+
+XPONENT = "luminex-xponent-csv"
+INTELLIFLEX = "luminex-intelliflex-csv"
+
+_NON_ANALYTE = {"location", "sample", "total events", "notes", ""}
+_REPORTED_SECTIONS = {"result", "results", "calculated concentration", "concentration"}
+
+
+def looks_like_xponent(head: str) -> bool:
+    return bool(re.search(r'^"?Program"?,\s*"?xPONENT', head, re.M))
+
+
+def looks_like_intelliflex(head: str) -> bool:
+    first = head.splitlines()[0] if head else ""
+    return "WELL LOCATION" in first and "RP1 MEDIAN" in first and "MODEL NAME" in first
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")  # xPONENT writes the protocol description in ANSI
+
+
+def _xponent_sections(rows: list[list[str]]) -> tuple[dict[str, str], dict[str, list[list[str]]]]:
+    """The header key/values before "Results", and each DataType section's rows (header first)."""
+    header: dict[str, str] = {}
+    sections: dict[str, list[list[str]]] = {}
+    current: list[list[str]] | None = None
+    in_results = False
+    for row in rows:
+        cells = [c.strip() for c in row]
+        if not in_results:
+            if cells and cells[0] == "Results":
+                in_results = True
+            elif len(cells) >= 2 and cells[0]:
+                header.setdefault(cells[0], cells[1])
+            continue
+        if cells and cells[0] == "DataType:":
+            current = sections.setdefault(cells[1] if len(cells) > 1 else "", [])
+        elif not any(cells):
+            current = None
+        elif current is not None:
+            current.append(cells)
+    return header, sections
+
+
+def _by_location(section: list[list[str]]) -> tuple[list[str], dict[str, list[str]]]:
+    head, body = section[0], section[1:]
+    return head, {row[0]: row for row in body if row and row[0]}
+
+
+def read_xponent(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
+    source = str(path)
+    rows = list(csv.reader(io.StringIO(_read_text(path))))
+    header, sections = _xponent_sections(rows)
+    if "Median" not in sections:
+        raise CbaFormatError(
+            f"{source}: xPONENT export without a Median section; export the batch with the "
+            "Median statistic"
+        )
+    head, medians = _by_location(sections["Median"])
+    analyte_columns = [(i, n) for i, n in enumerate(head) if n.lower() not in _NON_ANALYTE]
+    warnings: list[str] = []
+    names = resolve_analytes(
+        [n for _, n in analyte_columns], source, keep_unknown_analytes, warnings
+    )
+    dilutions = _dilutions(sections.get("Dilution Factor"), source)
+    expected = _analyte_section(sections, lambda name: "expected" in name.lower())
+    reported = _analyte_section(sections, lambda name: name.lower() in _REPORTED_SECTIONS)
+    out = []
+    for location, row in medians.items():
+        well = normalise_well(location.split(",")[-1], source)
+        sample = row[1]
+        kind = well_type("", sample)
+        for index, exported in analyte_columns:
+            standard = expected.get((location, exported), "")
+            out.append({
+                "well": well, "sample_name": sample, "type": kind,
+                "standard_level": sample if kind == "standard" else "",
+                "analyte": names[exported], "analyte_as_exported": exported,
+                "mfi": to_float(row[index], f"Median of {exported} in {location}", source),
+                "standard_pg_ml": to_float(standard, f"expected {exported}", source)
+                if kind == "standard" else float("nan"),
+                "sample_dilution": dilutions.get(location, 1.0),
+                "reported_concentration": reported.get((location, exported), ""),
+            })  # fmt: skip
+    run_id = ":".join(
+        ["xponent", header.get("SN", ""), header.get("Batch", ""), header.get("BatchStartTime", "")]
+    )
+    return CbaPlate(XPONENT, run_id, wells_frame(out), source, warnings)
+
+
+def _dilutions(section: list[list[str]] | None, source: str) -> dict[str, float]:
+    if not section:
+        return {}
+    _, rows = _by_location(section)
+    return {loc: to_float(row[-1], f"dilution of {loc}", source) for loc, row in rows.items()}
+
+
+def _analyte_section(sections: dict[str, list[list[str]]], wanted) -> dict[tuple[str, str], str]:
+    """(location, analyte) -> cell text of the first section whose name `wanted` accepts."""
+    for name, section in sections.items():
+        if wanted(name) and section and section[0] and section[0][0] == "Location":
+            head, rows = _by_location(section)
+            return {(loc, head[i]): row[i] for loc, row in rows.items() for i in range(2, len(row))}
+    return {}
+
+
+_REGION = re.compile(r"^(R\d+): RP1 (.+)$")
+
+
+def read_intelliflex(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
+    source = str(path)
+    table = pd.read_csv(io.StringIO(_read_text(path)), dtype=str, keep_default_na=False)
+    table = table[table["WELL LOCATION"].str.strip() != ""]
+    regions: dict[str, dict[str, str]] = {}
+    for column in table.columns:
+        match = _REGION.match(column)
+        if match:
+            regions.setdefault(match.group(1), {})[match.group(2)] = column
+    region_names = {
+        region: next((v for v in table[cols["ANALYTE NAME"]] if v.strip() not in ("", "NaN")), "")
+        for region, cols in regions.items()
+        if "ANALYTE NAME" in cols and "MEDIAN" in cols
+    }
+    region_names = {region: name for region, name in region_names.items() if name}
+    if not region_names:
+        raise CbaFormatError(f"{source}: INTELLIFLEX export without any analyte region medians")
+    warnings: list[str] = []
+    names = resolve_analytes(list(region_names.values()), source, keep_unknown_analytes, warnings)
+    out = []
+    for _, row in table.iterrows():
+        well = normalise_well(row["WELL LOCATION"], source)
+        kind = well_type(row.get("WELL TYPE", "")[:1], row["SAMPLE ID"])
+        dry = row.get("WELL STATUS", "").strip().lower() == "dry"
+        if dry:
+            warnings.append(f"well {well} ({row['SAMPLE ID']}) is marked Dry: no MFI")
+        for region, exported in region_names.items():
+            cols = regions[region]
+            expected = next((cols[k] for k in cols if "EXPECTED" in k), None)
+            reported = next((cols[k] for k in cols if k in ("CONCENTRATION", "RESULT")), None)
+            out.append({
+                "well": well, "sample_name": row["SAMPLE ID"], "type": kind,
+                "standard_level": row["SAMPLE ID"] if kind == "standard" else "",
+                "analyte": names[exported], "analyte_as_exported": exported,
+                "mfi": to_float(row[cols["MEDIAN"]], f"{region} median in {well}", source),
+                "standard_pg_ml": to_float(row[expected], f"{region} expected in {well}", source)
+                if expected and kind == "standard" else float("nan"),
+                "sample_dilution": to_float(row.get("DILUTION", "") or "1", "DILUTION", source),
+                "reported_concentration": row[reported] if reported else "",
+            })  # fmt: skip
+    first = table.iloc[0]
+    run_id = ":".join(
+        ["intelliflex", first.get("SERIAL NUMBER", ""), first.get("PLATE NAME", ""),
+         first.get("PLATE START", "")]
+    )  # fmt: skip
+    return CbaPlate(INTELLIFLEX, run_id, wells_frame(out), source, warnings)

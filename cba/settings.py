@@ -1,0 +1,58 @@
+"""Analysis settings for bead-array plates, with the defaults of NOTES.md ("Bead arrays")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+MODELS = ("auto", "4PL", "5PL")
+WEIGHTINGS = ("1/y^2", "1/y", "none")
+
+
+@dataclass(frozen=True)
+class CbaSettings:
+    """How standard curves are fitted and judged.
+
+    - `model`: "5PL" (the default fit of xPONENT, Bio-Plex Manager and beadplexr), "4PL", or "auto"
+      (both are fitted and the lower AICc wins).
+    - `weighting`: residual weights; "1/y^2" keeps the low standards from being swamped by the top.
+    - `recovery_low_pct` / `recovery_high_pct`: the back-calculated recovery window per standard
+      (80-120 %; Bio-Plex Manager's default is 70-130 %).
+    - `min_fraction_standards_passed`: ICH M10 asks for at least 75 % of calibrators passing.
+    - `dilution_factor`: the standard series' step (2 for BD CBA, 4 for LEGENDplex); None infers it
+      as the median ratio of consecutive standards.
+    - `dilution_tolerance_pct`: how far a standard may be from the previous one divided by the
+      dilution factor before the series is called broken (catches a 1000x decimal slip).
+    """
+
+    model: str = "5PL"
+    weighting: str = "1/y^2"
+    recovery_low_pct: float = 80.0
+    recovery_high_pct: float = 120.0
+    min_fraction_standards_passed: float = 0.75
+    dilution_factor: float | None = None
+    dilution_tolerance_pct: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"CBA setting model={self.model!r}: expected one of {MODELS}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"CBA setting weighting={self.weighting!r}: expected one of {WEIGHTINGS}"
+            )
+        if not 0 < self.recovery_low_pct < 100 < self.recovery_high_pct:
+            raise ValueError(
+                "CBA settings recovery_low_pct/recovery_high_pct must bracket 100 "
+                f"(got {self.recovery_low_pct}-{self.recovery_high_pct})"
+            )
+        if self.dilution_factor is not None and self.dilution_factor <= 1:
+            raise ValueError(f"CBA setting dilution_factor={self.dilution_factor}: must be > 1")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CbaSettings:
+        """Settings from a mapping (e.g. a TOML table); unknown keys are refused by name."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown CBA setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**values)
