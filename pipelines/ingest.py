@@ -290,7 +290,7 @@ def _log_row(record: FileRecord) -> dict:
 def _partitions(tables: dict[str, pa.Table]) -> list[tuple[str, str]]:
     pairs: set[tuple[str, str]] = set()
     for name, table in tables.items():
-        if TABLES[name].partitioned and table.num_rows:
+        if TABLES[name].partition_by and table.num_rows:
             keys = table.select(["patient_id", "timepoint"]).to_pylist()
             pairs.update((k["patient_id"], k["timepoint"]) for k in keys)
     return sorted(pairs)

@@ -23,8 +23,6 @@ import pyarrow.parquet as pq
 from pipelines.ledger import Output
 from validation.schemas import TABLES, Table
 
-PARTITION_COLUMNS = ("patient_id", "timepoint")
-
 
 class SchemaMismatch(ValueError):
     """A frame does not fit its table's schema (a programming error, not bad input)."""
@@ -70,17 +68,19 @@ def table_dir(warehouse: Path, table: str) -> Path:
 
 
 def _target_paths(table: Table, data: pa.Table, sha256: str) -> list[tuple[str, pa.Table]]:
-    if not table.partitioned:
+    columns = list(table.partition_by)
+    if not columns:
         return [(f"{table.name}/{sha256}.parquet", data)]
-    frame_keys = data.select(list(PARTITION_COLUMNS)).to_pandas()
+    frame_keys = data.select(columns).to_pandas()
     if frame_keys.isna().any().any():
-        raise SchemaMismatch(f"{table.name}: rows without patient_id or timepoint")
-    groups = frame_keys.groupby(list(PARTITION_COLUMNS), sort=True).indices
+        raise SchemaMismatch(f"{table.name}: rows without {' or '.join(columns)}")
+    groups = frame_keys.groupby(columns, sort=True).indices
     parts = []
-    payload = data.drop_columns(list(PARTITION_COLUMNS))
-    for (patient, timepoint), indices in groups.items():
-        relative = f"{table.name}/patient_id={patient}/timepoint={timepoint}/{sha256}.parquet"
-        parts.append((relative, payload.take(pa.array(indices))))
+    payload = data.drop_columns(columns)
+    for values, indices in groups.items():
+        values = values if isinstance(values, tuple) else (values,)
+        folders = "/".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
+        parts.append((f"{table.name}/{folders}/{sha256}.parquet", payload.take(pa.array(indices))))
     return parts
 
 
@@ -153,10 +153,11 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
             con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_empty_{name}"')
             continue
         pattern = str(folder / "**" / "*.parquet").replace("'", "''")
-        if table.partitioned:
+        if table.partition_by:
+            types = ", ".join(f"'{c}': VARCHAR" for c in table.partition_by)
             source = (
                 f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true, "
-                "hive_types = {'patient_id': VARCHAR, 'timepoint': VARCHAR})"
+                f"hive_types = {{{types}}})"
             )
         else:
             source = f"read_parquet('{pattern}', hive_partitioning = false, union_by_name = true)"

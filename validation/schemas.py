@@ -35,16 +35,17 @@ TIMESTAMP = pa.timestamp("us", tz="UTC")
 class Table:
     """An output table.
 
-    `partitioned` tables are written under `<table>/patient_id=<p>/timepoint=<t>/`, one Parquet file
-    per source file and partition; the others (plate-level tables such as `qpcr_runs`) are written
-    as one file per source file directly under `<table>/`, with identity columns where a row has one.
+    Tables are written under one folder level per `partition_by` column (hive style:
+    `<table>/patient_id=<p>/timepoint=<t>/`), one Parquet file per source file and partition;
+    plate-level tables such as `qpcr_runs` have no partition columns and are written as one file
+    per source directly under `<table>/`, with identity columns where a row has one.
     """
 
     name: str
     description: str
     assay_columns: tuple[tuple[str, pa.DataType], ...]
     key: tuple[str, ...]
-    partitioned: bool = True
+    partition_by: tuple[str, ...] = ("patient_id", "timepoint")
     required: tuple[str, ...] = field(default_factory=tuple)
     """Assay columns that may never be null (identity/provenance rules are implied)."""
 
@@ -70,7 +71,7 @@ f64, i64, i32, s, b = pa.float64(), pa.int64(), pa.int32(), pa.string(), pa.bool
 QPCR_WELLS = Table(
     name="qpcr_wells",
     description="One row per well x target as the instrument exported it.",
-    partitioned=False,
+    partition_by=(),
     assay_columns=(
         ("run_id", s),
         ("instrument_format", s),
@@ -95,7 +96,7 @@ QPCR_WELLS = Table(
 QPCR_RUNS = Table(
     name="qpcr_runs",
     description="One row per plate x target: standard curve, NTC and replicate QC.",
-    partitioned=False,
+    partition_by=(),
     assay_columns=(
         ("run_id", s),
         ("instrument_format", s),
@@ -222,7 +223,7 @@ FLOW_MFI = Table(
 CBA_CURVES = Table(
     name="cba_curves",
     description="One row per plate x analyte: 4PL/5PL standard curve, recovery, LLOQ, ULOQ.",
-    partitioned=False,
+    partition_by=(),
     assay_columns=(
         ("run_id", s),
         ("instrument_format", s),
@@ -272,7 +273,7 @@ CYTOKINES = Table(
 VALIDATION_RESULTS = Table(
     name="validation_results",
     description="One row per source file x table x expectation: what Great Expectations found.",
-    partitioned=False,
+    partition_by=(),
     assay_columns=(
         ("table_name", s),
         ("suite", s),
@@ -290,7 +291,7 @@ VALIDATION_RESULTS = Table(
 INGEST_LOG = Table(
     name="ingest_log",
     description="The ledger exported: every file received, its status and why.",
-    partitioned=False,
+    partition_by=(),
     assay_columns=(
         ("original_name", s),
         ("size_bytes", i64),

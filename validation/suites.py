@@ -30,8 +30,7 @@ def generic_expectations(table: Table) -> list[Expectation]:
         )
     ]
     not_null = [n for n, _ in PROVENANCE_COLUMNS] + list(table.required)
-    if table.partitioned:
-        not_null = ["patient_id", "timepoint", *not_null]
+    not_null = [*table.partition_by, *not_null]
     for column in not_null:
         expectations.append(
             _rule(gxe.ExpectColumnValuesToNotBeNull(column=column), f"{column} is always filled in")
