@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 import cba
+import gating
 from pipelines.identity import IdentityError, IdentityResolver, looks_like_manifest, read_manifest
 from pipelines.settings import Settings
 from qpcr import readers as qpcr_readers
@@ -24,6 +25,7 @@ from qpcr.model import QpcrFormatError
 MANIFEST = "manifest"
 QPCR = "qpcr"
 CBA = "cba"
+FLOW = "flow"
 
 
 class Rejection(Exception):
@@ -56,6 +58,8 @@ def recognise(path: Path) -> Recognised:
     size = path.stat().st_size
     if size == 0:
         raise Rejection("the file is empty (0 bytes); export it again from the instrument")
+    if gating.sniff(path):
+        return _recognise_fcs(path)
     if is_manifest(path):
         return Recognised(MANIFEST, "sample-manifest")
     qpcr_format = qpcr_readers.sniff(path)
@@ -69,6 +73,27 @@ def recognise(path: Path) -> Recognised:
         "LightCycler, RDML, Design & Analysis), a bead-array export, an FCS file or a sample "
         "manifest; check that the right file was exported"
     )
+
+
+def _recognise_fcs(path: Path) -> Recognised:
+    """An FCS file is a bead-array acquisition (LEGENDplex, BD CBA) or a phenotyping tube."""
+    bead_format = cba.sniff(path)
+    if bead_format:
+        return Recognised(CBA, bead_format)
+    try:
+        keywords = gating.fcs_keywords(path)
+    except gating.FlowFormatError as err:
+        raise Rejection(str(err), FLOW, "fcs") from err
+    if gating.is_bead_array(keywords):
+        raise Rejection(
+            f"{path.name}: a bead-array acquisition, but its well and standard cannot be told from "
+            "its name or keywords; name it as the bead-array software does (e.g. K2-C07-A7.fcs) "
+            "or export the MFI table instead",
+            CBA, "bead-fcs",
+        )  # fmt: skip
+    with path.open("rb") as handle:
+        version = handle.read(6).decode("ascii", errors="replace")  # "FCS3.1"
+    return Recognised(FLOW, version.lower())
 
 
 def is_manifest(path: Path) -> bool:
@@ -151,7 +176,8 @@ def compute_qpcr(
         plate = qpcr_readers.read_plate(path)
     except QpcrFormatError as err:
         raise Rejection(str(err), QPCR, instrument_format) from err
-    unknowns = plate.wells.loc[plate.wells["task"] == "UNKNOWN", "sample_name"]
+    is_control = plate.wells["sample_name"].astype(str).map(settings.qpcr.is_positive_control)
+    unknowns = plate.wells.loc[(plate.wells["task"] == "UNKNOWN") & ~is_control, "sample_name"]
     if unknowns.empty:
         raise Rejection(
             "the plate has no sample wells (task UNKNOWN); nothing to quantify", QPCR,
@@ -162,7 +188,7 @@ def compute_qpcr(
     result = analyse_plate(plate, settings.qpcr, dna_from_manifest)
 
     wells = result.wells.copy()
-    is_sample = wells["task"] == "UNKNOWN"
+    is_sample = (wells["task"] == "UNKNOWN") & ~is_control.to_numpy()
     for column in ("patient_id", "timepoint", "study_day"):
         wells[column] = wells["sample_name"].map(identity[column]).where(is_sample)
     copies = result.copies.join(
@@ -216,3 +242,46 @@ def compute_cba(
         tables={"cba_curves": curves, "cytokines": cytokines},
         warnings=list(plate.warnings) + list(result.warnings),
     )
+
+
+def compute_flow(
+    path: Path, instrument_format: str, settings: Settings, resolver: IdentityResolver
+) -> AssayTables:
+    """Gate every dataset of one FCS tube with its panel's template."""
+    try:
+        result = gating.analyse_fcs(path, settings.flow)
+    except (gating.FlowFormatError, gating.FlowTemplateError) as err:
+        raise Rejection(str(err), FLOW, instrument_format) from err
+    identity = _resolve_tube(result.identity, resolver, instrument_format)
+    values = {"patient_id": identity.patient_id, "timepoint": identity.timepoint,
+              "study_day": identity.study_day}  # fmt: skip
+    tables = {
+        "flow_samples": result.samples.assign(**values),
+        "flow_populations": result.populations.assign(**values),
+        "flow_mfi": result.mfi.assign(**values),
+    }
+    run_identity = "flow:" + "|".join(
+        f"{k}={result.identity[k]}" for k in ("sample_name", "$CYTSN", "$DATE", "$BTIM")
+        if result.identity.get(k)
+    )  # fmt: skip
+    return AssayTables(FLOW, instrument_format, run_identity, tables, list(result.warnings))
+
+
+def _resolve_tube(hints: dict[str, str], resolver: IdentityResolver, fmt: str):
+    """The first of the tube's names that resolves: `$SRC`/sample name, other keywords, file name."""
+    ordered = [hints.get("sample_name", "")] + [v for k, v in hints.items() if k != "file_name"]
+    ordered.append(Path(hints.get("file_name", "")).stem)
+    tried: list[str] = []
+    for candidate in ordered:
+        if candidate and candidate not in tried:
+            tried.append(candidate)
+            try:
+                return resolver.resolve(candidate)
+            except IdentityError:
+                continue
+    raise Rejection(
+        f"identity: none of the tube's names ({', '.join(repr(t) for t in tried)}) is in the "
+        "manifest or matches the sample-name pattern (e.g. P012_D14); add the accession to the "
+        "manifest or set $SRC / the file name",
+        FLOW, fmt,
+    )  # fmt: skip

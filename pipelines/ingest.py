@@ -26,12 +26,14 @@ import pyarrow as pa
 from pipelines import __version__
 from pipelines.assays import (
     CBA,
+    FLOW,
     MANIFEST,
     QPCR,
     AssayTables,
     Recognised,
     Rejection,
     compute_cba,
+    compute_flow,
     compute_manifest,
     compute_qpcr,
     recognise,
@@ -220,7 +222,7 @@ class Processor:
         )  # fmt: skip
 
     def _compute(self, raw_copy: Path, recognised: Recognised) -> AssayTables:
-        compute = {QPCR: compute_qpcr, CBA: compute_cba}[recognised.kind]
+        compute = {QPCR: compute_qpcr, CBA: compute_cba, FLOW: compute_flow}[recognised.kind]
         return compute(raw_copy, recognised.instrument_format, self.settings, self.resolver())
 
     def _write(self, sha256: str, tables: dict[str, pa.Table]) -> list:

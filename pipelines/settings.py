@@ -19,9 +19,9 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from cba.settings import CbaSettings
+from gating.settings import FlowSettings, flow_settings_from_dict
 from qpcr.settings import QpcrSettings
 
 DEFAULT_SAMPLE_NAME_PATTERN = (
@@ -36,7 +36,7 @@ SETTINGS_FILE = "cartflow.toml"
 class Settings:
     sample_name_pattern: str = DEFAULT_SAMPLE_NAME_PATTERN
     qpcr: QpcrSettings = field(default_factory=QpcrSettings)
-    flow: dict[str, Any] = field(default_factory=dict)
+    flow: FlowSettings = field(default_factory=FlowSettings)
     cba: CbaSettings = field(default_factory=CbaSettings)
 
     @classmethod
@@ -53,6 +53,6 @@ class Settings:
         return cls(
             sample_name_pattern=identity.get("sample_name_pattern", DEFAULT_SAMPLE_NAME_PATTERN),
             qpcr=QpcrSettings.from_dict(data.get("qpcr", {})),
-            flow=data.get("flow", {}),
+            flow=flow_settings_from_dict(data.get("flow", {})),
             cba=CbaSettings.from_dict(data.get("cba", {})),
         )

@@ -8,6 +8,8 @@ Conventions (documented because labs differ):
 - The LOQ is the `loq_copies_per_reaction` setting, else the lowest standard level whose
   replicates all amplified with an SD within the replicate limit.
 - Copies per ug genomic DNA = copies per reaction / (ng DNA per reaction / 1000).
+- Wells of the run's positive control (sample names in `positive_control_names`) are quantified
+  per target into `qpcr_runs` for QC trends and are never reported as samples.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class TargetQc:
     ntc_wells: int
     ntc_amplified: int
     n_high_sd: int
+    positive_control_copies: float
 
 
 def analyse_plate(
@@ -90,7 +93,8 @@ def _target_qc(target_wells: pd.DataFrame, settings: QpcrSettings) -> TargetQc:
     ntc = target_wells[target_wells["task"] == "NTC"]
     contaminated = ntc["amplified"].astype(bool) & (ntc["cq"] < settings.ntc_cq_cutoff)
     unknowns = target_wells[target_wells["task"] == "UNKNOWN"]
-    sds = unknowns.groupby("sample_name")["cq"].std(ddof=1)
+    controls = unknowns["sample_name"].astype(str).map(settings.is_positive_control)
+    sds = unknowns[~controls].groupby("sample_name")["cq"].std(ddof=1)
     return TargetQc(
         curve=curve,
         curve_problem=problem,
@@ -98,6 +102,9 @@ def _target_qc(target_wells: pd.DataFrame, settings: QpcrSettings) -> TargetQc:
         ntc_wells=len(ntc),
         ntc_amplified=int(contaminated.sum()),
         n_high_sd=int((sds > settings.replicate_sd_max).sum()),
+        positive_control_copies=(
+            _mean_copies(unknowns[controls], curve) if curve and controls.any() else np.nan
+        ),
     )
 
 
@@ -172,6 +179,7 @@ def _run_row(plate: QpcrPlate, target: str, qc: TargetQc, settings: QpcrSettings
         "curve_verdict": curve_verdict,
         "replicate_verdict": replicate_verdict,
         "n_samples_replicate_sd_high": qc.n_high_sd,
+        "positive_control_copies_per_reaction": qc.positive_control_copies,
         "qc_verdict": verdict,
         "qc_rules": "; ".join(rules),
     }
@@ -185,6 +193,7 @@ def _sample_copies(
     manifest_dna: Mapping[str, float],
 ) -> pd.DataFrame:
     unknowns = usable[usable["task"] == "UNKNOWN"]
+    unknowns = unknowns[~unknowns["sample_name"].astype(str).map(settings.is_positive_control)]
     reference = _reference_per_sample(unknowns, qc_by_target, settings)
     rows = []
     for (sample, target), reps in unknowns.groupby(["sample_name", "target"], sort=True):

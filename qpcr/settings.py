@@ -32,6 +32,10 @@ class QpcrSettings:
     reference_targets: tuple[str, ...] = (
         "RNASEP", "RNASE P", "RPPH1", "ALB", "ALBUMIN", "GAPDH", "ACTB", "B2M", "TERT", "CCR5",
     )  # fmt: skip
+    positive_control_names: tuple[str, ...] = (
+        "PC", "POS", "POSCTRL", "POS CTRL", "POSITIVE CONTROL", "PTC", "CAR PC",
+    )  # fmt: skip
+    """Sample names of the run's positive control: quantified per run for QC trends, never a patient."""
     reference_copies_per_cell: float = 2.0
     """A single-copy autosomal reference gene has two copies per diploid cell."""
 
@@ -46,6 +50,10 @@ class QpcrSettings:
             )
         converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
         return cls(**converted)
+
+    def is_positive_control(self, sample_name: str) -> bool:
+        name = " ".join(sample_name.strip().upper().replace("_", " ").replace("-", " ").split())
+        return name in {" ".join(n.upper().split()) for n in self.positive_control_names}
 
     def role_of(self, target: str) -> str:
         """'car', 'reference' or 'other', matching target names case-insensitively."""

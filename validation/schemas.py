@@ -122,6 +122,7 @@ QPCR_RUNS = Table(
         ("curve_verdict", s),  # PASS, FAIL, NONE
         ("replicate_verdict", s),  # PASS, FLAG, NONE
         ("n_samples_replicate_sd_high", i32),
+        ("positive_control_copies_per_reaction", f64),
         ("qc_verdict", s),  # PASS, FAIL, NO_CURVE
         ("qc_rules", s),  # the rules applied and their outcome, human readable
     ),
@@ -310,6 +311,150 @@ INGEST_LOG = Table(
     required=("original_name", "status"),
 )
 
+# --- derived tables (pipelines/derived): recomputed per patient from the curated tables ---------
+# `source_sha256` of a derived row is the derivation's identity: a hash of the contributing source
+# files' hashes; `derived_from` lists those source hashes (comma-separated, sorted).
+
+CAR_KINETICS = Table(
+    name="car_kinetics",
+    description="One row per patient: non-compartmental CAR-T expansion and persistence.",
+    partition_by=("patient_id",),
+    assay_columns=(
+        ("cmax_copies_per_ug", f64),
+        ("tmax_day", i32),
+        ("auc_0_28", f64),  # copies/ug x day, linear-up / log-down trapezoids
+        ("auc_0_28_end_day", f64),  # 28, or Tlast when the transgene was unquantifiable by day 28
+        ("tlast_day", i32),
+        ("clast_copies_per_ug", f64),
+        ("loq_copies_per_ug", f64),
+        ("n_qpcr_samples", i32),
+        ("n_qpcr_below_loq", i32),
+        ("persistence_status", s),  # persisting, lost, not_expanded, no_data
+        ("persistence_lost_day", i32),
+        ("persistence_json", s),  # per timepoint after day 28: day, status, copies/ug
+        ("cmax_car_cells_per_ul", f64),
+        ("tmax_car_cells_day", i32),
+        ("auc_0_28_car_cells_per_ul", f64),  # CAR+ cells/uL x day
+        ("tlast_car_cells_day", i32),
+        ("blq_handling", s),
+        ("derived_from", s),
+    ),
+    key=("patient_id",),
+    required=("n_qpcr_samples", "persistence_status", "blq_handling", "derived_from"),
+)
+
+B_CELL_APLASIA = Table(
+    name="b_cell_aplasia",
+    description="One row per patient x timepoint: CD19+ B cells and B-cell aplasia status.",
+    partition_by=("patient_id",),
+    assay_columns=(
+        ("collection_date", pa.date32()),
+        ("b_cells_per_ul", f64),
+        ("b_cells_pct_of_lymphocytes", f64),
+        ("threshold_cells_per_ul", f64),
+        ("threshold_pct_of_lymphocytes", f64),
+        ("aplasia", b),
+        ("aplasia_basis", s),  # cells_per_ul, pct_of_lymphocytes
+        ("aplasia_onset_day", i32),
+        ("aplasia_onset_timepoint", s),
+        ("aplasia_onset_date", pa.date32()),
+        ("aplasia_days_so_far", i32),
+        ("recovery_day", i32),
+        ("recovery_timepoint", s),
+        ("recovery_date", pa.date32()),
+        ("derived_from", s),
+    ),
+    key=("patient_id", "timepoint"),
+    required=("aplasia", "aplasia_basis", "derived_from"),
+)
+
+CYTOKINE_FOLD_CHANGES = Table(
+    name="cytokine_fold_changes",
+    description="One row per patient x timepoint x analyte: fold change over the patient's BL.",
+    partition_by=("patient_id",),
+    assay_columns=(
+        ("analyte", s),
+        ("concentration_pg_ml", f64),  # the value, or its censoring limit when censored
+        ("censoring", s),
+        ("baseline_pg_ml", f64),
+        ("baseline_censoring", s),
+        ("fold_change", f64),
+        ("fold_change_bound", s),  # exact, at_least, at_most, unknown
+        ("derived_from", s),
+    ),
+    key=("patient_id", "timepoint", "analyte"),
+    required=("analyte", "censoring", "fold_change_bound", "derived_from"),
+)
+
+CRS_SIGNALS = Table(
+    name="crs_signals",
+    description="One row per patient x timepoint x rule: cytokine early-warning rule outcome.",
+    partition_by=("patient_id",),
+    assay_columns=(
+        ("rule_id", s),
+        ("rule_title", s),
+        ("rule_kind", s),  # fold_change, concentration
+        ("rule_source", s),
+        ("window_first_day", i32),
+        ("window_last_day", i32),
+        ("in_window", b),
+        ("analytes_considered", s),
+        ("analytes_meeting", s),
+        ("n_analytes_meeting", i32),
+        ("alert", b),
+        ("evidence", s),
+        ("notice", s),
+        ("derived_from", s),
+    ),
+    key=("patient_id", "timepoint", "rule_id"),
+    required=("rule_id", "rule_source", "alert", "evidence", "notice", "derived_from"),
+)
+
+CRS_GRADES = Table(
+    name="crs_grades",
+    description="One row per patient x day of clinical observations: CRS grade with its scale.",
+    partition_by=("patient_id",),
+    assay_columns=(
+        ("observation_date", pa.date32()),
+        ("temperature_c", f64),
+        ("fever", b),
+        ("hypotension", s),  # none, fluids, one_vasopressor, multiple_vasopressors
+        ("oxygen_support", s),  # none, low_flow, high_flow, positive_pressure
+        ("crs_grade", i32),
+        ("grade_scale", s),
+        ("grade_basis", s),
+        ("notice", s),
+        ("derived_from", s),
+    ),
+    key=("patient_id", "study_day"),
+    required=("fever", "hypotension", "oxygen_support", "crs_grade", "grade_scale", "derived_from"),
+)
+
+QC_TRENDS = Table(
+    name="qc_trends",
+    description="One row per QC control series x run: Levey-Jennings statistics, Westgard rules.",
+    partition_by=(),
+    assay_columns=(
+        ("control", s),  # e.g. qpcr:CAR:slope, cba:fcap-array:IL-6:mean_recovery_pct
+        ("assay", s),  # qpcr, cba, flow
+        ("metric", s),
+        ("unit", s),
+        ("run_id", s),
+        ("run_time", TIMESTAMP),
+        ("run_index", i32),
+        ("value", f64),
+        ("target_mean", f64),
+        ("target_sd", f64),
+        ("limits_basis", s),  # settings, series (first runs), insufficient_history
+        ("z_score", f64),
+        ("westgard_violations", s),  # comma-separated rule codes, empty when none
+        ("westgard_status", s),  # in_control, warning, reject, not_evaluated
+    ),
+    key=("control", "run_id"),
+    required=("control", "assay", "metric", "run_id", "run_index", "value", "westgard_status"),
+)
+
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -323,5 +468,11 @@ TABLES: dict[str, Table] = {
         CYTOKINES,
         VALIDATION_RESULTS,
         INGEST_LOG,
+        CAR_KINETICS,
+        B_CELL_APLASIA,
+        CYTOKINE_FOLD_CHANGES,
+        CRS_SIGNALS,
+        CRS_GRADES,
+        QC_TRENDS,
     )
 }

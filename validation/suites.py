@@ -14,7 +14,7 @@ from great_expectations.expectations.expectation import Expectation
 from qpcr.settings import QpcrSettings
 from validation.schemas import PROVENANCE_COLUMNS, SAFE_ID_PATTERN, TABLES, Table
 
-TIMEPOINT_PATTERN = r"^(SCREEN|PRODUCT|BL|D([0-9]|1[0-9]|2[0-8])|M(2|3|6|9|12|18|24))$"
+TIMEPOINT_PATTERN = r"^(?:SCREEN|PRODUCT|BL|D(?:[0-9]|1[0-9]|2[0-8])|M(?:2|3|6|9|12|18|24))$"
 
 
 def _rule(expectation: Expectation, rule: str) -> Expectation:
@@ -144,6 +144,73 @@ def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
                 "censoring is one of none, below_lloq, above_uloq, not_detected",
             ),  # fmt: skip
             _between("concentration_pg_ml", 0, None, "concentrations are not negative"),
+        ]
+    if name == "car_kinetics":
+        return [
+            _between("cmax_copies_per_ug", 0, None, "Cmax is not negative"),
+            _between("auc_0_28", 0, None, "AUC0-28 is not negative"),
+            _between("tmax_day", 0, None, "Tmax is on or after the infusion day"),
+            _a_at_least_b("tlast_day", "tmax_day", "Tlast is not before Tmax"),
+            _a_at_least_b("cmax_copies_per_ug", "clast_copies_per_ug", "Clast <= Cmax"),
+            _a_at_least_b("n_qpcr_samples", "n_qpcr_below_loq", "BLQ samples <= samples"),
+            _in_set(
+                "persistence_status",
+                ["persisting", "lost", "not_expanded", "no_data"],
+                "persistence status is persisting, lost, not_expanded or no_data",
+            ),  # fmt: skip
+            _between("cmax_car_cells_per_ul", 0, None, "CAR+ cells/uL are not negative"),
+        ]
+    if name == "b_cell_aplasia":
+        return [
+            _between("b_cells_per_ul", 0, None, "B cells/uL are not negative"),
+            _between("b_cells_pct_of_lymphocytes", 0, 100, "B cells % of lymphocytes in 0-100"),
+            _in_set(
+                "aplasia_basis", ["cells_per_ul", "pct_of_lymphocytes"], "aplasia basis is known"
+            ),
+            _a_at_least_b("recovery_day", "aplasia_onset_day", "recovery follows onset"),
+            _between("aplasia_days_so_far", 0, None, "aplasia duration is not negative"),
+        ]
+    if name == "cytokine_fold_changes":
+        return [
+            _between("fold_change", 0, None, "fold changes are not negative"),
+            _in_set(
+                "fold_change_bound",
+                ["exact", "at_least", "at_most", "unknown"],
+                "fold-change bound is exact, at_least, at_most or unknown",
+            ),  # fmt: skip
+        ]
+    if name == "crs_signals":
+        return [
+            _in_set("rule_kind", ["fold_change", "concentration"], "the rule kind is known"),
+            _a_at_least_b(
+                "window_last_day", "window_first_day", "a rule window ends after it starts"
+            ),
+            _between("n_analytes_meeting", 0, None, "analyte counts are not negative"),
+        ]
+    if name == "crs_grades":
+        return [
+            _between("crs_grade", 0, 4, "CRS grades lie in 0-4"),
+            _in_set(
+                "hypotension",
+                ["none", "fluids", "one_vasopressor", "multiple_vasopressors"],
+                "hypotension is none, fluids, one_vasopressor or multiple_vasopressors",
+            ),  # fmt: skip
+            _in_set(
+                "oxygen_support",
+                ["none", "low_flow", "high_flow", "positive_pressure"],
+                "oxygen support is none, low_flow, high_flow or positive_pressure",
+            ),  # fmt: skip
+            _between("temperature_c", 30, 45, "body temperature lies in 30-45 degC"),
+        ]
+    if name == "qc_trends":
+        return [
+            _in_set(
+                "westgard_status",
+                ["in_control", "warning", "reject", "not_evaluated"],
+                "Westgard status is in_control, warning, reject or not_evaluated",
+            ),  # fmt: skip
+            _in_set("assay", ["qpcr", "cba", "flow"], "the control's assay is known"),
+            _between("target_sd", 0, None, "control SD is positive", strict_min=True),
         ]
     return []
 

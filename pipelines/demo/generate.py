@@ -2,7 +2,7 @@
 
 What is written: the sample manifest (CSV), qPCR plates in two vendor formats (QuantStudio text,
 Bio-Rad CFX CSV), including one run that fails QC and its repeat, and bead-array plates in two
-formats (BD FCAP Array CSV, LEGENDplex XLSX). The true values behind every
+formats (BD FCAP Array CSV, LEGENDplex XLSX), and flow-cytometry FCS tubes from two cytometers. The true values behind every
 file go to `demo-truth.json` beside the inbox (not into it), so tests can assert recovery.
 """
 
@@ -18,11 +18,13 @@ import numpy as np
 
 from pipelines.demo import trial
 from pipelines.demo.cba_files import true_concentrations, write_cba_files
+from pipelines.demo.flow_files import write_flow_files
 from pipelines.demo.qpcr_files import write_cfx_csv, write_quantstudio_text
 from pipelines.demo.qpcr_plates import FAILING_CURVES, GOOD_CURVES, build_plate
 from pipelines.settings import SETTINGS_FILE
 
 TRUTH_FILE = "demo-truth.json"
+FLOW_TRUTH = "flow_truth.json"
 DEMO_SETTINGS = """# cartflow settings for the demo lab (every key optional; see README "Settings")
 [qpcr]
 # DNA per reaction for samples whose export and manifest entry give none (plate 4 names its
@@ -111,6 +113,12 @@ def write_demo_trial(inbox: Path, seed: int = 7) -> DemoTrial:
     # Bead arrays: an FCAP Array MFI table and a LEGENDplex workbook, cytokines from trial.py.
     files.extend(write_cba_files(inbox, seed=seed))
 
+    # Flow cytometry: a T-cell and a B-cell tube per blood draw and the infused product, from a
+    # BD LSRFortessa (P001, P002) and a Beckman Coulter CytoFLEX LX (P003, P004).
+    files.extend(write_flow_files(inbox, seed=seed))
+    flow_truth = json.loads((inbox / FLOW_TRUTH).read_text(encoding="utf-8"))
+    (inbox / FLOW_TRUTH).unlink()
+
     truth = {
         "patients": list(trial.PATIENTS),
         "timepoints": list(trial.TIMEPOINTS),
@@ -121,6 +129,7 @@ def write_demo_trial(inbox: Path, seed: int = 7) -> DemoTrial:
             "failing": {t: vars(c) for t, c in FAILING_CURVES.items()},
         },
         "cytokines_pg_ml": true_concentrations(),
+        "flow_tubes": flow_truth,
         "expected_quarantined": [FAILING_PLATE],
         "written_at": datetime.combine(datetime.now().date(), time()).isoformat(),
     }

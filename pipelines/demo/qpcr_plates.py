@@ -1,7 +1,7 @@
 """The demo trial's qPCR plates, built from the true copy numbers in `trial.py`.
 
 Every plate carries plasmid standards from 10^1 to 10^6 CAR copies per reaction in triplicate, three
-NTCs, samples in triplicate, and the reference gene RNase P (two copies per diploid genome) on the
+NTCs, a positive control ("PC") and samples in triplicate, and the reference gene RNase P (two copies per diploid genome) on the
 same wells' second target. Cq values follow each target's true standard curve with a little
 replicate noise; a sample without CAR template gives no Cq at all.
 """
@@ -20,6 +20,8 @@ from qpcr.model import WELL_COLUMNS, QpcrPlate
 CAR_TARGET, REFERENCE_TARGET = "CAR", "RNaseP"
 STANDARD_COPIES = (1e1, 1e2, 1e3, 1e4, 1e5, 1e6)
 DNA_INPUT_NG = 200.0
+POSITIVE_CONTROL_COPIES = 2_000.0
+"""CAR copies per reaction in the run's positive control (DNA of a CAR-transduced cell line)."""
 GENOME_MASS_PG = 6.6
 """Mass of one diploid human genome: 200 ng of gDNA holds about 30,300 genomes."""
 
@@ -93,6 +95,9 @@ def build_plate(
                 quantity)  # fmt: skip
     for _ in range(3):
         add("NTC", "NTC", {CAR_TARGET: 0.0, REFERENCE_TARGET: 0.0}, None)
+    control = {CAR_TARGET: POSITIVE_CONTROL_COPIES, REFERENCE_TARGET: reference_copies_per_reaction()}
+    for _ in range(3):
+        add("UNKNOWN", "PC", control, None)
     for name, sample in samples:
         copies = {
             CAR_TARGET: car_copies_per_reaction(sample),

@@ -11,24 +11,38 @@ One StepOne -> RDML converter writes `cq` 40.0 for NTC wells it found nothing in
 with a quantity of NaN; only there a 40.0 is read as "no Cq" (its wording kept in amp_status).
 A 40.0 anywhere else is a real Cq: the reader never turns a number into "none" or back.
 
-This reader uses the standard library's XML parser rather than `rdmlpython`: importing
-rdmlpython pulls in scipy.stats and matplotlib (4-5 s, most of the 5 s ingest budget), and its
-object API raises on RDML 1.0 files unless they are first migrated. The conformance tests read
-the same files with rdmlpython and compare.
+The reading is done by `rdmlpython`, the RDML consortium's library: it parses the XML, checks
+the root element and version, and its object API gives the samples, targets, runs and
+reactions. Older files are brought to RDML 1.3 with its own migrations
+(`migrate_version_1_0_to_1_1`, then 1.1 -> 1.2 -> 1.3), so the API sees one version. Three
+things are taken from the document before migrating, because migration rewrites or drops them
+and rdmlpython has no accessor for them: the wells as the file names them (1.0 -> 1.1 renumbers
+`A1` to `1` and invents a `pcrFormat` for "free format" runs), the per-reaction computed
+`data/quantity` (RDML 1.0 only; migration deletes it, and the StepOne rule above needs it), and
+whether a run holds curves. This module reads the container itself (any `.xml` member of the
+zip, not only `rdml_data.xml`; gzip; the declared encoding) and gives rdmlpython the XML text.
+What rdmlpython refuses is refused with its reason: no or an unknown `version`, a `<tar/>` or
+`<sample/>` without its id, a 1.0 file its migration cannot convert.
+
+rdmlpython is imported inside `read` only: it pulls in scipy.stats and matplotlib (several seconds),
+which a batch of other formats should not pay. `sniff` therefore stays on the standard library
+and reads at most the first 4 KiB: it only looks for the `<rdml` root.
 
 run_id: `rdml:<experiment id>/<run id>[+<run id>...]@<run date>` (date left out when absent).
 """
 
 from __future__ import annotations
 
+import codecs
 import math
+import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from xml.etree import ElementTree
+from typing import Any
 
-from qpcr.model import QpcrPlate
+from qpcr.model import QpcrFormatError, QpcrPlate
 from qpcr.readers._common import (
     Probe,
     format_error,
@@ -51,6 +65,20 @@ _MAX_XML_BYTES = 512 * 1024 * 1024
 _NO_QUANTITY_CQ = 40.0
 # RDML sample types -> the vendor task words `normalise_task` understands.
 _SAMPLE_TASKS = {"unkn": "UNKNOWN", "std": "STANDARD", "ntc": "NTC", "nac": "NAC"}
+# rdmlpython's migrations, oldest first; after them the document is RDML 1.3.
+_MIGRATIONS = {
+    "1.0": "migrate_version_1_0_to_1_1",
+    "1.1": "migrate_version_1_1_to_1_2",
+    "1.2": "migrate_version_1_2_to_1_3",
+}
+# The dye rdmlpython's 1.0 -> 1.1 migration gives a target without one (it fails on a missing
+# or empty <dyeId> otherwise); read back as no dye.
+_NO_DYE = "conversion_dye_missing"
+_DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+# Comments and processing instructions (the XML declaration too): the standard XML parsers drop
+# them, rdmlpython keeps them and then fails on their tag-less nodes.
+_COMMENTS_AND_PIS = re.compile(r"<!--.*?-->|<\?.*?\?>", re.DOTALL)
+_ACTION = "Export or copy it again"
 
 
 def sniff(found: Probe) -> str | None:
@@ -70,23 +98,220 @@ def sniff(found: Probe) -> str | None:
 
 
 def read(path: Path) -> QpcrPlate:
-    root = _parse(path)
-    if root.tag != f"{_NS}rdml":
+    from rdmlpython import rdml  # here, not at the top: the import takes ~4.5 s
+
+    text = _xml_text(path)
+    document = rdml.Rdml()
+    try:
+        document.loadXMLString(text)
+    except rdml.RdmlError as error:
+        raise _load_error(path, error) from error
+    if document._node.tag != _NS + "rdml":  # rdmlpython ignores the namespace
         raise format_error(path, "the XML is not RDML (its root element is not <rdml>)", "")
-    # direct children only: reactions refer to samples with <sample id=".."/> elements too
-    samples = {s.get("id", ""): _Sample.parse(s) for s in root.findall(f"{_NS}sample")}
-    dyes = _target_dyes(root)
+    version = document.version()
+    try:
+        as_written, no_dye = _as_written(document)
+        _migrate(document)
+    except (rdml.RdmlError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise format_error(
+            path,
+            f"rdmlpython cannot migrate this RDML {version} file to 1.3 "
+            f"({type(error).__name__}: {error})",
+            "Export it again as RDML 1.1 or newer",
+        ) from error
+    try:
+        return _plate(path, document, as_written, no_dye)
+    except KeyError as error:  # rdmlpython indexes attributes the schema requires
+        raise format_error(
+            path,
+            f"an element lacks its required {error} attribute (e.g. <tar/> or <sample/> "
+            "without id)",
+            "Export it again from the instrument software",
+        ) from error
+    except (rdml.RdmlError, TypeError, AttributeError) as error:
+        raise format_error(
+            path, f"rdmlpython cannot read this RDML ({type(error).__name__}: {error})", _ACTION
+        ) from error
+
+
+def _xml_text(path: Path) -> str:
+    """The RDML XML as text, from a zip (any .xml member, not only rdml_data.xml) or bare XML.
+
+    Decoded here by its byte-order mark or declared encoding, since rdmlpython re-encodes the
+    text as UTF-8; comments and processing instructions are removed (see _COMMENTS_AND_PIS).
+    """
+    data = read_bytes(path)
+    try:
+        if data.startswith(b"PK"):
+            with zipfile.ZipFile(path) as archive:
+                member = next(
+                    (i for i in archive.infolist() if i.filename.lower().endswith(".xml")), None
+                )
+                if member is None:
+                    raise format_error(path, "the zip archive holds no RDML XML file", "")
+                if member.file_size > _MAX_XML_BYTES:
+                    raise format_error(path, "the RDML XML is implausibly large", "")
+                data = archive.read(member)
+        text = data.decode(_encoding(data))
+    except (zipfile.BadZipFile, EOFError, UnicodeDecodeError, LookupError) as error:
+        raise format_error(
+            path, f"the RDML file is damaged or truncated ({error})", _ACTION
+        ) from error
+    return _COMMENTS_AND_PIS.sub("", text)
+
+
+def _encoding(data: bytes) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    declared = _DECLARED_ENCODING.match(data)
+    return declared.group(1).decode("ascii") if declared else "utf-8"
+
+
+def _load_error(path: Path, error: Exception) -> QpcrFormatError:
+    """rdmlpython's RdmlError as a message naming what is wrong and what to do."""
+    message = str(error)
+    if message.startswith("Root element"):
+        return format_error(path, "the XML is not RDML (its root element is not <rdml>)", "")
+    if "version" in message:
+        return format_error(
+            path,
+            "its RDML version is missing or not one rdmlpython reads (1.0-1.3)",
+            "Export it again as RDML 1.3 or older",
+        )
+    cause = error.__context__  # lxml's XMLSyntaxError names the line
+    return format_error(
+        path, f"the RDML file is damaged or truncated ({cause or message})", _ACTION
+    )
+
+
+# --- what migration rewrites or drops, read from the document as written -----------------------
+
+
+@dataclass
+class _AsWritten:
+    """One run as the file writes it: migration renumbers wells and drops `data/quantity`."""
+
+    rows: int = 0
+    columns: int = 0
+    row_label: str = ""
+    column_label: str = ""
+    react_ids: list[str] = field(default_factory=list)
+    # per reaction, per data element: the computed quantity (None when the file has none)
+    quantities: list[list[float | None]] = field(default_factory=list)
+    has_curves: bool = False
+
+
+def _as_written(document: Any) -> tuple[list[_AsWritten], set[str]]:
+    """Per run, in document order; and the 1.0 targets given rdmlpython's stand-in dye.
+
+    rdmlpython has no accessor for reactions' `data/quantity` or for the raw elements, so this
+    walks the lxml nodes behind its objects (`_node`) the way its own code does: direct
+    children, matched by tag in the RDML namespace.
+    """
+    no_dye = set()
+    if document.version() == "1.0":  # its 1.0 -> 1.1 migration fails on a target without dye
+        for target in document.targets():
+            dye = _child(target._node, "dyeId")
+            if dye is None or not (dye.text or "").strip():
+                if dye is None:
+                    dye = target._node.makeelement(_NS + "dyeId")
+                    target._node.append(dye)
+                dye.text = _NO_DYE
+                no_dye.add(target["id"] or "")
+    runs = []
+    for experiment in document.experiments():
+        for run in experiment.runs():
+
+            def number(key: str, run: Any = run) -> int:
+                value = parse_number(run[key])
+                return int(value) if value else 0
+
+            reacts = _children(run._node, "react")
+            runs.append(
+                _AsWritten(
+                    rows=number("pcrFormat_rows"),
+                    columns=number("pcrFormat_columns"),
+                    row_label=run["pcrFormat_rowLabel"] or "",
+                    column_label=run["pcrFormat_columnLabel"] or "",
+                    react_ids=[react.get("id", "") for react in reacts],
+                    quantities=[
+                        [_computed_quantity(data) for data in _children(react, "data")]
+                        for react in reacts
+                    ],
+                    has_curves=next(run._node.iter(_NS + "adp", "adp"), None) is not None,
+                )
+            )
+    return runs, no_dye
+
+
+def _children(node: Any, tag: str) -> list[Any]:
+    return [child for child in node if child.tag.replace(_NS, "") == tag]
+
+
+def _child(node: Any, tag: str) -> Any:
+    return next(iter(_children(node, tag)), None)
+
+
+def _computed_quantity(data: Any) -> float | None:
+    quantity = _child(data, "quantity")
+    value = _child(quantity, "value") if quantity is not None else None
+    return parse_number(value.text) if value is not None else None
+
+
+def _migrate(document: Any) -> None:
+    while document.version() in _MIGRATIONS:
+        getattr(document, _MIGRATIONS[document.version()])()
+
+
+# --- the plate, from the migrated document -----------------------------------------------------
+
+
+@dataclass
+class _Sample:
+    type: str = "unkn"
+    quantity: float = math.nan
+    unit: str = ""
+
+    @classmethod
+    def of(cls, sample: Any) -> _Sample:
+        types = sample.types()
+        quantities = sample.quantitys()
+        quantity = quantities[0] if quantities else None
+        return cls(
+            type=((types[0]["type"] if types else None) or "unkn").strip(),
+            quantity=parse_quantity(quantity["value"]) if quantity else math.nan,
+            unit=(quantity["unit"] or "").strip() if quantity else "",
+        )
+
+
+@dataclass
+class _Run:
+    experiment: str
+    id: str
+    instrument: str
+    run_date: str
+    reacts: list[dict[str, Any]]
+    written: _AsWritten
+
+
+def _plate(path: Path, document: Any, as_written: list[_AsWritten], no_dye: set[str]) -> QpcrPlate:
+    samples = {sample["id"] or "": _Sample.of(sample) for sample in document.samples()}
+    dyes = _target_dyes(document, no_dye)
     warnings: list[str] = []
-    runs = _analysed_runs(path, root, warnings)
+    runs = _analysed_runs(path, document, as_written, warnings)
     rows = []
     end_of_run_ntcs = 0
     for run in runs:
-        for react in run.element.iter(f"{_NS}react"):
-            well = _position(react.get("id", ""), run)
-            sample_id = _ref(react, "sample")
+        for react, react_id, quantities in zip(
+            run.reacts, run.written.react_ids, run.written.quantities, strict=True
+        ):
+            well = _position(react_id, run.written)
+            sample_id = react.get("sample", "")
             sample = samples.get(sample_id, _Sample())
-            for data in react.iter(f"{_NS}data"):
-                row, marked = _well_row(data, well, sample_id, sample)
+            for data, computed in zip(react["datas"], quantities, strict=True):
+                row, marked = _well_row(data, computed, well, sample_id, sample)
                 row["reporter"] = dyes.get(str(row["target"]), "")
                 rows.append(row)
                 end_of_run_ntcs += marked
@@ -105,72 +330,29 @@ def read(path: Path) -> QpcrPlate:
         wells=wells_frame(path, rows),
         instrument=runs[0].instrument,
         run_started=moment,
-        instrument_curves=_target_efficiencies(root),
+        instrument_curves=_target_efficiencies(document),
         warnings=warnings,
     )
 
 
-def _parse(path: Path) -> ElementTree.Element:
-    """The RDML XML root, from a zip (any .xml member, not only rdml_data.xml) or bare XML."""
-    data = read_bytes(path)
-    try:
-        if data.startswith(b"PK"):
-            with zipfile.ZipFile(path) as archive:
-                member = next(
-                    (i for i in archive.infolist() if i.filename.lower().endswith(".xml")), None
-                )
-                if member is None:
-                    raise format_error(path, "the zip archive holds no RDML XML file", "")
-                if member.file_size > _MAX_XML_BYTES:
-                    raise format_error(path, "the RDML XML is implausibly large", "")
-                data = archive.read(member)
-        return ElementTree.fromstring(data)
-    except (zipfile.BadZipFile, EOFError, ElementTree.ParseError) as error:
-        raise format_error(
-            path, f"the RDML file is damaged or truncated ({error})", "Export or copy it again"
-        ) from error
-
-
-@dataclass
-class _Sample:
-    type: str = "unkn"
-    quantity: float = math.nan
-    unit: str = ""
-
-    @classmethod
-    def parse(cls, element: ElementTree.Element) -> _Sample:
-        quantity = element.find(f"{_NS}quantity")
-        return cls(
-            type=(element.findtext(f"{_NS}type") or "unkn").strip(),
-            quantity=(
-                parse_quantity(quantity.findtext(f"{_NS}value"))
-                if quantity is not None
-                else math.nan
-            ),
-            unit=(quantity.findtext(f"{_NS}unit") or "").strip() if quantity is not None else "",
-        )
-
-
-@dataclass
-class _Run:
-    element: ElementTree.Element
-    experiment: str
-    id: str
-    instrument: str
-    rows: int = 0
-    columns: int = 0
-    row_label: str = ""
-    column_label: str = ""
-
-
-def _analysed_runs(path: Path, root: ElementTree.Element, warnings: list[str]) -> list[_Run]:
+def _analysed_runs(
+    path: Path, document: Any, as_written: list[_AsWritten], warnings: list[str]
+) -> list[_Run]:
     runs = []
-    for experiment in root.iter(f"{_NS}experiment"):
-        for element in experiment.iter(f"{_NS}run"):
-            run = _describe(element, experiment.get("id", ""))
-            if any(True for _ in element.iter(f"{_NS}cq")):
+    written = iter(as_written)
+    for experiment in document.experiments():
+        for element in experiment.runs():
+            run = _Run(
+                experiment=experiment["id"] or "",
+                id=element["id"] or "",
+                instrument=(element["instrument"] or "").strip(),
+                run_date=(element["runDate"] or "").strip(),
+                reacts=element.getreactjson(curves=False)["reacts"],
+                written=next(written),
+            )
+            if any("cq" in data for react in run.reacts for data in react["datas"]):
                 runs.append(run)
-            elif any(True for _ in element.iter(f"{_NS}adp")):
+            elif run.written.has_curves:
                 warnings.append(f"run '{run.id}' has amplification curves but no Cq; left out")
     if not runs:
         raise format_error(
@@ -190,69 +372,41 @@ def _analysed_runs(path: Path, root: ElementTree.Element, warnings: list[str]) -
     return runs
 
 
-def _describe(element: ElementTree.Element, experiment: str) -> _Run:
-    layout = element.find(f"{_NS}pcrFormat")
-
-    def number(tag: str) -> int:
-        value = parse_number(layout.findtext(f"{_NS}{tag}")) if layout is not None else None
-        return int(value) if value else 0
-
-    return _Run(
-        element=element,
-        experiment=experiment,
-        id=element.get("id", ""),
-        instrument=(element.findtext(f"{_NS}instrument") or "").strip(),
-        rows=number("rows"),
-        columns=number("columns"),
-        row_label=(layout.findtext(f"{_NS}rowLabel") or "") if layout is not None else "",
-        column_label=(layout.findtext(f"{_NS}columnLabel") or "") if layout is not None else "",
-    )
-
-
-def _position(react_id: str, run: _Run) -> str:
+def _position(react_id: str, layout: _AsWritten) -> str:
     """'A1' stays; a number counts row by row in the run's pcrFormat (Bio-Rad writes 1..96)."""
     named = normalise_well(react_id)
-    if named or not react_id.isdigit() or not run.columns:
+    if named or not react_id.isdigit() or not layout.columns:
         return named or react_id
-    row, column = divmod(int(react_id) - 1, run.columns)
-    row_name = row_letter(row) if run.row_label.upper().startswith("A") else str(row + 1)
+    row, column = divmod(int(react_id) - 1, layout.columns)
+    row_name = row_letter(row) if layout.row_label.upper().startswith("A") else str(row + 1)
     column_name = (
-        row_letter(column) if run.column_label.upper().startswith("A") else str(column + 1)
+        row_letter(column) if layout.column_label.upper().startswith("A") else str(column + 1)
     )
     return row_name + column_name
 
 
-def _ref(element: ElementTree.Element, tag: str) -> str:
-    child = element.find(f"{_NS}{tag}")
-    return child.get("id", "") if child is not None else ""
-
-
 def _well_row(
-    data: ElementTree.Element, well: str, sample_id: str, sample: _Sample
+    data: dict[str, Any], computed: float | None, well: str, sample_id: str, sample: _Sample
 ) -> tuple[dict[str, object], bool]:
     """The well row, and whether a StepOne end-of-run 40.0 was read as "no Cq"."""
-    cq_text = (data.findtext(f"{_NS}cq") or "").strip()
-    computed = data.find(f"{_NS}quantity")
-    computed_value = (
-        parse_number(computed.findtext(f"{_NS}value")) if computed is not None else None
-    )
+    cq_text = (data.get("cq") or "").strip()
     marked = (
         sample.type in ("ntc", "nac")
         and parse_number(cq_text) == _NO_QUANTITY_CQ
-        and computed_value is not None
-        and math.isnan(computed_value)
+        and computed is not None
+        and math.isnan(computed)
     )
-    excluded = (data.findtext(f"{_NS}excl") or "").strip()
+    excluded = (data.get("excl") or "").strip()
     row = well_row(
         well=well,
         sample_name=sample_id,
-        target=_ref(data, "tar"),
+        target=data.get("tar", ""),
         reporter="",  # set from the target's dye by the caller
         task=_SAMPLE_TASKS.get(sample.type, sample.type),
         cq_cell="" if marked else cq_text,
         amp_status=cq_text if marked else None,
         standard_quantity=sample.quantity,
-        instrument_quantity=math.nan if computed_value is None else computed_value,
+        instrument_quantity=math.nan if computed is None else computed,
         omitted=bool(excluded) and excluded.lower() != "false",
     )
     return row, marked
@@ -267,37 +421,40 @@ def _quantity_unit_warnings(samples: dict[str, _Sample]) -> list[str]:
 
 def _run_date(runs: list[_Run]) -> datetime | None:
     for run in runs:
-        text = (run.element.findtext(f"{_NS}runDate") or "").strip()
-        if text:
+        if run.run_date:
             try:
-                return datetime.fromisoformat(text)
+                return datetime.fromisoformat(run.run_date)
             except ValueError:
                 continue
     return None
 
 
-def _target_dyes(root: ElementTree.Element) -> dict[str, str]:
-    """Target -> dye: `<dyeId id="FAM"/>` (RDML 1.1+) or `<dyeId>FAM</dyeId>` (1.0)."""
+def _target_dyes(document: Any, no_dye: set[str]) -> dict[str, str]:
+    """Target -> dye (`<dyeId id="FAM"/>`; RDML 1.0's `<dyeId>FAM</dyeId>` migrated to that)."""
     dyes = {}
-    for target in root.findall(f"{_NS}target"):
-        dye = target.find(f"{_NS}dyeId")
-        if dye is not None:
-            dyes[target.get("id", "")] = (dye.get("id") or dye.text or "").strip()
+    for target in document.targets():
+        name = target["id"] or ""
+        try:
+            dye = target["dyeId"]
+        except KeyError:  # a 1.1+ file writing the dye as in 1.0: <dyeId>FAM</dyeId>
+            dye = _child(target._node, "dyeId").text or ""
+        if dye is not None and name not in no_dye:
+            dyes[name] = dye.strip()
     return dyes
 
 
-def _target_efficiencies(root: ElementTree.Element) -> dict[str, dict[str, float]]:
+def _target_efficiencies(document: Any) -> dict[str, dict[str, float]]:
     """The efficiency the software stored per target.
 
     RDML specifies it as the fold increase per cycle (1.8-2.0), but StepOne's converter writes a
     percentage (93.9); values up to 3 are converted from fold to percent.
     """
     curves = {}
-    for target in root.findall(f"{_NS}target"):
-        value = parse_number(target.findtext(f"{_NS}amplificationEfficiency"))
+    for target in document.targets():
+        value = parse_number(target["amplificationEfficiency"])
         if value is None or not math.isfinite(value) or value <= 0:
             continue
-        curves[target.get("id", "")] = {
+        curves[target["id"] or ""] = {
             "efficiency_pct": (value - 1.0) * 100.0 if value <= 3.0 else value
         }
     return curves

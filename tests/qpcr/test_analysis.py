@@ -151,3 +151,14 @@ def test_omitted_wells_are_left_out():
 def test_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="efficency_min"):
         QpcrSettings.from_dict({"efficency_min": 80})
+
+
+def test_positive_control_is_quantified_per_run_not_reported_as_a_sample():
+    wells = _standards("CAR", -3.32, 38.0)
+    pc_cq = -3.32 * np.log10(2_000) + 38.0
+    wells += [_well(f"P{i}", "Pos Ctrl", "CAR", "UNKNOWN", pc_cq) for i in range(3)]
+    wells += [_well("U1", "P001_D7", "CAR", "UNKNOWN", 30.0)]
+    result = analyse_plate(_plate(wells), QpcrSettings())
+    assert list(result.copies["sample_name"]) == ["P001_D7"]
+    run = result.runs.iloc[0]
+    assert run["positive_control_copies_per_reaction"] == pytest.approx(2_000, rel=1e-6)

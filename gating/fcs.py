@@ -1,0 +1,422 @@
+"""FCS files: a cheap content sniff, the TEXT keywords alone, and every dataset of a file.
+
+FlowIO decodes the DATA segment (FlowKit takes its `FlowData` as is). Before handing a dataset to
+FlowIO this module reads the HEADER and TEXT itself, because FlowIO answers the common defects of
+real files with bare exceptions. Here each dataset is either
+
+- read, possibly with a warning when a defect was recovered: HEADER and TEXT DATA offsets that
+  disagree (the pair that matches `$TOT` x `$PnB` is used), blank HEADER offsets, or an end offset
+  one byte past the data (MACSQuant, some BD exports); or
+- refused with a `FlowFormatError` naming the problem: not an FCS file, truncated at byte N,
+  `$DATATYPE A`, integer widths FlowIO cannot decode (e.g. 24-bit), histogram `$MODE`...
+
+`$PnG`, `$PnE` and `$TIMESTEP` are applied by FlowIO's preprocessing (`FcsDataset.events()`).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import flowio
+import numpy as np
+from flowio.exceptions import FlowIOException
+
+from gating.errors import FlowFormatError
+
+HEADER_LENGTH = 58
+HEADER_OFFSET_LIMIT = 99_999_999
+"""FCS 3.x writes zeros in the HEADER for offsets that do not fit its 8-character fields."""
+
+_MAGIC = re.compile(rb"FCS(2\.0|3\.0|3\.1)")
+_BYTE_ORDERS = {"1,2,3,4", "1,2", "4,3,2,1", "2,1"}
+_FLOWIO_INTEGER_WIDTHS = {8, 16, 32}
+_FLOAT_WIDTHS = {"F": 32, "D": 64}
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One `$Pn` parameter: detector name (`$PnN`) and stain / marker label (`$PnS`)."""
+
+    number: int
+    pnn: str
+    pns: str
+
+
+@dataclass(frozen=True)
+class _Header:
+    offset: int
+    """Byte position of this dataset in the file (non-zero for the 2nd... dataset)."""
+    version: str
+    text_start: int
+    text_end: int
+    data_start: int | None
+    """None when the HEADER field is blank."""
+    data_end: int | None
+
+
+@dataclass(frozen=True)
+class _DataLayout:
+    start: int
+    end: int
+    source: str  # "TEXT" or "HEADER"
+    off_by_one: bool
+
+
+@dataclass
+class FcsDataset:
+    """One dataset of an FCS file, decoded by FlowIO."""
+
+    path: Path
+    index: int
+    """0 for the first dataset; files with `$NEXTDATA` hold more."""
+    version: str
+    keywords: dict[str, str]
+    """TEXT keywords with upper-case names as written (`$CYT`, `TUBE NAME`), values stripped."""
+    flow_data: flowio.FlowData
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def event_count(self) -> int:
+        return int(self.flow_data.event_count)
+
+    @property
+    def channels(self) -> list[Channel]:
+        return channels_of(self.keywords)
+
+    def events(self) -> np.ndarray:
+        """Events x channels, float64, with `$PnG`, `$PnE` and `$TIMESTEP` applied."""
+        return self.flow_data.as_array(preprocess=True)
+
+
+def sniff(path: str | Path) -> str | None:
+    """ "fcs" when the file starts with an FCS 2.0/3.0/3.1 header, else None (reads 6 bytes)."""
+    with open(path, "rb") as fh:
+        start = fh.read(6)
+    return "fcs" if _MAGIC.fullmatch(start) else None
+
+
+def fcs_keywords(path: str | Path) -> dict[str, str]:
+    """The first dataset's TEXT keywords, without touching the DATA segment."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        header = _read_header(fh, 0, size, path.name)
+        return _read_text(fh, header, size, path.name)
+
+
+def channels_of(keywords: dict[str, str]) -> list[Channel]:
+    """The `$PnN` / `$PnS` pairs of a dataset, in channel order."""
+    count = _int_keyword(keywords, "$PAR", "?")
+    return [
+        Channel(n, keywords.get(f"$P{n}N", f"P{n}"), keywords.get(f"$P{n}S", ""))
+        for n in range(1, count + 1)
+    ]
+
+
+def read_fcs(path: str | Path) -> list[FcsDataset]:
+    """Every dataset of an FCS file, or `FlowFormatError` with the reason it cannot be read."""
+    path = Path(path)
+    size = path.stat().st_size
+    datasets: list[FcsDataset] = []
+    offset: int | None = 0
+    seen: set[int] = set()
+    while offset is not None:
+        seen.add(offset)
+        dataset = _read_dataset(path, size, offset, len(datasets))
+        datasets.append(dataset)
+        offset = _next_dataset_offset(dataset, offset, size, seen)
+    return datasets
+
+
+def _read_dataset(path: Path, size: int, offset: int, index: int) -> FcsDataset:
+    name = path.name if index == 0 else f"{path.name} (dataset {index + 1})"
+    with open(path, "rb") as fh:
+        header = _read_header(fh, offset, size, name)
+        keywords = _read_text(fh, header, size, name)
+    expected = _expected_data_bytes(keywords, name)
+    layout = _data_layout(header, keywords, expected, size, name)
+    flow_data = _decode_with_flowio(path, header, layout, name)
+    notes = _layout_warnings(header, keywords, layout, expected) + _unusable_timestep(flow_data)
+    return FcsDataset(
+        path=path,
+        index=index,
+        version=header.version,
+        keywords=keywords,
+        flow_data=flow_data,
+        warnings=[f"{name}: {note}" for note in notes],
+    )
+
+
+def _unusable_timestep(flow_data: flowio.FlowData) -> list[str]:
+    """A `$TIMESTEP` that is not a number only affects the Time channel: it is left in raw ticks
+    (FlowIO's rule for a blank `$TIMESTEP`) rather than refusing the file."""
+    value = flow_data.text.get("timestep")
+    if value is None:
+        return []
+    try:
+        float(value)
+    except ValueError:
+        flow_data.text["timestep"] = ""
+        return [f"$TIMESTEP {value!r} is not a number; the Time channel is left in raw ticks"]
+    return []
+
+
+def _next_dataset_offset(dataset: FcsDataset, offset: int, size: int, seen: set[int]) -> int | None:
+    step = _optional_int(dataset.keywords.get("$NEXTDATA"))
+    if not step:
+        return None
+    following = offset + step
+    if following in seen or following + HEADER_LENGTH > size or step < 0:
+        dataset.warnings.append(
+            f"{dataset.path.name}: $NEXTDATA points to byte {following}, outside the file or back "
+            f"to a dataset already read; kept the {dataset.index + 1} dataset(s) before it"
+        )
+        return None
+    return following
+
+
+def _read_header(fh: io.BufferedIOBase, offset: int, size: int, name: str) -> _Header:
+    fh.seek(offset)
+    raw = fh.read(HEADER_LENGTH)
+    match = _MAGIC.match(raw)
+    if not match:
+        where = "it starts with" if offset == 0 else f"at byte {offset} there is"
+        raise FlowFormatError(
+            f"{name} is not an FCS file: {where} {raw[:10]!r}, not FCS2.0, FCS3.0 or FCS3.1. "
+            "Export the acquisition as FCS from the instrument software."
+        )
+    if len(raw) < HEADER_LENGTH:
+        raise FlowFormatError(
+            f"{name} is truncated at byte {size}: the FCS HEADER needs {HEADER_LENGTH} bytes. "
+            "Copy the file again from the instrument."
+        )
+    fields = [_header_field(raw, start, name) for start in (10, 18, 26, 34)]
+    if fields[0] is None or fields[1] is None:
+        raise FlowFormatError(f"{name}: the HEADER gives no TEXT segment offsets (bytes 10-25)")
+    return _Header(offset, match.group(1).decode(), fields[0], fields[1], fields[2], fields[3])
+
+
+def _header_field(raw: bytes, start: int, name: str) -> int | None:
+    text = raw[start : start + 8].decode("ascii", errors="replace").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise FlowFormatError(
+            f"{name}: HEADER bytes {start}-{start + 7} hold {text!r}, not a byte offset"
+        )
+    return int(text)
+
+
+def _read_text(fh: io.BufferedIOBase, header: _Header, size: int, name: str) -> dict[str, str]:
+    start, end = header.offset + header.text_start, header.offset + header.text_end
+    if end >= size:
+        raise FlowFormatError(
+            f"{name} is truncated at byte {size}: its TEXT segment runs to byte {end}. "
+            "Copy the file again from the instrument."
+        )
+    if end <= start:
+        raise FlowFormatError(f"{name}: the HEADER gives an empty TEXT segment ({start}-{end})")
+    fh.seek(start)
+    raw = fh.read(end - start + 1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    return parse_text_segment(text)
+
+
+def parse_text_segment(text: str) -> dict[str, str]:
+    """Keyword/value pairs of a TEXT segment; a doubled delimiter stands for the character itself."""
+    delimiter, body = text[0], text[1:]
+    tokens: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if char == delimiter and body[i + 1 : i + 2] == delimiter:
+            current.append(delimiter)
+            i += 2
+            continue
+        if char == delimiter:
+            tokens.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    if current:
+        tokens.append("".join(current))
+    return {k.strip().upper(): v.strip() for k, v in zip(tokens[0::2], tokens[1::2], strict=False)}
+
+
+def _expected_data_bytes(keywords: dict[str, str], name: str) -> int:
+    """Bytes the DATA segment must hold, refusing encodings FlowIO cannot decode."""
+    datatype = keywords.get("$DATATYPE", "").upper()
+    if datatype == "A":
+        raise FlowFormatError(
+            f"{name}: unsupported $DATATYPE A (events written as ASCII text); only binary "
+            "integer (I), float (F) and double (D) data can be read. Re-export the file as FCS 3.x "
+            "float data."
+        )
+    if datatype not in ("I", "F", "D"):
+        raise FlowFormatError(f"{name}: unknown $DATATYPE {datatype!r}; expected I, F or D")
+    mode = keywords.get("$MODE", "L").upper()
+    if mode != "L":
+        raise FlowFormatError(
+            f"{name}: $MODE {mode} holds histograms, not list-mode events; re-export as list mode"
+        )
+    byte_order = keywords.get("$BYTEORD", "").replace(" ", "")
+    if byte_order not in _BYTE_ORDERS:
+        raise FlowFormatError(
+            f"{name}: unsupported $BYTEORD {byte_order!r}; only little-endian (1,2,3,4) and "
+            "big-endian (4,3,2,1) data can be read"
+        )
+    count = _int_keyword(keywords, "$PAR", name)
+    widths = [_int_keyword(keywords, f"$P{n}B", name) for n in range(1, count + 1)]
+    _check_widths(datatype, widths, name)
+    events = _int_keyword(keywords, "$TOT", name)
+    if events == 0:
+        raise FlowFormatError(f"{name}: the file holds no events ($TOT is 0)")
+    return events * sum(widths) // 8
+
+
+def _check_widths(datatype: str, widths: list[int], name: str) -> None:
+    if datatype == "I":
+        odd = sorted({w for w in widths if w not in _FLOWIO_INTEGER_WIDTHS})
+        if odd:
+            channel = widths.index(odd[0]) + 1
+            raise FlowFormatError(
+                f"{name}: {odd[0]}-bit integers ($P{channel}B={odd[0]}); FlowIO decodes only 8, "
+                "16 and 32-bit integer data. Re-export the file as float data (FCS 3.x $DATATYPE F)."
+            )
+        return
+    wrong = [w for w in widths if w != _FLOAT_WIDTHS[datatype]]
+    if wrong:
+        raise FlowFormatError(
+            f"{name}: $DATATYPE {datatype} needs {_FLOAT_WIDTHS[datatype]}-bit parameters, "
+            f"but a $PnB is {wrong[0]}"
+        )
+
+
+def _data_layout(
+    header: _Header, keywords: dict[str, str], expected: int, size: int, name: str
+) -> _DataLayout:
+    """The DATA offsets to trust: the first pair (TEXT first, HEADER first for FCS 2.0) whose
+    length matches the event count exactly or is one byte long."""
+    pairs = {
+        "TEXT": (
+            _optional_int(keywords.get("$BEGINDATA")),
+            _optional_int(keywords.get("$ENDDATA")),
+        ),
+        "HEADER": (header.data_start, header.data_end),
+    }
+    order = ("HEADER", "TEXT") if header.version == "2.0" else ("TEXT", "HEADER")
+    for source in order:
+        start, end = pairs[source]
+        if not start or end is None:
+            continue
+        length = end - start + 1
+        if length in (expected, expected + 1):
+            if header.offset + start + expected > size:
+                raise FlowFormatError(
+                    f"{name} is truncated at byte {size}: its DATA segment should run to byte "
+                    f"{header.offset + start + expected - 1}. Copy the file again from the "
+                    "instrument."
+                )
+            return _DataLayout(start, start + expected - 1, source, length == expected + 1)
+    raise FlowFormatError(
+        f"{name}: neither the HEADER DATA offsets {pairs['HEADER']} nor the TEXT ones "
+        f"{pairs['TEXT']} match the {expected} bytes that $TOT and $PnB call for; the file is "
+        "damaged. Export it again."
+    )
+
+
+def _layout_warnings(
+    header: _Header, keywords: dict[str, str], layout: _DataLayout, expected: int
+) -> list[str]:
+    notes = []
+    if layout.off_by_one:
+        notes.append(
+            f"the {layout.source} DATA end offset points one byte past the data (a known export "
+            f"defect); read the {expected} bytes that $TOT and $PnB call for"
+        )
+    header_pair = (header.data_start, header.data_end)
+    if header_pair == (None, None):
+        notes.append(
+            f"the HEADER DATA offsets are blank; used the TEXT offsets {layout.start}-{layout.end}"
+        )
+        return notes
+    large_file = header_pair == (0, 0) and layout.end > HEADER_OFFSET_LIMIT
+    if layout.source == "TEXT" and header_pair[0] != layout.start and not large_file:
+        notes.append(
+            f"HEADER DATA offsets {header_pair[0]}-{header_pair[1]} disagree with TEXT "
+            f"{layout.start}-{layout.end}; used the TEXT offsets, which match $TOT and $PnB"
+        )
+    elif layout.source == "TEXT" and header_pair[1] not in (layout.end, layout.end + 1, 0):
+        notes.append(
+            f"HEADER DATA end offset {header_pair[1]} disagrees with TEXT {layout.end}; used the "
+            "TEXT offsets, which match $TOT and $PnB"
+        )
+    text_start = _optional_int(keywords.get("$BEGINDATA"))
+    if layout.source == "HEADER" and text_start not in (None, 0, layout.start):
+        notes.append(
+            f"TEXT $BEGINDATA {text_start} disagrees with the HEADER {layout.start}; used the HEADER "
+            "offsets, which match $TOT and $PnB"
+        )
+    return notes
+
+
+def _decode_with_flowio(
+    path: Path, header: _Header, layout: _DataLayout, name: str
+) -> flowio.FlowData:
+    """FlowIO reads the dataset with the offsets chosen here; a HEADER FlowIO cannot use (blank
+    fields, or FCS 2.0 whose TEXT offsets are the right ones) is rewritten in an in-memory copy."""
+    header_usable = None not in (header.data_start, header.data_end)
+    needs_rewrite = not header_usable or (header.version == "2.0" and layout.source == "TEXT")
+    source: str | io.BytesIO = str(path)
+    if needs_rewrite:
+        source = _copy_with_data_offsets(path, header.offset, layout)
+    try:
+        with warnings.catch_warnings():
+            # FlowIO's own warnings repeat what _layout_warnings already says
+            warnings.simplefilter("ignore")
+            return flowio.FlowData(
+                source,
+                ignore_offset_error=layout.off_by_one,
+                ignore_offset_discrepancy=layout.source == "TEXT",
+                use_header_offsets=layout.source == "HEADER" and header.version != "2.0",
+                nextdata_offset=header.offset,
+            )
+    except (FlowIOException, ValueError, KeyError, IndexError, struct.error) as exc:
+        raise FlowFormatError(f"{name}: FlowIO could not decode the events: {exc}") from exc
+    except NotImplementedError as exc:
+        raise FlowFormatError(f"{name}: unsupported FCS feature: {exc}") from exc
+
+
+def _copy_with_data_offsets(path: Path, offset: int, layout: _DataLayout) -> io.BytesIO:
+    buffer = bytearray(path.read_bytes())
+    fits = layout.end <= HEADER_OFFSET_LIMIT
+    start, end = (layout.start, layout.end + layout.off_by_one) if fits else (0, 0)
+    buffer[offset + 26 : offset + 42] = f"{start:>8}{end:>8}".encode("ascii")
+    return io.BytesIO(bytes(buffer))
+
+
+def _optional_int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _int_keyword(keywords: dict[str, str], key: str, name: str) -> int:
+    value = _optional_int(keywords.get(key))
+    if value is None:
+        raise FlowFormatError(
+            f"{name}: required keyword {key} is missing or not a number "
+            f"({keywords.get(key)!r}); the file cannot be decoded"
+        )
+    return value

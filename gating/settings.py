@@ -1,0 +1,98 @@
+"""Flow settings: the template per panel, how panels are recognised, marker spellings and the
+counting-bead numbers. Everything has a default; the lead loads the `[flow]` table of the TOML
+settings and passes it to `flow_settings_from_dict`.
+
+Panel detection (`gating.panels.detect_panel`) first tries `panel_patterns` against the keywords
+named in `panel_keywords` (in that order: the tube name, then `$SRC`, then `$FIL`), then falls back
+to the markers: the panel whose template's markers are all in the file, preferring the template
+that uses the most of them.
+
+Counting beads: cells/uL = cells / beads x beads per test / sample volume (uL). The beads per test
+and the sample volume are read from the first of `beads_per_test_keywords` /
+`sample_volume_keywords` present in the file (they change with the bead lot and the tube), else
+taken from `beads_per_test` / `sample_volume_ul`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from gating.markers import DEFAULT_MARKER_ALIASES
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+
+DEFAULT_TEMPLATES: dict[str, Path] = {
+    "tcell": TEMPLATES_DIR / "tcell_panel.xml",
+    "bcell": TEMPLATES_DIR / "bcell_panel.xml",
+}
+DEFAULT_PANEL_PATTERNS: dict[str, str] = {
+    "tcell": r"(?i)(\bT[ _-]?cells?\b|TCELL|CAR[ _-]?T\b)",
+    "bcell": r"(?i)(\bB[ _-]?cells?\b|BCELL)",
+}
+
+
+@dataclass(frozen=True)
+class LogicleParameters:
+    """Logicle used for `median_transformed` of markers that no template gate transforms."""
+
+    t: float = 262144.0
+    w: float = 0.5
+    m: float = 4.5
+    a: float = 0.0
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    templates: Mapping[str, Path] = field(default_factory=lambda: dict(DEFAULT_TEMPLATES))
+    """Panel name -> Gating-ML 2.0 file or FlowJo 10 workspace (.wsp)."""
+    panel_patterns: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_PANEL_PATTERNS))
+    """Panel name -> regular expression searched in the `panel_keywords` values."""
+    panel_keywords: tuple[str, ...] = ("TUBE NAME", "$SRC", "$FIL")
+    marker_aliases: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_MARKER_ALIASES)
+    )
+    """Canonical marker -> `$PnS` spellings; `flow_settings_from_dict` adds to the defaults."""
+    bead_population: str = "Beads"
+    """The gate ID of the counting-bead gate in the templates."""
+    beads_per_test: float | None = None
+    sample_volume_ul: float | None = None
+    beads_per_test_keywords: tuple[str, ...] = ("BEADS PER TEST", "BEAD COUNT", "#BEADS")
+    sample_volume_keywords: tuple[str, ...] = ("SAMPLE VOLUME (UL)", "SAMPLE VOLUME UL")
+    default_transform: LogicleParameters = field(default_factory=LogicleParameters)
+
+
+def flow_settings_from_dict(values: Mapping[str, Any]) -> FlowSettings:
+    """Settings from a mapping such as the `[flow]` table of cartflow.toml.
+
+    Unknown keys are an error; `templates` paths may be relative to the working directory;
+    `marker_aliases` extends the default alias table (a canonical name given here adds spellings).
+    """
+    known = {f.name for f in fields(FlowSettings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown flow setting(s): {', '.join(unknown)}; known: {sorted(known)}")
+    converted: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "templates":
+            converted[key] = {**DEFAULT_TEMPLATES, **{p: Path(v) for p, v in value.items()}}
+        elif key == "panel_patterns":
+            converted[key] = {**DEFAULT_PANEL_PATTERNS, **value}
+        elif key == "marker_aliases":
+            converted[key] = _merged_aliases(value)
+        elif key == "default_transform":
+            converted[key] = LogicleParameters(**value)
+        elif isinstance(value, list):
+            converted[key] = tuple(value)
+        else:
+            converted[key] = value
+    return FlowSettings(**converted)
+
+
+def _merged_aliases(extra: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    merged = dict(DEFAULT_MARKER_ALIASES)
+    for canonical, spellings in extra.items():
+        merged[canonical] = (*merged.get(canonical, ()), *spellings)
+    return merged
