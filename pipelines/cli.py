@@ -224,6 +224,44 @@ def _cell(value) -> str:
 
 
 @app.command()
+def gate(
+    fcs: Annotated[Path, typer.Argument(help="The FCS file to gate.")],
+    template: Annotated[
+        Path,
+        typer.Option("--template", help="A Gating-ML 2.0 file or a FlowJo 10 workspace (.wsp)."),
+    ],
+    home: HomeOption = None,
+) -> None:
+    """Gate one file with a Gating-ML file or FlowJo workspace and print the populations."""
+    import gating
+    from pipelines.settings import Settings
+
+    for path in (fcs, template):
+        if not path.is_file():
+            err_console.print(f"no such file: {path}")
+            raise typer.Exit(EXIT_USAGE)
+    settings = Settings.load(LabHome.locate(home).root).flow
+    try:
+        populations = gating.gate_file(fcs, template, settings)
+    except (gating.FlowFormatError, gating.FlowTemplateError) as err:
+        err_console.print(f"cannot gate {fcs.name}: {err}")
+        raise typer.Exit(EXIT_QUARANTINED) from err
+    from rich.table import Table
+
+    table = Table(title=f"{fcs.name} gated with {template.name}")
+    for column, justify in (("population", "left"), ("parent", "left"), ("count", "right"),
+                            ("% parent", "right")):  # fmt: skip
+        table.add_column(column, justify=justify)
+    for row in populations.itertuples(index=False):
+        pct = "" if row.pct_parent != row.pct_parent else f"{row.pct_parent:.2f}"
+        depth = str(row.gate_path).count("/")
+        table.add_row(
+            "  " * depth + str(row.population), str(row.parent or ""), f"{row.count:,}", pct
+        )
+    console.print(table)
+
+
+@app.command()
 def demo(
     home: HomeOption = None,
     seed: Annotated[int, typer.Option(help="Random seed of the generated exports.")] = 7,
