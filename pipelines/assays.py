@@ -260,11 +260,29 @@ def compute_flow(
         "flow_populations": result.populations.assign(**values),
         "flow_mfi": result.mfi.assign(**values),
     }
-    run_identity = "flow:" + "|".join(
-        f"{k}={result.identity[k]}" for k in ("sample_name", "$CYTSN", "$DATE", "$BTIM")
-        if result.identity.get(k)
-    )  # fmt: skip
+    run_identity = _acquisition_identity(result, path)
     return AssayTables(FLOW, instrument_format, run_identity, tables, list(result.warnings))
+
+
+def _acquisition_identity(result: gating.FlowResult, path: Path) -> str:
+    """Same tube, same cytometer, same acquisition time: a re-export of one acquisition.
+
+    The T-cell and B-cell tubes of one blood draw share the sample name, so the panel and tube
+    name are part of it; without an acquisition time the file name stands in.
+    """
+    first = result.samples.iloc[0] if len(result.samples) else {}
+    parts = {
+        "panel": first.get("panel"),
+        "sample": first.get("sample_name"),
+        "tube": result.identity.get("TUBE NAME"),
+        "cytometer": first.get("cytometer_serial"),
+        "acquired": first.get("acquired_at"),
+    }
+    if parts["acquired"] is None or pd.isna(parts["acquired"]):
+        parts["file"] = path.name
+    return "flow:" + "|".join(
+        f"{k}={v}" for k, v in parts.items() if v is not None and not pd.isna(v)
+    )
 
 
 def _resolve_tube(hints: dict[str, str], resolver: IdentityResolver, fmt: str):

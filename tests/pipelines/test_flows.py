@@ -18,7 +18,7 @@ from pipelines.cli import app
 from pipelines.demo.generate import FAILING_PLATE, TRUTH_FILE, write_demo_trial
 from pipelines.demo.qpcr_files import write_quantstudio_text
 from pipelines.demo.qpcr_plates import GOOD_CURVES, build_plate
-from pipelines.demo.trial import Sample
+from pipelines.demo.trial import B_CELLS_PER_UL, CAR_PCT_OF_CD3, PRODUCT_CAR_PCT_OF_CD3, Sample
 from pipelines.home import LabHome
 from pipelines.ledger import Ledger
 from pipelines.warehouse import connect
@@ -120,6 +120,29 @@ def test_cytokines_recover_the_truth_and_censor_outside_the_range(demo_lab):
         else:
             assert censoring == "above_uloq" and measured is None and expected > limit * 0.9
     assert quantified > 200
+
+
+def test_flow_populations_recover_the_truth(demo_lab):
+    home, _, _ = demo_lab
+    con = connect(home.warehouse)
+    car = con.execute(
+        "select patient_id, timepoint, pct_parent from flow_populations "
+        "where population = 'CAR+ T cells'"
+    ).fetchall()
+    assert len(car) == 4 * 10 + 4  # every blood draw and every product
+    for patient, timepoint, pct in car:
+        expected = (
+            PRODUCT_CAR_PCT_OF_CD3[patient] if timepoint == "PRODUCT"
+            else CAR_PCT_OF_CD3[patient][timepoint]
+        )  # fmt: skip
+        assert pct == pytest.approx(expected, abs=1.0), (patient, timepoint)
+    b_cells = con.execute(
+        "select patient_id, timepoint, cells_per_ul from flow_populations "
+        "where population = 'CD19+ B cells'"
+    ).fetchall()
+    assert len(b_cells) == 4 * 10
+    for patient, timepoint, per_ul in b_cells:
+        assert per_ul == pytest.approx(B_CELLS_PER_UL[patient][timepoint], rel=0.05, abs=0.1)
 
 
 def test_validation_results_and_ledger_export(demo_lab):
