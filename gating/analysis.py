@@ -11,25 +11,29 @@ marker, else the settings' default logicle.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import flowkit as fk
 import numpy as np
 import pandas as pd
 from flowkit.exceptions import FlowKitException
 
+from gating import fast
 from gating.errors import FlowFormatError, FlowTemplateError
 from gating.fcs import Channel, FcsDataset, read_fcs
 from gating.keywords import acquired_at, allowed_keywords, first_number, identity_hints, sample_name
 from gating.markers import alias_lookup, is_scatter_or_time, markers_of
 from gating.panels import detect_panel
 from gating.settings import FlowSettings
-from gating.templates import Template, dimension_uses, load_template, redirect_compensation
-
-if TYPE_CHECKING:
-    from flowkit._models.gating_results import GatingResults
+from gating.templates import (
+    BoundedTransform,
+    Template,
+    dimension_uses,
+    load_template,
+    redirect_compensation,
+)
 
 FILE_MATRIX_ID = "cartflow_file_spillover"
 """The ID under which a file's own spillover matrix is registered in the strategy."""
@@ -68,7 +72,10 @@ class Gating:
     dataset: FcsDataset
     template: Template
     sample: fk.Sample
-    results: GatingResults
+    report: pd.DataFrame
+    """One row per gate, as FlowKit's `GatingResults.report` (whichever engine gated)."""
+    membership: Callable[[str, tuple[str, ...]], np.ndarray]
+    """(gate name, gate path) -> boolean mask over the dataset's events."""
     compensation_source: str
     matrix: fk.Matrix | None
     markers: list[str]
@@ -130,13 +137,36 @@ def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings
     source, matrix, notes = _compensation(strategy, dataset, markers)
     try:
         with np.errstate(invalid="ignore", divide="ignore"):  # % of an empty parent
-            results = strategy.gate_sample(sample, cache_events=True)
+            if settings.gating_engine == "flowkit":
+                results = strategy.gate_sample(sample, cache_events=True)
+                report, membership = results.report, results.get_gate_membership
+            else:
+                fast_result = _gate_fast(strategy, sample)
+                report, membership = fast_result.report(), fast_result.membership
     except (FlowKitException, LookupError, ValueError) as exc:
         raise FlowTemplateError(
             f"{_dataset_name(dataset)}: template {template.path.name} cannot be applied: {exc}"
         ) from exc
-    return Gating(dataset, template, sample, results, source, matrix, markers,
+    return Gating(dataset, template, sample, report, membership, source, matrix, markers,
                   template.notes + notes)  # fmt: skip
+
+
+def _gate_fast(strategy: fk.GatingStrategy, sample: fk.Sample) -> fast.FastGatingResult:
+    """gating.fast on the template's strategy; its Gating-ML bounds are passed as bounds.
+
+    The template wraps bounded transformations for FlowKit (which ignores bounds); the fast
+    path clamps by itself, so it sees the inner transformations and the bounds separately.
+    """
+    wrapped = {
+        xform_id: xform for xform_id, xform in strategy.transformations.items()
+        if isinstance(xform, BoundedTransform)
+    }  # fmt: skip
+    bounds = {xform_id: (x.bound_min, x.bound_max) for xform_id, x in wrapped.items()}
+    strategy.transformations.update({xform_id: x.inner for xform_id, x in wrapped.items()})
+    try:
+        return fast.evaluate(strategy, sample, transform_bounds=bounds)
+    finally:
+        strategy.transformations.update(wrapped)
 
 
 def check_markers(
@@ -226,7 +256,7 @@ def _spillover_channels(
 
 def population_rows(gating: Gating, panel: str, settings: FlowSettings) -> pd.DataFrame:
     """One row per gated population: count, % of parent, % of total, cells/uL with beads."""
-    report = gating.results.report
+    report = gating.report
     total = gating.sample.event_count
     rows = []
     for gate in report.itertuples():
@@ -299,8 +329,8 @@ def mfi_rows(gating: Gating, settings: FlowSettings) -> pd.DataFrame:
     by_marker = compensated_fluorescence(gating, indices)
     transforms = [marker_transform(gating, gating.markers[i], settings) for i in indices]
     rows = []
-    for gate in gating.results.report.itertuples():
-        mask = gating.results.get_gate_membership(gate.gate_name, gate.gate_path)
+    for gate in gating.report.itertuples():
+        mask = gating.membership(gate.gate_name, gate.gate_path)
         population = gating.template.population_name(gate.gate_name)
         path = _gate_path_string(gate)
         medians = _medians(by_marker, mask)

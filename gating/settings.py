@@ -44,6 +44,9 @@ class LogicleParameters:
     a: float = 0.0
 
 
+GATING_ENGINES = ("fast", "flowkit")
+
+
 @dataclass(frozen=True)
 class FlowSettings:
     templates: Mapping[str, Path] = field(default_factory=lambda: dict(DEFAULT_TEMPLATES))
@@ -62,6 +65,16 @@ class FlowSettings:
     beads_per_test_keywords: tuple[str, ...] = ("BEADS PER TEST", "BEAD COUNT", "#BEADS")
     sample_volume_keywords: tuple[str, ...] = ("SAMPLE VOLUME (UL)", "SAMPLE VOLUME UL")
     default_transform: LogicleParameters = field(default_factory=LogicleParameters)
+    gating_engine: str = "fast"
+    """"fast" (gating.fast: each channel transformed once, children evaluated on their parent's
+    events) or "flowkit" (FlowKit's own gate_sample, the reference). Both give identical
+    memberships; the test suite compares them."""
+
+    def __post_init__(self) -> None:
+        if self.gating_engine not in GATING_ENGINES:
+            raise ValueError(
+                f"flow setting gating_engine={self.gating_engine!r}: expected one of {GATING_ENGINES}"
+            )
 
 
 def flow_settings_from_dict(values: Mapping[str, Any]) -> FlowSettings:

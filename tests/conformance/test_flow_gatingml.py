@@ -58,7 +58,7 @@ def test_gate_membership_matches_truth(
         gating = _gate(folder, template_name)
     else:
         gating, gate_id = all_gates, truth_name
-    membership = gating.results.get_gate_membership(gate_id)
+    membership = gating.membership(gate_id)
     assert membership.shape == expected.shape
     mismatches = np.flatnonzero(membership != expected)
     assert mismatches.size == 0, (
