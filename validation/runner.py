@@ -73,8 +73,11 @@ class Validator:
             source = sources[DATASOURCE]
         else:
             source = context.data_sources.add_pandas(DATASOURCE)
-        asset = next((a for a in source.assets if a.name == table_name), None)
-        if asset is None:
+        # get_asset, not `source.assets`: assets loaded from another process's config point at a
+        # datasource copy without a context (MissingDataContextError on every validation)
+        if table_name in source.get_asset_names():
+            asset = source.get_asset(table_name)
+        else:
             asset = source.add_dataframe_asset(name=table_name)
         batch = next((b for b in asset.batch_definitions if b.name == BATCH_DEFINITION), None)
         if batch is None:

@@ -1,0 +1,90 @@
+"""Settings of the derived tables: the `[derived]` table of `cartflow.toml`, every key optional.
+
+```toml
+[derived]
+aplasia_threshold_cells_per_ul = 10
+crs_rules = "crs_rules.toml"          # relative to the lab home; default: the shipped rule file
+clinical_observations = "clinical/crs_observations.csv"
+
+[derived.qc_targets."qpcr:CAR:slope"]  # optional fixed Levey-Jennings mean and SD of a control
+mean = -3.33
+sd = 0.05
+```
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pipelines.settings import SETTINGS_FILE
+
+SHIPPED_CRS_RULES = Path(__file__).resolve().parent.parent / "rules" / "crs_rules.toml"
+
+
+@dataclass(frozen=True)
+class ControlTarget:
+    """A control's assigned Levey-Jennings mean and SD (e.g. from the lab's QC material sheet)."""
+
+    mean: float
+    sd: float
+
+
+@dataclass(frozen=True)
+class DerivedSettings:
+    aplasia_threshold_cells_per_ul: float = 10.0
+    """CD19+ B cells/uL below which a patient counts as B-cell aplastic."""
+    aplasia_threshold_pct_of_lymphocytes: float = 1.0
+    """Used only where a tube had no counting beads, so cells/uL are unknown."""
+    b_cell_populations: tuple[str, ...] = ("CD19+ B cells", "CD19+", "B cells")
+    """Population names (from the gating template) that mean CD19+ B cells; the first present wins."""
+    lymphocyte_populations: tuple[str, ...] = ("Lymphocytes",)
+    car_positive_populations: tuple[str, ...] = ("CAR+ T cells", "CAR+")
+    cd3_populations: tuple[str, ...] = ("CD3+ T cells", "CD3+")
+    auc_end_day: int = 28
+    crs_rules: str | None = None
+    """A rule file relative to the lab home; None uses the shipped `pipelines/rules/crs_rules.toml`."""
+    clinical_observations: str = "clinical/crs_observations.csv"
+    qc_min_runs_for_limits: int = 5
+    """Without assigned targets, Levey-Jennings limits come from the first runs of a series once
+    there are at least this many; fewer runs are charted but not judged."""
+    qc_baseline_runs: int = 20
+    flow_control_pattern: str = r"^(QC|CTRL|CONTROL)[-_ ]?"
+    """Flow tubes whose sample name matches are control material, trended in qc_trends."""
+    qc_targets: dict[str, ControlTarget] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DerivedSettings:
+        """Settings from the `[derived]` table; unknown keys are an error, as for the assays."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown derived setting(s): {', '.join(unknown)}; known: {sorted(known)}"
+            )
+        converted: dict[str, Any] = {}
+        for key, value in values.items():
+            if key == "qc_targets":
+                converted[key] = {
+                    name: ControlTarget(float(t["mean"]), float(t["sd"]))
+                    for name, t in value.items()
+                }
+            else:
+                converted[key] = tuple(value) if isinstance(value, list) else value
+        return cls(**converted)
+
+    @classmethod
+    def load(cls, home: Path) -> DerivedSettings:
+        path = home / SETTINGS_FILE
+        if not path.exists():
+            return cls()
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as err:
+            raise ValueError(f"{path}: not valid TOML ({err})") from err
+        return cls.from_dict(data.get("derived", {}))
+
+    def crs_rules_path(self, home: Path) -> Path:
+        return home / self.crs_rules if self.crs_rules else SHIPPED_CRS_RULES

@@ -1,0 +1,39 @@
+"""HTML reports written to `<home>/reports/`: one page per patient (`patient_<id>.html`), the
+cohort overview (`cohort.html`) and the QC page (`qc.html`). Each page is a single self-contained
+file (inline CSS and SVG) that opens offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.derived.settings import DerivedSettings
+from pipelines.home import LabHome
+from pipelines.reports.cohort import cohort_page, qc_page
+from pipelines.reports.html import write_page
+from pipelines.reports.patient import patient_page
+from pipelines.settings import Settings
+from pipelines.warehouse import connect
+
+
+def patient_report_path(home: LabHome, patient: str) -> Path:
+    return home.reports / f"patient_{patient}.html"
+
+
+def write_patient_report(home: LabHome, patient: str) -> Path:
+    con = connect(home.warehouse)
+    settings, derived = Settings.load(home.root), DerivedSettings.load(home.root)
+    return write_page(
+        patient_report_path(home, patient), patient_page(con, patient, settings, derived)
+    )
+
+
+def write_cohort_reports(home: LabHome) -> list[Path]:
+    """The cohort overview and the QC page."""
+    con = connect(home.warehouse)
+    settings = Settings.load(home.root)
+    patients = sorted(p.stem.removeprefix("patient_") for p in home.reports.glob("patient_*.html"))
+    car_targets = list(settings.qpcr.car_targets)
+    return [
+        write_page(home.reports / "cohort.html", cohort_page(con, patients, car_targets)),
+        write_page(home.reports / "qc.html", qc_page(con)),
+    ]

@@ -1,0 +1,152 @@
+"""The cohort overview (kinetics of every patient, NCA table, CRS alerts, aplasia, quarantined
+files) and the QC page (Levey-Jennings charts with Westgard outcomes)."""
+
+from __future__ import annotations
+
+from html import escape
+
+import duckdb
+import pandas as pd
+
+from pipelines.reports import html
+from pipelines.reports.svg import PALETTE, Chart, Series, render
+
+DAY = "study day (0 = infusion)"
+
+
+def kinetics_overview(con: duckdb.DuckDBPyConnection, car_targets: list[str]) -> str:
+    copies = con.execute(
+        "SELECT patient_id, study_day, copies_per_ug FROM car_copies "
+        "WHERE NOT below_loq AND copies_per_ug > 0 AND study_day >= 0 AND list_contains(?, target) "
+        "ORDER BY patient_id, study_day", [car_targets],
+    ).fetchdf()  # fmt: skip
+    if copies.empty:
+        return html.section("CAR-T kinetics", html.absent("No CAR qPCR results yet."))
+    series = [
+        Series(patient, list(zip(group["study_day"].astype(float), group["copies_per_ug"],
+                                 strict=True)), color=PALETTE[i % len(PALETTE)])
+        for i, (patient, group) in enumerate(copies.groupby("patient_id", sort=True))
+    ]  # fmt: skip
+    chart = render(Chart(
+        title="CAR transgene copies per ug gDNA, all patients", x_label=DAY,
+        y_label="copies / ug gDNA (log)", log_y=True, series=series,
+    ), height=360)  # fmt: skip
+    nca = con.execute(
+        "SELECT patient_id, cmax_copies_per_ug, tmax_day, auc_0_28, tlast_day, "
+        "persistence_status, cmax_car_cells_per_ul, tmax_car_cells_day "
+        "FROM car_kinetics ORDER BY patient_id"
+    ).fetchdf()
+    table = html.table(
+        ["patient", "Cmax (copies/ug)", "Tmax (day)", "AUC0-28", "Tlast (day)", "persistence",
+         "CAR+ cells/uL Cmax", "Tmax flow (day)"],
+        nca.values.tolist(),
+    ) if len(nca) else html.absent("Derived kinetics not computed yet.")  # fmt: skip
+    return html.section("CAR-T kinetics", chart, table)
+
+
+def alerts_overview(con: duckdb.DuckDBPyConnection) -> str:
+    alerts = con.execute(
+        "SELECT patient_id, timepoint, study_day, rule_title, evidence, rule_source "
+        "FROM crs_signals WHERE alert ORDER BY patient_id, study_day, rule_id"
+    ).fetchdf()
+    if alerts.empty:
+        return html.section("CRS rule alerts", html.absent("No CRS rule raised an alert."))
+    return html.section(
+        "CRS rule alerts",
+        html.table(["patient", "timepoint", "day", "rule", "evidence", "source"],
+                   alerts.values.tolist()),
+    )  # fmt: skip
+
+
+def aplasia_overview(con: duckdb.DuckDBPyConnection) -> str:
+    rows = con.execute(
+        "SELECT patient_id, any_value(aplasia_onset_timepoint), any_value(aplasia_onset_day), "
+        "any_value(recovery_timepoint), any_value(recovery_day), "
+        "arg_max(aplasia, study_day) AS aplastic_now FROM b_cell_aplasia "
+        "GROUP BY patient_id ORDER BY patient_id"
+    ).fetchdf()
+    if rows.empty:
+        return html.section("B-cell aplasia", html.absent("No B-cell panel data yet."))
+    return html.section(
+        "B-cell aplasia",
+        html.table(["patient", "onset", "onset day", "recovery", "recovery day", "aplastic now"],
+                   rows.values.tolist()),
+    )  # fmt: skip
+
+
+def quarantine_overview(con: duckdb.DuckDBPyConnection) -> str:
+    rows = con.execute(
+        "SELECT original_name, kind, reason, updated_at FROM ingest_log "
+        "WHERE status = 'quarantined' ORDER BY updated_at"
+    ).fetchdf()
+    if rows.empty:
+        return html.section("Quarantined files", html.absent("No file is in quarantine."))
+    return html.section(
+        "Quarantined files",
+        html.table(["file", "kind", "reason", "when"], rows.values.tolist()),
+    )
+
+
+def cohort_page(con: duckdb.DuckDBPyConnection, patients: list[str], car_targets: list[str]) -> str:
+    links = (
+        " | ".join(f'<a href="patient_{escape(p)}.html">{escape(p)}</a>' for p in patients)
+        or "no patient reports yet"
+    )
+    return html.page("CAR-T trial: cohort overview", [
+        f"<p>Patient reports: {links} | <a href=\"qc.html\">QC trends</a></p>",
+        kinetics_overview(con, car_targets), alerts_overview(con), aplasia_overview(con),
+        quarantine_overview(con),
+    ])  # fmt: skip
+
+
+def levey_jennings_chart(control: str, series: pd.DataFrame) -> str:
+    mean, sd = series["target_mean"].iloc[0], series["target_sd"].iloc[0]
+    unit = series["unit"].iloc[0] or ""
+    points = list(zip(series["run_index"].astype(float), series["value"], strict=True))
+    flagged = series[series["westgard_status"] == "reject"]
+    hlines, band = [], None
+    if pd.notna(mean) and pd.notna(sd):
+        hlines = [(mean, "mean")] + [(mean + k * sd, f"{k:+d} SD") for k in (-3, -2, 2, 3)]
+        band = (mean - sd, mean + sd)
+    elif pd.notna(mean):
+        hlines = [(mean, "mean (no limits yet)")]
+    chart = Chart(
+        title=f"{control}", x_label="run (in time order)", y_label=unit or "value",
+        series=[Series("value", points)] + ([Series(
+            "Westgard reject", [], color=PALETTE[1],
+            hollow=list(zip(flagged["run_index"].astype(float), flagged["value"], strict=True)),
+        )] if len(flagged) else []),
+        hlines=hlines, band=band,
+    )  # fmt: skip
+    return render(chart, height=240)
+
+
+def qc_page(con: duckdb.DuckDBPyConnection) -> str:
+    trends = con.execute("SELECT * FROM qc_trends ORDER BY assay, control, run_index").fetchdf()
+    if trends.empty:
+        return html.page("QC trends", [html.absent("No QC data yet: no runs have been ingested.")])
+    summary = (
+        trends.groupby(["assay", "control"], sort=True)
+        .agg(runs=("run_index", "max"), basis=("limits_basis", "first"),
+             latest=("westgard_status", "last"),
+             violations=("westgard_violations", lambda v: ", ".join(sorted({
+                 r for joined in v for r in joined.split(",") if r}))))
+        .reset_index()
+    )  # fmt: skip
+    body = [
+        '<p><a href="cohort.html">Cohort overview</a></p>',
+        html.paragraph(
+            "Levey-Jennings charts per control: green band mean +/- 1 SD, dashed lines the mean "
+            "and +/- 2 and 3 SD. Westgard rules 1-2s (warning), 1-3s, 2-2s, R-4s, 4-1s, 10-x "
+            "(reject). Limits come from the settings or the series' first runs; short series "
+            "are charted but not judged."
+        ),
+        html.section("Summary", html.table(
+            ["assay", "control", "runs", "limits", "latest status", "rules violated"],
+            summary.values.tolist(),
+        )),
+    ]  # fmt: skip
+    for assay, group in trends.groupby("assay", sort=True):
+        charts = [levey_jennings_chart(c, s) for c, s in group.groupby("control", sort=True)]
+        body.append(html.section(f"{assay} controls", *charts))
+    return html.page("QC trends: run controls over time", body)

@@ -1,0 +1,313 @@
+"""The per-patient report: expansion, phenotype, cytokines and CRS alerts, B cells, QC, sources.
+
+Everything comes from the warehouse (curated and derived tables). A section whose data is absent
+says so; it never breaks the page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import duckdb
+import pandas as pd
+
+from pipelines.derived.settings import DerivedSettings
+from pipelines.reports import html
+from pipelines.reports.svg import PALETTE, Chart, Series, render
+
+MEMORY_SUBSETS = ("naive/TSCM", "TCM", "TEM", "TEMRA")
+"""Suffixes of the memory populations under a CAR+ population in the gating template."""
+DAY = "study day (0 = infusion)"
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, patient: str) -> pd.DataFrame:
+    return con.execute(sql, [patient]).fetchdf()
+
+
+def _points(frame: pd.DataFrame, x: str, y: str) -> list[tuple[float, float]]:
+    rows = frame[frame[x].notna() & frame[y].notna()]
+    return [(float(a), float(b)) for a, b in zip(rows[x], rows[y], strict=True)]
+
+
+def kinetics_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+    rows = _rows(con, "SELECT * FROM car_kinetics WHERE patient_id = ?", patient)
+    if rows.empty:
+        return html.section("CAR-T kinetics", html.absent("No kinetics: no CAR qPCR or flow data."))
+    k = rows.iloc[0]
+    later = json.loads(k["persistence_json"] or "[]")
+    table = html.table(
+        ["Cmax (copies/ug)", "Tmax (day)", "AUC0-28 (copies/ug x day)", "AUC ends (day)",
+         "Tlast (day)", "persistence", "lost from day", "CAR+ cells/uL Cmax", "Tmax (day)"],
+        [[k["cmax_copies_per_ug"], k["tmax_day"], k["auc_0_28"], k["auc_0_28_end_day"],
+          k["tlast_day"], k["persistence_status"], k["persistence_lost_day"],
+          k["cmax_car_cells_per_ul"], k["tmax_car_cells_day"]]],
+    )  # fmt: skip
+    persistence = html.table(
+        ["timepoint", "day", "status", "copies/ug"],
+        [[p["timepoint"], p["study_day"], p["status"], p["copies_per_ug"]] for p in later],
+    ) if later else html.absent("No samples after day 28 yet.")  # fmt: skip
+    return html.section(
+        "CAR-T kinetics", table, "<h3>Persistence after day 28</h3>", persistence,
+        html.paragraph(f"BLQ handling: {k['blq_handling']}."),
+    )  # fmt: skip
+
+
+def car_copies_section(con: duckdb.DuckDBPyConnection, patient: str, settings) -> str:
+    copies = _rows(con, "SELECT * FROM car_copies WHERE patient_id = ?", patient)
+    copies = copies[copies["target"].map(settings.qpcr.role_of) == "car"]
+    if copies.empty:
+        return html.section("CAR transgene by qPCR", html.absent("No CAR qPCR results yet."))
+    copies = copies.assign(
+        loq=copies["loq_copies_per_reaction"] * 1000 / copies["dna_input_ng"],
+        blq=copies["below_loq"].fillna(False).astype(bool),
+    )
+    quantified = copies[~copies["blq"] & (copies["copies_per_ug"] > 0)]
+    blq = copies[copies["blq"]]
+    loq = float(copies["loq"].max())
+    chart = Chart(
+        title=f"{patient}: CAR transgene copies per ug gDNA", x_label=DAY,
+        y_label="copies / ug gDNA (log)", log_y=True,
+        series=[Series("copies/ug", _points(quantified, "study_day", "copies_per_ug"),
+                       hollow=[(float(d), loq) for d in blq["study_day"].dropna()])],
+        hlines=[(loq, f"LOQ {loq:.3g} copies/ug")],
+    )  # fmt: skip
+    return html.section(
+        "CAR transgene by qPCR",
+        render(chart),
+        html.paragraph("Open circles: below the LOQ, drawn at the LOQ."),
+    )
+
+
+def _tube_ratio(pops: pd.DataFrame, numerator: str, denominator: str) -> pd.DataFrame:
+    """numerator count / denominator count within each tube, by study day."""
+    keys = ["source_sha256", "dataset"]
+    top = pops[pops["population"] == numerator][[*keys, "study_day", "count"]]
+    bottom = pops[pops["population"] == denominator][[*keys, "count"]]
+    merged = top.merge(bottom, on=keys, suffixes=("", "_d"))
+    merged = merged[merged["count_d"] > 0]
+    return merged.assign(ratio=merged["count"] / merged["count_d"])
+
+
+def _first(pops: pd.DataFrame, names: Sequence[str]) -> str | None:
+    present = set(pops["population"])
+    return next((n for n in names if n in present), None)
+
+
+def car_flow_section(pops: pd.DataFrame, patient: str, derived: DerivedSettings) -> str:
+    car = _first(pops, derived.car_positive_populations)
+    cd3 = _first(pops, derived.cd3_populations)
+    if pops.empty or car is None or cd3 is None:
+        return html.section("CAR+ T cells by flow", html.absent("No T-cell panel data yet."))
+    post = pops[pops["timepoint"] != "PRODUCT"]
+    pct = _tube_ratio(post, car, cd3)
+    per_ul = post[(post["population"] == car) & post["cells_per_ul"].notna()]
+    charts = [render(Chart(
+        title=f"{patient}: CAR+ % of CD3+ T cells", x_label=DAY, y_label="% of CD3+",
+        series=[Series("CAR+ % CD3", [(d, 100 * r) for d, r in _points(pct, "study_day", "ratio")])],
+    ))]  # fmt: skip
+    if not per_ul.empty:
+        charts.append(render(Chart(
+            title=f"{patient}: CAR+ T cells per uL blood", x_label=DAY, y_label="cells / uL",
+            series=[Series("CAR+ cells/uL", _points(per_ul, "study_day", "cells_per_ul"),
+                           color=PALETTE[2])],
+        )))  # fmt: skip
+    else:
+        charts.append(html.absent("No counting beads in the T-cell tubes: no cells/uL."))
+    return html.section("CAR+ T cells by flow", *charts)
+
+
+def phenotype_section(pops: pd.DataFrame, patient: str, derived: DerivedSettings) -> str:
+    car = _first(pops, derived.car_positive_populations)
+    post = pops[pops["timepoint"] != "PRODUCT"]
+    ratio = _tube_ratio(post, "CD4+", "CD8+") if not post.empty else post
+    memory = post[
+        post["parent"].isin([car]) & post["population"].map(
+            lambda n: any(str(n).endswith(" " + s) for s in MEMORY_SUBSETS)
+        )
+    ] if car is not None and not post.empty else post.iloc[0:0]  # fmt: skip
+    parts = []
+    if len(ratio):
+        parts.append(render(Chart(
+            title=f"{patient}: CD4:CD8 ratio of T cells", x_label=DAY, y_label="CD4:CD8",
+            series=[Series("CD4:CD8", _points(ratio, "study_day", "ratio"), color=PALETTE[3])],
+            hlines=[(1.0, "1:1")],
+        )))  # fmt: skip
+    else:
+        parts.append(html.absent("No CD4+/CD8+ populations yet."))
+    if len(memory):
+        series = [
+            Series(name, _points(group, "study_day", "pct_parent"), color=PALETTE[i])
+            for i, (name, group) in enumerate(memory.groupby("population", sort=True))
+        ]
+        parts.append(render(Chart(
+            title=f"{patient}: memory subsets of CAR+ T cells", x_label=DAY,
+            y_label="% of CAR+", series=series,
+        )))  # fmt: skip
+    else:
+        parts.append(html.absent("No CAR+ memory subsets yet (no CAR+ events or no T-cell panel)."))
+    return html.section("CD4:CD8 and memory subsets", *parts)
+
+
+def cytokine_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+    folds = _rows(con, "SELECT * FROM cytokine_fold_changes WHERE patient_id = ?", patient)
+    if folds.empty:
+        return html.section("Cytokines and CRS signals", html.absent("No cytokine data yet."))
+    signals = _rows(
+        con, "SELECT * FROM crs_signals WHERE patient_id = ? ORDER BY study_day, rule_id", patient
+    )
+    alerts = signals[signals["alert"]] if not signals.empty else signals
+    series = []
+    for i, (analyte, group) in enumerate(folds.groupby("analyte", sort=True)):
+        exact = group[(group["censoring"] == "none") & (group["concentration_pg_ml"] > 0)]
+        censored = group[(group["censoring"] != "none") & (group["concentration_pg_ml"] > 0)]
+        series.append(Series(
+            analyte, _points(exact, "study_day", "concentration_pg_ml"),
+            color=PALETTE[i % len(PALETTE)],
+            hollow=_points(censored, "study_day", "concentration_pg_ml"),
+        ))  # fmt: skip
+    alert_days = alerts.drop_duplicates("study_day") if len(alerts) else alerts
+    marks = [(float(a["study_day"]), f"alert {a['timepoint']}") for _, a in alert_days.iterrows()]
+    chart = render(Chart(
+        title=f"{patient}: plasma cytokines", x_label=DAY, y_label="pg/mL (log)", log_y=True,
+        series=series, marks=marks,
+    ), height=360)  # fmt: skip
+    alert_table = html.table(
+        ["timepoint", "day", "rule", "evidence", "source"],
+        [[a["timepoint"], a["study_day"], a["rule_title"], a["evidence"], a["rule_source"]]
+         for _, a in alerts.iterrows()],
+    ) if len(alerts) else html.absent("No CRS rule raised an alert.")  # fmt: skip
+    peaks = folds[folds["fold_change"].notna()].sort_values("fold_change", ascending=False)
+    peak_table = html.table(
+        ["analyte", "peak fold over baseline", "bound", "timepoint", "baseline pg/mL",
+         "baseline censoring"],
+        [[r["analyte"], r["fold_change"], r["fold_change_bound"], r["timepoint"],
+          r["baseline_pg_ml"], r["baseline_censoring"]]
+         for _, r in peaks.drop_duplicates("analyte").iterrows()],
+    )  # fmt: skip
+    return html.section(
+        "Cytokines and CRS signals", chart,
+        html.paragraph("Open circles: censored (below LLOQ or above ULOQ), drawn at the limit. "
+                       "Red lines: timepoints where a CRS rule raised an alert."),
+        "<h3>CRS rule alerts</h3>", alert_table, "<h3>Peak fold change per analyte</h3>",
+        peak_table,
+    )  # fmt: skip
+
+
+def crs_grade_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+    grades = _rows(con, "SELECT * FROM crs_grades WHERE patient_id = ? ORDER BY study_day", patient)
+    if grades.empty:
+        return html.section("CRS grade", html.absent("No clinical observations for this patient."))
+    chart = render(Chart(
+        title=f"{patient}: CRS grade ({grades['grade_scale'].iloc[0]})", x_label=DAY,
+        y_label="grade", series=[Series("grade", _points(grades, "study_day", "crs_grade"),
+                                        color=PALETTE[1])],
+    ))  # fmt: skip
+    table = html.table(
+        ["day", "temperature degC", "hypotension", "oxygen", "grade", "scale", "basis"],
+        [[g["study_day"], g["temperature_c"], g["hypotension"], g["oxygen_support"],
+          g["crs_grade"], g["grade_scale"], g["grade_basis"]] for _, g in grades.iterrows()],
+    )  # fmt: skip
+    return html.section("CRS grade", chart, table)
+
+
+def b_cell_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+    rows = _rows(
+        con, "SELECT * FROM b_cell_aplasia WHERE patient_id = ? ORDER BY study_day", patient
+    )
+    if rows.empty:
+        return html.section("B cells and aplasia", html.absent("No B-cell panel data yet."))
+    first = rows.iloc[0]
+    spans = []
+    if pd.notna(first["aplasia_onset_day"]):
+        end = first["recovery_day"] if pd.notna(first["recovery_day"]) else rows["study_day"].max()
+        spans.append((float(first["aplasia_onset_day"]), float(end), "B-cell aplasia"))
+    threshold = float(first["threshold_cells_per_ul"])
+    counted = rows[rows["b_cells_per_ul"] > 0]
+    chart = render(Chart(
+        title=f"{patient}: CD19+ B cells per uL", x_label=DAY, y_label="cells / uL (log)",
+        log_y=True, series=[Series("B cells/uL", _points(counted, "study_day", "b_cells_per_ul"),
+                                   color=PALETTE[4])],
+        hlines=[(threshold, f"aplasia < {threshold:g}/uL")], spans=spans,
+    )) if len(counted) else html.absent("B cells were not counted (no counting beads).")  # fmt: skip
+    table = html.table(
+        ["onset", "onset day", "onset date", "recovery", "recovery day", "recovery date"],
+        [[first["aplasia_onset_timepoint"], first["aplasia_onset_day"],
+          first["aplasia_onset_date"], first["recovery_timepoint"], first["recovery_day"],
+          first["recovery_date"]]],
+    )  # fmt: skip
+    detail = html.table(
+        ["timepoint", "day", "B cells/uL", "% of lymphocytes", "aplasia", "days so far"],
+        [[r["timepoint"], r["study_day"], r["b_cells_per_ul"], r["b_cells_pct_of_lymphocytes"],
+          bool(r["aplasia"]), r["aplasia_days_so_far"]] for _, r in rows.iterrows()],
+    )  # fmt: skip
+    return html.section(
+        "B cells and aplasia", chart, html.paragraph("Shaded: B-cell aplasia."), table, detail
+    )
+
+
+def qc_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+    qpcr = con.execute(
+        "SELECT r.run_id, r.target, r.instrument, r.slope, r.efficiency_pct, r.r_squared, "
+        "r.ntc_verdict, r.qc_verdict, string_agg(DISTINCT t.westgard_status, ',') AS westgard "
+        "FROM qpcr_runs r LEFT JOIN qc_trends t ON t.run_id = r.run_id AND t.assay = 'qpcr' "
+        "AND t.control LIKE 'qpcr:' || r.target || ':%' "
+        "WHERE r.run_id IN (SELECT run_id FROM car_copies WHERE patient_id = ?) "
+        "GROUP BY ALL ORDER BY r.run_id, r.target", [patient],
+    ).fetchdf()  # fmt: skip
+    cba = con.execute(
+        "SELECT c.run_id, c.instrument_format, count(*) AS analytes, "
+        "count(*) FILTER (WHERE c.verdict = 'PASS') AS passed, min(c.r_squared) AS min_r2 "
+        "FROM cba_curves c WHERE c.run_id IN (SELECT run_id FROM cytokines WHERE patient_id = ?) "
+        "GROUP BY ALL ORDER BY c.run_id", [patient],
+    ).fetchdf()  # fmt: skip
+    flow = con.execute(
+        "SELECT timepoint, panel, cytometer, event_count, compensation_source, read_warnings "
+        "FROM flow_samples WHERE patient_id = ? ORDER BY study_day, panel", [patient],
+    ).fetchdf()  # fmt: skip
+    parts = ["<h3>qPCR runs</h3>"]
+    parts.append(html.table(list(qpcr.columns), qpcr.values.tolist()) if len(qpcr)
+                 else html.absent("No qPCR runs."))  # fmt: skip
+    parts.append("<h3>Bead-array plates</h3>")
+    parts.append(html.table(list(cba.columns), cba.values.tolist()) if len(cba)
+                 else html.absent("No bead-array plates."))  # fmt: skip
+    parts.append("<h3>Flow tubes</h3>")
+    parts.append(html.table(list(flow.columns), flow.values.tolist()) if len(flow)
+                 else html.absent("No flow tubes."))  # fmt: skip
+    return html.section("QC of contributing runs", *parts)
+
+
+def sources_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+    union = " UNION ".join(
+        f"SELECT DISTINCT source_sha256 FROM {t} WHERE patient_id = $p"
+        for t in ("car_copies", "cytokines", "flow_samples")
+    )
+    rows = con.execute(
+        f"SELECT s.source_sha256, l.original_name, l.kind, l.instrument_format, l.status, "
+        f"l.received_at FROM ({union}) s LEFT JOIN ingest_log l USING (source_sha256) "
+        "ORDER BY l.received_at, l.original_name", {"p": patient},
+    ).fetchdf()  # fmt: skip
+    if rows.empty:
+        return html.section("Source files", html.absent("No source files."))
+    return html.section(
+        "Source files",
+        html.table(["sha256", "file", "kind", "format", "status", "received"],
+                   rows.values.tolist()),
+    )  # fmt: skip
+
+
+def patient_page(con: duckdb.DuckDBPyConnection, patient: str, settings, derived) -> str:
+    pops = _rows(con, "SELECT * FROM flow_populations WHERE patient_id = ?", patient)
+    body = [
+        kinetics_section(con, patient),
+        car_copies_section(con, patient, settings),
+        car_flow_section(pops, patient, derived),
+        phenotype_section(pops, patient, derived),
+        cytokine_section(con, patient),
+        crs_grade_section(con, patient),
+        b_cell_section(con, patient),
+        qc_section(con, patient),
+        sources_section(con, patient),
+        '<p><a href="cohort.html">Cohort overview</a> | <a href="qc.html">QC trends</a></p>',
+    ]
+    return html.page(f"CAR-T monitoring report: patient {patient}", body)
