@@ -126,9 +126,13 @@ class Processor:
     # -- the whole path -------------------------------------------------------------------
     def process(self, path: Path, flow_run_id: str | None = None) -> FileOutcome:
         path = path.resolve()
-        sha256 = sha256_of(path)
-        raw_copy = self.store_raw(path, sha256)
-        record = self.ledger.receive(sha256, path.stat().st_size, path.name)
+        try:
+            sha256 = sha256_of(path)
+            raw_copy = self.store_raw(path, sha256)
+            size = path.stat().st_size
+        except FileNotFoundError:  # a concurrent run took it from the inbox between listing and now
+            return FileOutcome(path.name, "", BUSY, reason="taken by another run meanwhile")
+        record = self.ledger.receive(sha256, size, path.name)
         if record.status in (INGESTED, "superseded"):
             self._file_away(path, self.home.processed, None)
             return FileOutcome(

@@ -7,8 +7,11 @@ into Data Docs by `build_docs()`, which the flow calls once per run rather than 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +20,15 @@ from typing import Any
 import pandas as pd
 
 from qpcr.settings import QpcrSettings
+from validation.schemas import TABLES
 from validation.suites import suite_expectations
 
 # No usage statistics leave the lab; set before great_expectations is imported anywhere.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 DATASOURCE = "cartflow"
+VALIDATED_TABLES = tuple(t for t in TABLES if t not in ("validation_results", "ingest_log"))
+"""Every table whose batches go through a suite before they are written."""
 BATCH_DEFINITION = "whole table"
 
 
@@ -47,64 +53,56 @@ class Validator:
     @property
     def context(self):
         if self._context is None:
-            import great_expectations as gx
-            from great_expectations.data_context.types.base import ProgressBarsConfig
-
-            self.gx_root.mkdir(parents=True, exist_ok=True)
-            context = gx.get_context(mode="file", project_root_dir=str(self.gx_root))
-            context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            context.variables.save()
-            self._context = context
+            self._set_up()
         return self._context
 
     @property
     def docs_index(self) -> Path:
         return self.gx_root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
-    def _checkpoint(self, table_name: str):
-        if table_name in self._checkpoints:
-            return self._checkpoints[table_name]
+    def _set_up(self) -> None:
+        """Bring the project's suites, validation definitions and checkpoints up to date.
+
+        Several processes (parallel ingest workers, the watcher, the nightly run) share one GX
+        project, whose configuration files each process rewrites whole. So changes are made
+        under an exclusive file lock, on a context read inside the lock, and only where a
+        suite differs from what the current settings ask; every process then validates with a
+        context read after the configuration settled.
+        """
         import great_expectations as gx
 
-        context = self.context
-        # add_or_update would replace the data source and drop the other tables' assets
-        sources = context.data_sources.all()
-        if DATASOURCE in sources:
-            source = sources[DATASOURCE]
-        else:
-            source = context.data_sources.add_pandas(DATASOURCE)
-        # get_asset, not `source.assets`: assets loaded from another process's config point at a
-        # datasource copy without a context (MissingDataContextError on every validation)
-        if table_name in source.get_asset_names():
-            asset = source.get_asset(table_name)
-        else:
-            asset = source.add_dataframe_asset(name=table_name)
-        batch = next((b for b in asset.batch_definitions if b.name == BATCH_DEFINITION), None)
-        if batch is None:
-            batch = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
-        suite = context.suites.add_or_update(
-            gx.ExpectationSuite(
-                name=table_name, expectations=suite_expectations(table_name, self.qpcr_settings)
-            )
-        )
-        definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=table_name, data=batch, suite=suite)
-        )
-        checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=table_name, validation_definitions=[definition], result_format="SUMMARY"
-            )
-        )
-        self._checkpoints[table_name] = checkpoint
-        return checkpoint
+        self.gx_root.mkdir(parents=True, exist_ok=True)
+        with _exclusive_lock(self.gx_root / ".cartflow-setup.lock"):
+            context = gx.get_context(mode="file", project_root_dir=str(self.gx_root))
+            _quiet_progress_bars(context)
+            for table_name in VALIDATED_TABLES:
+                _ensure_checkpoint(
+                    context, table_name, suite_expectations(table_name, self.qpcr_settings)
+                )
+        self._context = gx.get_context(mode="file", project_root_dir=str(self.gx_root))
+        self._checkpoints = {}
+
+    def _checkpoint(self, table_name: str):
+        if table_name not in self._checkpoints:
+            self._checkpoints[table_name] = self.context.checkpoints.get(table_name)
+        return self._checkpoints[table_name]
 
     def validate(self, table_name: str, frame: pd.DataFrame, batch_label: str) -> ValidationOutcome:
         """Run the table's suite on `frame`; failures are sentences a technician can act on."""
         from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
 
-        checkpoint = self._checkpoint(table_name)
         run_id = RunIdentifier(run_name=f"{table_name}:{batch_label[:16]}")
-        result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+        try:
+            result = self._checkpoint(table_name).run(
+                batch_parameters={"dataframe": frame}, run_id=run_id
+            )
+        except ResourceFreshnessAggregateError:
+            # another process changed the suites (new settings) since this one read them
+            self._set_up()
+            result = self._checkpoint(table_name).run(
+                batch_parameters={"dataframe": frame}, run_id=run_id
+            )
         outcome = ValidationOutcome(table_name=table_name, success=bool(result.success))
         validated_at = datetime.now(UTC)
         for run_result in result.run_results.values():
@@ -131,6 +129,75 @@ class Validator:
     def build_docs(self) -> Path:
         self.context.build_data_docs()
         return self.docs_index
+
+
+@contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _quiet_progress_bars(context) -> None:
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    current = context.variables.progress_bars  # a config object, or a dict once read back
+    globally = (
+        current.get("globally") if isinstance(current, dict) else getattr(current, "globally", None)
+    )
+    if globally is not False:
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        context.variables.save()
+
+
+def _signature(expectations) -> list[str]:
+    """What an expectation list checks, without GX's generated ids."""
+    return sorted(
+        json.dumps(
+            [e.expectation_type, e.configuration.kwargs, e.meta or {}], sort_keys=True, default=str
+        )
+        for e in expectations
+    )
+
+
+def _ensure_checkpoint(context, table_name: str, expectations) -> None:
+    """The table's asset, suite, validation definition and checkpoint, written only if changed."""
+    import great_expectations as gx
+
+    sources = context.data_sources.all()
+    if DATASOURCE in sources:
+        source = sources[DATASOURCE]
+    else:  # add_or_update would replace the data source and drop the other tables' assets
+        source = context.data_sources.add_pandas(DATASOURCE)
+    # get_asset, not `source.assets`: assets loaded from the config point at a datasource copy
+    # without a context (MissingDataContextError on every validation)
+    if table_name in source.get_asset_names():
+        asset = source.get_asset(table_name)
+    else:
+        asset = source.add_dataframe_asset(name=table_name)
+    batch = next((b for b in asset.batch_definitions if b.name == BATCH_DEFINITION), None)
+    if batch is None:
+        batch = asset.add_batch_definition_whole_dataframe(BATCH_DEFINITION)
+    try:
+        stored = context.suites.get(table_name)
+        unchanged = _signature(stored.expectations) == _signature(expectations)
+        context.checkpoints.get(table_name)
+    except Exception:  # not stored yet (GX raises several kinds of not-found errors)
+        unchanged = False
+    if unchanged:
+        return
+    suite = context.suites.add_or_update(
+        gx.ExpectationSuite(name=table_name, expectations=expectations)
+    )
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=table_name, data=batch, suite=suite)
+    )
+    context.checkpoints.add_or_update(
+        gx.Checkpoint(name=table_name, validation_definitions=[definition], result_format="SUMMARY")
+    )
 
 
 def _column_of(kwargs: dict[str, Any]) -> str:
