@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from flowkit.exceptions import FlowKitException
 
-from gating import fast
+from gating import _stats, fast
 from gating.errors import FlowFormatError, FlowTemplateError
 from gating.fcs import Channel, FcsDataset, read_fcs
 from gating.keywords import acquired_at, allowed_keywords, first_number, identity_hints, sample_name
@@ -71,7 +71,12 @@ class Gating:
 
     dataset: FcsDataset
     template: Template
-    sample: fk.Sample
+    sample: fk.Sample | None
+    """FlowKit's Sample when FlowKit gated; the fast engine reads `events` without one."""
+    events: np.ndarray
+    """Raw events (gain, $PnE and $TIMESTEP applied, not compensated), events x `columns`."""
+    columns: dict[int, int]
+    """Channel index -> column of `events` (channels no gate or median reads may be left out)."""
     report: pd.DataFrame
     """One row per gate, as FlowKit's `GatingResults.report` (whichever engine gated)."""
     membership: Callable[[str, tuple[str, ...]], np.ndarray]
@@ -128,34 +133,85 @@ def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings
     lookup = alias_lookup(settings.marker_aliases)
     channels = dataset.channels
     markers = markers_of(channels, lookup)
-    sample = fk.Sample(dataset.flow_data, sample_id=_dataset_name(dataset))
-    # FlowKit finds a gate dimension by $PnN, then by $PnS: canonical marker names as $PnS let
-    # marker-named templates match any cytometer's detectors
-    sample.pns_labels = markers
     strategy = template.strategy
     check_markers(strategy, channels, markers, _dataset_name(dataset))
     source, matrix, notes = _compensation(strategy, dataset, markers)
+    sample = None
     try:
         with np.errstate(invalid="ignore", divide="ignore"):  # % of an empty parent
             if settings.gating_engine == "flowkit":
+                sample = _flowkit_sample(dataset, markers)
                 results = strategy.gate_sample(sample, cache_events=True)
                 report, membership = results.report, results.get_gate_membership
+                events = sample.get_events(source="raw")
+                columns = {i: i for i in range(len(channels))}
             else:
-                fast_result = _gate_fast(strategy, sample)
+                events, columns = _gating_events(dataset, strategy, markers)
+                fast_result = _gate_fast(strategy, dataset, markers, events, columns)
                 report, membership = fast_result.report(), fast_result.membership
     except (FlowKitException, LookupError, ValueError) as exc:
         raise FlowTemplateError(
             f"{_dataset_name(dataset)}: template {template.path.name} cannot be applied: {exc}"
         ) from exc
-    return Gating(dataset, template, sample, report, membership, source, matrix, markers,
-                  template.notes + notes)  # fmt: skip
+    return Gating(dataset, template, sample, events, columns, report, membership, source, matrix,
+                  markers, template.notes + notes)  # fmt: skip
 
 
-def _gate_fast(strategy: fk.GatingStrategy, sample: fk.Sample) -> fast.FastGatingResult:
+def _flowkit_sample(dataset: FcsDataset, markers: list[str]) -> fk.Sample:
+    sample = fk.Sample(dataset.flow_data, sample_id=_dataset_name(dataset))
+    # FlowKit finds a gate dimension by $PnN, then by $PnS: canonical marker names as $PnS let
+    # marker-named templates match any cytometer's detectors
+    sample.pns_labels = markers
+    return sample
+
+
+def _gating_events(
+    dataset: FcsDataset, strategy: fk.GatingStrategy, markers: list[str]
+) -> tuple[np.ndarray, dict[int, int]]:
+    """(events, channel index -> column) for the fast engine and the medians.
+
+    FlowKit's Sample holds a float64 copy of the events with FlowIO's preprocessing applied. When
+    that preprocessing leaves the channels the gates and medians read unchanged (gain 1, linear,
+    not a Time channel scaled by $TIMESTEP), FlowIO's own buffer is viewed instead, without a
+    copy: the fast engine and the medians convert what they read to float64, which is exact.
+    Left-out channels must form the ends of the row so that the view stays a slice.
+    """
+    stored = dataset.stored_events()
+    if stored is not None:
+        changed = dataset.preprocessed_channels()
+        needed = _read_channels(dataset, strategy, markers)
+        kept = [i for i in range(stored.shape[1]) if i not in changed]
+        if not changed & needed and kept and kept == list(range(kept[0], kept[-1] + 1)):
+            return stored[:, kept[0] : kept[-1] + 1], {i: k for k, i in enumerate(kept)}
+    return dataset.events(), {i: i for i in range(len(dataset.channels))}
+
+
+def _read_channels(dataset: FcsDataset, strategy: fk.GatingStrategy, markers: list[str]) -> set[int]:
+    """Channels the gates or the medians may read: fluorescence, matrix detectors, and any
+    channel a gate dimension names by $PnN, marker or FlowJo's '/'-as-'_' spelling."""
+    channels = dataset.channels
+    names = {use.name for use in dimension_uses(strategy)}
+    for matrix in strategy.comp_matrices.values():
+        names |= set(getattr(matrix, "detectors", ()))
+    return {
+        i for i, c in enumerate(channels)
+        if not is_scatter_or_time(c) or {c.pnn, c.pnn.replace("/", "_"), markers[i]} & names
+    }  # fmt: skip
+
+
+def _gate_fast(
+    strategy: fk.GatingStrategy,
+    dataset: FcsDataset,
+    markers: list[str],
+    events: np.ndarray,
+    columns: dict[int, int],
+) -> fast.FastGatingResult:
     """gating.fast on the template's strategy; its Gating-ML bounds are passed as bounds.
 
     The template wraps bounded transformations for FlowKit (which ignores bounds); the fast
     path clamps by itself, so it sees the inner transformations and the bounds separately.
+    Gates the fast engine hands to FlowKit get the same Sample `gate_sample` would, built only
+    then (`fast.evaluate_events` would build one from a float32 rounding of the events).
     """
     wrapped = {
         xform_id: xform for xform_id, xform in strategy.transformations.items()
@@ -163,10 +219,36 @@ def _gate_fast(strategy: fk.GatingStrategy, sample: fk.Sample) -> fast.FastGatin
     }  # fmt: skip
     bounds = {xform_id: (x.bound_min, x.bound_max) for xform_id, x in wrapped.items()}
     strategy.transformations.update({xform_id: x.inner for xform_id, x in wrapped.items()})
+    kept = sorted(columns, key=columns.__getitem__)
+    pnn = [dataset.flow_data.pnn_labels[i] for i in kept]
+    labels = fast._Labels(pnn, [markers[i] for i in kept])
     try:
-        return fast.evaluate(strategy, sample, transform_bounds=bounds)
+        sample: list[fk.Sample] = []
+
+        def sample_factory() -> fk.Sample:
+            if not sample:
+                sample.append(_flowkit_sample(dataset, markers))
+            return sample[0]
+
+        return fast._gate(strategy, events, labels, _file_spill(dataset, markers), _dataset_name(dataset),
+                          bounds, sample_factory)  # fmt: skip
     finally:
         strategy.transformations.update(wrapped)
+
+
+def _file_spill(dataset: FcsDataset, markers: list[str]) -> fk.Matrix | None:
+    """What compensation-ref "FCS" means to FlowKit for this file (`fast._sample_spill`): its
+    spillover keyword over the fluorescence detectors. Unused once `_compensation` redirected
+    the template's "FCS" references, kept so that the fast engine sees what `evaluate` saw."""
+    text = dataset.flow_data.text
+    spill = text.get("spillover", text.get("spill"))
+    if spill is None:
+        return None
+    flow_data = dataset.flow_data
+    fluoro = flow_data.fluoro_indices
+    detectors = [flow_data.pnn_labels[i] for i in fluoro]
+    fluorochromes = [markers[i] for i in fluoro]
+    return fk.Matrix(spill, detectors, fluorochromes, null_channels=flow_data.null_channels)
 
 
 def check_markers(
@@ -257,7 +339,7 @@ def _spillover_channels(
 def population_rows(gating: Gating, panel: str, settings: FlowSettings) -> pd.DataFrame:
     """One row per gated population: count, % of parent, % of total, cells/uL with beads."""
     report = gating.report
-    total = gating.sample.event_count
+    total = gating.dataset.event_count
     rows = []
     for gate in report.itertuples():
         parent_count = _parent_count(report, gate, total)
@@ -327,13 +409,14 @@ def mfi_rows(gating: Gating, settings: FlowSettings) -> pd.DataFrame:
     channels = gating.dataset.channels
     indices = [i for i, c in enumerate(channels) if not is_scatter_or_time(c)]
     by_marker = compensated_fluorescence(gating, indices)
+    has_nan = np.isnan(by_marker).any(axis=0)
     transforms = [marker_transform(gating, gating.markers[i], settings) for i in indices]
     rows = []
     for gate in gating.report.itertuples():
         mask = gating.membership(gate.gate_name, gate.gate_path)
         population = gating.template.population_name(gate.gate_name)
         path = _gate_path_string(gate)
-        medians = _medians(by_marker, mask)
+        medians = _stats.column_medians(by_marker, mask, has_nan)
         for k, i in enumerate(indices):
             transformed = float(np.ravel(transforms[k].apply(np.array([[medians[k]]])))[0])
             rows.append({
@@ -347,19 +430,15 @@ def mfi_rows(gating: Gating, settings: FlowSettings) -> pd.DataFrame:
 
 
 def compensated_fluorescence(gating: Gating, indices: list[int]) -> np.ndarray:
-    """Markers x events (one contiguous row per marker, so medians partition contiguous memory):
-    raw events times the inverse of the spillover matrix the gating used."""
-    raw = gating.sample.get_events(source="raw")
-    events = raw[:, indices].T.copy()
+    """Events x markers, column-major (one contiguous column per marker, gathered per
+    population): raw events times the inverse of the spillover matrix the gating used."""
     if gating.matrix is None:
-        return events
+        return _stats.fluorescence_matrix(gating.events, [gating.columns[i] for i in indices])
     pnn = [c.pnn for c in gating.dataset.channels]
-    detectors = [pnn.index(d) for d in gating.matrix.detectors]
-    compensated = raw[:, detectors] @ np.linalg.inv(gating.matrix.matrix)
-    for k, i in enumerate(indices):
-        if i in detectors:
-            events[k] = compensated[:, detectors.index(i)]
-    return events
+    detectors = [gating.columns[pnn.index(d)] for d in gating.matrix.detectors]
+    return _stats.fluorescence_matrix(
+        gating.events, [gating.columns[i] for i in indices], detectors, gating.matrix.matrix
+    )
 
 
 def _gate_path_string(gate: object) -> str:
@@ -367,12 +446,6 @@ def _gate_path_string(gate: object) -> str:
     if gate.quadrant_parent:
         ancestors.append(gate.quadrant_parent)
     return "/".join([*ancestors, gate.gate_name])
-
-
-def _medians(by_marker: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    if not mask.any():
-        return np.full(by_marker.shape[0], np.nan)
-    return np.median(np.compress(mask, by_marker, axis=1), axis=1)  # compress: ~2x a mask index
 
 
 def marker_transform(gating: Gating, marker: str, settings: FlowSettings) -> object:

@@ -15,6 +15,7 @@ real files with bare exceptions. Here each dataset is either
 
 from __future__ import annotations
 
+import array
 import io
 import re
 import struct
@@ -36,6 +37,7 @@ _MAGIC = re.compile(rb"FCS(2\.0|3\.0|3\.1)")
 _BYTE_ORDERS = {"1,2,3,4", "1,2", "4,3,2,1", "2,1"}
 _FLOWIO_INTEGER_WIDTHS = {8, 16, 32}
 _FLOAT_WIDTHS = {"F": 32, "D": 64}
+_NUMERIC_TYPECODES = frozenset("bBhHiIlLqQfd")
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,29 @@ class FcsDataset:
     def events(self) -> np.ndarray:
         """Events x channels, float64, with `$PnG`, `$PnE` and `$TIMESTEP` applied."""
         return self.flow_data.as_array(preprocess=True)
+
+    def stored_events(self) -> np.ndarray | None:
+        """Events x channels as decoded, a view of FlowIO's buffer (no copy, no preprocessing);
+        None when FlowIO holds them as a list (mixed integer widths)."""
+        events = self.flow_data.events
+        if not isinstance(events, array.array) or events.typecode not in _NUMERIC_TYPECODES:
+            return None
+        count = len(self.flow_data.channels)
+        return np.frombuffer(events, dtype=events.typecode).reshape(-1, count)
+
+    def preprocessed_channels(self) -> set[int]:
+        """Indices of the channels whose values `events()` changes: FlowIO's rules for $TIMESTEP
+        (Time channel), $PnE (log decades) and $PnG (gain other than 0 and 1)."""
+        flow_data = self.flow_data
+        changed = set()
+        step = flow_data.text.get("timestep")
+        timed = step is not None and flow_data.time_index is not None
+        if timed and step.strip() and float(step) != 1.0:
+            changed.add(flow_data.time_index)
+        for number, channel in flow_data.channels.items():
+            if channel["pne"][0] > 0 or channel["png"] not in (1.0, 0):
+                changed.add(number - 1)
+        return changed
 
 
 def sniff(path: str | Path) -> str | None:
