@@ -283,6 +283,36 @@ def demo(
     raise typer.Exit(EXIT_QUARANTINED if unexpected else EXIT_OK)
 
 
+@app.command()
+def report(
+    patient: Annotated[
+        str | None, typer.Argument(help="Patient ID; without it the cohort and QC pages.")
+    ] = None,
+    home: HomeOption = None,
+) -> None:
+    """Recompute the derived tables and write the HTML report(s) to <home>/reports/."""
+    lab = LabHome.locate(home)
+    if not lab.warehouse.is_dir():
+        err_console.print(f"no warehouse in {lab.root}: ingest some files first")
+        raise typer.Exit(EXIT_USAGE)
+    prepare_environment(lab)
+    from pipelines.derived.recompute import known_patients, recompute_patients
+    from pipelines.settings import Settings
+    from pipelines.warehouse import connect
+    from validation.runner import Validator
+
+    if patient and patient not in known_patients(connect(lab.warehouse)):
+        err_console.print(f"no data for patient {patient} in {lab.root}")
+        raise typer.Exit(EXIT_USAGE)
+    validator = Validator(lab.gx, Settings.load(lab.root).qpcr)
+    outcome = recompute_patients(lab, [patient] if patient else None, validator)
+    for failure in outcome.failures:
+        err_console.print(f"[red]not written[/]  {failure}")
+    for path in outcome.reports:
+        console.print(f"report      {path}")
+    raise typer.Exit(1 if outcome.failures else EXIT_OK)
+
+
 SteadyOption = Annotated[
     float,
     typer.Option(

@@ -7,7 +7,6 @@ Flows stay thin: a task calls `Processor.process`. Each flow run publishes a tab
 from __future__ import annotations
 
 from collections.abc import Callable
-from itertools import takewhile
 from pathlib import Path
 
 from prefect import Task, flow, get_run_logger, task
@@ -136,8 +135,8 @@ def process_inbox(home: str | None = None, paths: list[str] | None = None) -> li
     processor_for(lab)
     files = manifests_first([Path(p) for p in paths]) if paths else inbox_files(lab)
     run_id = _flow_run_id()
-    manifests = list(takewhile(is_manifest, files))
-    others = files[len(manifests) :]
+    manifests = [path for path in files if _manifest_now(path)]
+    others = [path for path in files if path not in manifests]
     outcomes = _ingest_here(manifests, lab, run_id)
     runner = per_file_runner(len(others))
     if runner is None:
@@ -146,6 +145,14 @@ def process_inbox(home: str | None = None, paths: list[str] | None = None) -> li
         outcomes += _ingest_on(runner, others, lab, run_id)
     _publish(outcomes, lab, f"cartflow sweep of {len(files)} file(s)")
     return outcomes
+
+
+def _manifest_now(path: Path) -> bool:
+    """Whether `path` is a manifest; one that another run moved away meanwhile is skipped later."""
+    try:
+        return is_manifest(path)
+    except FileNotFoundError:
+        return False
 
 
 def _worth_retrying(task: Task, task_run: TaskRun, state: State) -> bool:

@@ -1,10 +1,12 @@
 """The inbox watcher: take each file once it is complete, once.
 
-A file is *complete* when the writer has closed it (inotify's close-after-write, or a rename into
-the inbox) and its size and modification time then stay unchanged for `steady_seconds`; a slow
-copy from an instrument PC is therefore taken whole, after its last chunk. Network shares do not
-deliver inotify events, so `polling=True` uses watchdog's PollingObserver, where "steady" alone
-decides. Events are missed while the watcher is down, so it sweeps the inbox when it starts and
+A file is *complete* when the writer has closed it (inotify's close-after-write), or it arrived
+by a rename (within the inbox: a move event; from elsewhere: a create event with no write after
+it), and its size and modification time then stay unchanged for `steady_seconds`. A file that is
+being written (created or modified since its last close) waits for its close event, so a slow
+copy from an instrument PC is taken whole, after its last chunk, however long it pauses.
+Network shares deliver no inotify events, so `polling=True` uses watchdog's PollingObserver,
+where "steady" alone decides. Events are missed while the watcher is down, so it sweeps the inbox when it starts and
 every `rescan_seconds` after that.
 
 Each complete file is submitted once per content version (key `path:mtime_ns:size`), either
@@ -86,6 +88,9 @@ class Arrivals:
     def note(self, path: Path) -> None:
         self._seen.setdefault(path, _Seen(-1, -1, 0.0))
 
+    def forget(self, path: Path) -> None:
+        self._seen.pop(path, None)
+
     def ready(self, now: float) -> list[tuple[Path, os.stat_result]]:
         """Paths unchanged for `steady_seconds`, with their final stat; vanished paths are dropped."""
         done = []
@@ -103,27 +108,29 @@ class Arrivals:
         return done
 
 
-class _InboxEvents(FileSystemEventHandler):
-    """Hands paths that may have become complete to the watcher's loop (observer thread)."""
+CLOSED, CREATED, MODIFIED = "closed", "created", "modified"
 
-    def __init__(self, paths: queue.SimpleQueue[Path], polling: bool) -> None:
-        self._paths = paths
-        self._polling = polling
+
+class _InboxEvents(FileSystemEventHandler):
+    """Hands (event kind, path) to the watcher's loop; runs in the observer's thread."""
+
+    def __init__(self, events: queue.SimpleQueue[tuple[str, Path]]) -> None:
+        self._events = events
+
+    def _put(self, kind: str, path: bytes | str) -> None:
+        self._events.put((kind, Path(os.fsdecode(path))))
 
     def on_closed(self, event: FileSystemEvent) -> None:
-        self._paths.put(Path(os.fsdecode(event.src_path)))
+        self._put(CLOSED, event.src_path)
 
     def on_moved(self, event: FileSystemEvent) -> None:
-        self._paths.put(Path(os.fsdecode(event.dest_path)))
+        self._put(CLOSED, event.dest_path)  # renamed within the inbox: complete, like a close
 
-    # A PollingObserver sees no close events: every change starts the steady wait again.
     def on_created(self, event: FileSystemEvent) -> None:
-        if self._polling:
-            self._paths.put(Path(os.fsdecode(event.src_path)))
+        self._put(CREATED, event.src_path)
 
     def on_modified(self, event: FileSystemEvent) -> None:
-        if self._polling:
-            self._paths.put(Path(os.fsdecode(event.src_path)))
+        self._put(MODIFIED, event.src_path)
 
 
 Submit = Callable[[Path, str], FileOutcome | None]
@@ -174,9 +181,11 @@ class Watcher:
         self.settings = settings
         self._submit = submit
         self._on_error = on_error
-        self._events: queue.SimpleQueue[Path] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[tuple[str, Path]] = queue.SimpleQueue()
         self._arrivals = Arrivals(settings.steady_seconds)
         self._submitted: set[str] = set()
+        self._writing: set[Path] = set()  # written to since created or last closed
+        self._unwritten: set[Path] = set()  # created with no write seen: moved in, or not yet
 
     def _observer(self) -> BaseObserver:
         if self.settings.polling:
@@ -189,21 +198,38 @@ class Watcher:
     def sweep(self) -> None:
         """Note every waiting file: those that arrived while no event could be seen."""
         for path in self.inbox.rglob("*"):
-            if self._in_inbox(path):
+            if self._in_inbox(path) and path not in self._writing:
                 self._arrivals.note(path)
 
     def _drain_events(self) -> None:
         while True:
             try:
-                path = self._events.get_nowait()
+                kind, path = self._events.get_nowait()
             except queue.Empty:
                 return
             path = path.absolute()
             if self._in_inbox(path):
-                self._arrivals.note(path)
+                self._on_event(kind, path)
+
+    def _on_event(self, kind: str, path: Path) -> None:
+        """Inotify: a write defers the file to its close. Polling: any change restarts the wait."""
+        if self.settings.polling or kind == CLOSED:
+            self._writing.discard(path)
+            self._unwritten.discard(path)
+            self._arrivals.note(path)
+        elif kind == MODIFIED:
+            self._writing.add(path)
+            self._unwritten.discard(path)
+            self._arrivals.forget(path)
+        elif path not in self._writing:  # created: moved in from outside, or about to be written
+            self._unwritten.add(path)
+            self._arrivals.note(path)
 
     def _submit_ready(self) -> None:
         ready = dict(self._arrivals.ready(time.monotonic()))
+        for path in [p for p in ready if p in self._unwritten and ready[p].st_size == 0]:
+            del ready[path]  # created, still empty: its writer has not started; wait for the close
+        self._unwritten.difference_update(ready)
         for path in manifests_first(list(ready)):
             key = submission_key(path, ready[path])
             if key in self._submitted:
@@ -221,7 +247,7 @@ class Watcher:
     def run(self, stop: threading.Event) -> None:
         """Watch until `stop` is set; the file being processed at that moment is finished first."""
         observer = self._observer()
-        observer.schedule(_InboxEvents(self._events, self.settings.polling), str(self.inbox),
+        observer.schedule(_InboxEvents(self._events), str(self.inbox),
                           recursive=True)  # fmt: skip
         observer.start()
         try:
