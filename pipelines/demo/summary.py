@@ -46,6 +46,20 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
             f"{m3:,.0f}" if m3 is not None else "—",
         )
     console.print(table)
+    alerts = con.execute(
+        "SELECT patient_id, string_agg(DISTINCT timepoint, ', ') FROM crs_signals WHERE alert "
+        "GROUP BY patient_id ORDER BY patient_id"
+    ).fetchall()
+    for patient, timepoints in alerts:
+        console.print(
+            f"CRS early-warning alert (research use; not a clinical decision): {patient} at {timepoints}"
+        )
+    kinetics = con.execute(
+        "SELECT patient_id, tlast_day, persistence_status FROM car_kinetics ORDER BY patient_id"
+    ).fetchall()
+    lost = [f"{p} (last quantifiable day {t})" for p, t, status in kinetics if status == "lost"]
+    if lost:
+        console.print(f"CAR persistence lost: {', '.join(lost)}")
     quarantined = con.execute(
         "SELECT original_name, reason FROM ingest_log WHERE status = 'quarantined'"
     ).fetchall()
@@ -55,6 +69,7 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
         )
         console.print(f"quarantined{expected}: {name}\n  {reason}")
     console.print(
+        f"reports: {home.reports} (cohort.html, qc.html, one page per patient)\n"
         f"tables: {home.warehouse}\n"
         'query them, e.g.: cartflow query "select patient_id, timepoint, copies_per_ug '
         'from car_copies order by patient_id, study_day"'
