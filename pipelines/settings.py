@@ -19,6 +19,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cba.settings import CbaSettings
 from gating.settings import FlowSettings, flow_settings_from_dict
@@ -32,6 +33,17 @@ DEFAULT_SAMPLE_NAME_PATTERN = (
 SETTINGS_FILE = "cartflow.toml"
 
 
+def read_settings_file(home: Path) -> dict[str, Any]:
+    """The parsed `<home>/cartflow.toml`, empty when there is none; invalid TOML is an error."""
+    path = home / SETTINGS_FILE
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not valid TOML ({err})") from err
+
+
 @dataclass(frozen=True)
 class Settings:
     sample_name_pattern: str = DEFAULT_SAMPLE_NAME_PATTERN
@@ -42,13 +54,7 @@ class Settings:
     @classmethod
     def load(cls, home: Path) -> Settings:
         """Settings from `<home>/cartflow.toml`, defaults where the file or a key is absent."""
-        path = home / SETTINGS_FILE
-        if not path.exists():
-            return cls()
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{path}: not valid TOML ({err})") from err
+        data = read_settings_file(home)
         identity = data.get("identity", {})
         return cls(
             sample_name_pattern=identity.get("sample_name_pattern", DEFAULT_SAMPLE_NAME_PATTERN),

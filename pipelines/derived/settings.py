@@ -14,12 +14,11 @@ sd = 0.05
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pipelines.settings import SETTINGS_FILE
+from pipelines.settings import read_settings_file
 
 SHIPPED_CRS_RULES = Path(__file__).resolve().parent.parent / "rules" / "crs_rules.toml"
 
@@ -77,14 +76,7 @@ class DerivedSettings:
 
     @classmethod
     def load(cls, home: Path) -> DerivedSettings:
-        path = home / SETTINGS_FILE
-        if not path.exists():
-            return cls()
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"{path}: not valid TOML ({err})") from err
-        return cls.from_dict(data.get("derived", {}))
+        return cls.from_dict(read_settings_file(home).get("derived", {}))
 
     def crs_rules_path(self, home: Path) -> Path:
         return home / self.crs_rules if self.crs_rules else SHIPPED_CRS_RULES
