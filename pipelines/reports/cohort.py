@@ -44,47 +44,46 @@ def kinetics_overview(con: duckdb.DuckDBPyConnection, car_targets: list[str]) ->
     return html.section("CAR-T kinetics", chart, table)
 
 
+def _query_section(
+    con: duckdb.DuckDBPyConnection, title: str, sql: str, headers: list[str], when_empty: str
+) -> str:
+    """A section holding the query's rows as a table, or a sentence saying there are none."""
+    rows = con.execute(sql).fetchdf()
+    if rows.empty:
+        return html.section(title, html.absent(when_empty))
+    return html.section(title, html.table(headers, rows.values.tolist()))
+
+
 def alerts_overview(con: duckdb.DuckDBPyConnection) -> str:
-    alerts = con.execute(
+    return _query_section(
+        con, "CRS rule alerts",
         "SELECT patient_id, timepoint, study_day, rule_title, evidence, rule_source "
-        "FROM crs_signals WHERE alert ORDER BY patient_id, study_day, rule_id"
-    ).fetchdf()
-    if alerts.empty:
-        return html.section("CRS rule alerts", html.absent("No CRS rule raised an alert."))
-    return html.section(
-        "CRS rule alerts",
-        html.table(["patient", "timepoint", "day", "rule", "evidence", "source"],
-                   alerts.values.tolist()),
+        "FROM crs_signals WHERE alert ORDER BY patient_id, study_day, rule_id",
+        ["patient", "timepoint", "day", "rule", "evidence", "source"],
+        "No CRS rule raised an alert.",
     )  # fmt: skip
 
 
 def aplasia_overview(con: duckdb.DuckDBPyConnection) -> str:
-    rows = con.execute(
+    return _query_section(
+        con, "B-cell aplasia",
         "SELECT patient_id, any_value(aplasia_onset_timepoint), any_value(aplasia_onset_day), "
         "any_value(recovery_timepoint), any_value(recovery_day), "
         "arg_max(aplasia, study_day) AS aplastic_now FROM b_cell_aplasia "
-        "GROUP BY patient_id ORDER BY patient_id"
-    ).fetchdf()
-    if rows.empty:
-        return html.section("B-cell aplasia", html.absent("No B-cell panel data yet."))
-    return html.section(
-        "B-cell aplasia",
-        html.table(["patient", "onset", "onset day", "recovery", "recovery day", "aplastic now"],
-                   rows.values.tolist()),
+        "GROUP BY patient_id ORDER BY patient_id",
+        ["patient", "onset", "onset day", "recovery", "recovery day", "aplastic now"],
+        "No B-cell panel data yet.",
     )  # fmt: skip
 
 
 def quarantine_overview(con: duckdb.DuckDBPyConnection) -> str:
-    rows = con.execute(
+    return _query_section(
+        con, "Quarantined files",
         "SELECT original_name, kind, reason, updated_at FROM ingest_log "
-        "WHERE status = 'quarantined' ORDER BY updated_at"
-    ).fetchdf()
-    if rows.empty:
-        return html.section("Quarantined files", html.absent("No file is in quarantine."))
-    return html.section(
-        "Quarantined files",
-        html.table(["file", "kind", "reason", "when"], rows.values.tolist()),
-    )
+        "WHERE status = 'quarantined' ORDER BY updated_at",
+        ["file", "kind", "reason", "when"],
+        "No file is in quarantine.",
+    )  # fmt: skip
 
 
 def cohort_page(con: duckdb.DuckDBPyConnection, patients: list[str], car_targets: list[str]) -> str:
