@@ -29,6 +29,7 @@ from gating.panels import detect_panel
 from gating.settings import FlowSettings
 from gating.templates import (
     BoundedTransform,
+    DimensionUse,
     Template,
     dimension_uses,
     load_template,
@@ -134,8 +135,9 @@ def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings
     channels = dataset.channels
     markers = markers_of(channels, lookup)
     strategy = template.strategy
-    check_markers(strategy, channels, markers, _dataset_name(dataset))
-    source, matrix, notes = _compensation(strategy, dataset, markers)
+    uses = dimension_uses(strategy)  # walks FlowKit's gate tree: once per dataset
+    check_markers(strategy, uses, channels, markers, _dataset_name(dataset))
+    source, matrix, notes = _compensation(strategy, uses, dataset, markers)
     sample = None
     try:
         with np.errstate(invalid="ignore", divide="ignore"):  # % of an empty parent
@@ -146,7 +148,7 @@ def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings
                 events = sample.get_events(source="raw")
                 columns = {i: i for i in range(len(channels))}
             else:
-                events, columns = _gating_events(dataset, strategy, markers)
+                events, columns = _gating_events(dataset, strategy, uses, markers)
                 fast_result = _gate_fast(strategy, dataset, markers, events, columns)
                 report, membership = fast_result.report(), fast_result.membership
     except (FlowKitException, LookupError, ValueError) as exc:
@@ -166,7 +168,7 @@ def _flowkit_sample(dataset: FcsDataset, markers: list[str]) -> fk.Sample:
 
 
 def _gating_events(
-    dataset: FcsDataset, strategy: fk.GatingStrategy, markers: list[str]
+    dataset: FcsDataset, strategy: fk.GatingStrategy, uses: list[DimensionUse], markers: list[str]
 ) -> tuple[np.ndarray, dict[int, int]]:
     """(events, channel index -> column) for the fast engine and the medians.
 
@@ -179,18 +181,20 @@ def _gating_events(
     stored = dataset.stored_events()
     if stored is not None:
         changed = dataset.preprocessed_channels()
-        needed = _read_channels(dataset, strategy, markers)
+        needed = _read_channels(dataset, strategy, uses, markers)
         kept = [i for i in range(stored.shape[1]) if i not in changed]
         if not changed & needed and kept and kept == list(range(kept[0], kept[-1] + 1)):
             return stored[:, kept[0] : kept[-1] + 1], {i: k for k, i in enumerate(kept)}
     return dataset.events(), {i: i for i in range(len(dataset.channels))}
 
 
-def _read_channels(dataset: FcsDataset, strategy: fk.GatingStrategy, markers: list[str]) -> set[int]:
+def _read_channels(
+    dataset: FcsDataset, strategy: fk.GatingStrategy, uses: list[DimensionUse], markers: list[str]
+) -> set[int]:
     """Channels the gates or the medians may read: fluorescence, matrix detectors, and any
     channel a gate dimension names by $PnN, marker or FlowJo's '/'-as-'_' spelling."""
     channels = dataset.channels
-    names = {use.name for use in dimension_uses(strategy)}
+    names = {use.name for use in uses}
     for matrix in strategy.comp_matrices.values():
         names |= set(getattr(matrix, "detectors", ()))
     return {
@@ -220,7 +224,7 @@ def _gate_fast(
     bounds = {xform_id: (x.bound_min, x.bound_max) for xform_id, x in wrapped.items()}
     strategy.transformations.update({xform_id: x.inner for xform_id, x in wrapped.items()})
     kept = sorted(columns, key=columns.__getitem__)
-    pnn = [dataset.flow_data.pnn_labels[i] for i in kept]
+    pnn = [dataset.metadata.pnn_labels[i] for i in kept]
     labels = fast._Labels(pnn, [markers[i] for i in kept])
     try:
         sample: list[fk.Sample] = []
@@ -240,11 +244,11 @@ def _file_spill(dataset: FcsDataset, markers: list[str]) -> fk.Matrix | None:
     """What compensation-ref "FCS" means to FlowKit for this file (`fast._sample_spill`): its
     spillover keyword over the fluorescence detectors. Unused once `_compensation` redirected
     the template's "FCS" references, kept so that the fast engine sees what `evaluate` saw."""
-    text = dataset.flow_data.text
+    text = dataset.metadata.text
     spill = text.get("spillover", text.get("spill"))
     if spill is None:
         return None
-    flow_data = dataset.flow_data
+    flow_data = dataset.metadata
     fluoro = flow_data.fluoro_indices
     detectors = [flow_data.pnn_labels[i] for i in fluoro]
     fluorochromes = [markers[i] for i in fluoro]
@@ -252,7 +256,11 @@ def _file_spill(dataset: FcsDataset, markers: list[str]) -> fk.Matrix | None:
 
 
 def check_markers(
-    strategy: fk.GatingStrategy, channels: list[Channel], markers: list[str], name: str
+    strategy: fk.GatingStrategy,
+    uses: list[DimensionUse],
+    channels: list[Channel],
+    markers: list[str],
+    name: str,
 ) -> None:
     """`FlowTemplateError` "marker CD8 not found; this file has: CD3, CD4, ..." for the first
     channel the template gates on that the file lacks (by `$PnN`, marker or matrix fluorochrome)."""
@@ -260,7 +268,7 @@ def check_markers(
     for matrix in strategy.comp_matrices.values():
         known |= {f for f, d in zip(matrix.fluorochromes, matrix.detectors, strict=False)
                   if d in known}  # fmt: skip
-    for use in dimension_uses(strategy):
+    for use in uses:
         if use.name not in known:
             raise FlowTemplateError(
                 f"marker {use.name} not found; this file has: {', '.join(markers)} "
@@ -270,10 +278,10 @@ def check_markers(
 
 
 def _compensation(
-    strategy: fk.GatingStrategy, dataset: FcsDataset, markers: list[str]
+    strategy: fk.GatingStrategy, uses: list[DimensionUse], dataset: FcsDataset, markers: list[str]
 ) -> tuple[str, fk.Matrix | None, list[str]]:
     """(compensation_source, matrix used, notes); points "FCS" references at the file's matrix."""
-    refs = {u.compensation_ref for u in dimension_uses(strategy)} - {None, "uncompensated"}
+    refs = {u.compensation_ref for u in uses} - {None, "uncompensated"}
     if "FCS" in refs:
         spill = file_spillover(dataset, markers)
         if spill is None:
@@ -408,22 +416,23 @@ def mfi_rows(gating: Gating, settings: FlowSettings) -> pd.DataFrame:
     """
     channels = gating.dataset.channels
     indices = [i for i, c in enumerate(channels) if not is_scatter_or_time(c)]
-    by_marker = compensated_fluorescence(gating, indices)
-    has_nan = np.isnan(by_marker).any(axis=0)
-    transforms = [marker_transform(gating, gating.markers[i], settings) for i in indices]
+    gates = list(gating.report.itertuples())
+    masks = [gating.membership(gate.gate_name, gate.gate_path) for gate in gates]
+    by_population = _stats.population_medians(compensated_fluorescence(gating, indices), masks)
+    transforms = marker_transforms(gating, [gating.markers[i] for i in indices], settings)
+    transformed = np.column_stack([
+        np.ravel(transform.apply(by_population[:, [k]])) for k, transform in enumerate(transforms)
+    ])  # fmt: skip
     rows = []
-    for gate in gating.report.itertuples():
-        mask = gating.membership(gate.gate_name, gate.gate_path)
+    for g, (gate, mask) in enumerate(zip(gates, masks, strict=True)):
         population = gating.template.population_name(gate.gate_name)
         path = _gate_path_string(gate)
-        medians = _stats.column_medians(by_marker, mask, has_nan)
         for k, i in enumerate(indices):
-            transformed = float(np.ravel(transforms[k].apply(np.array([[medians[k]]])))[0])
             rows.append({
                 "dataset": gating.dataset.index + 1, "population": population, "gate_path": path,
                 "marker": gating.markers[i], "channel": channels[i].pnn,
-                "median_compensated": medians[k],
-                "median_transformed": transformed if mask.any() else np.nan,
+                "median_compensated": by_population[g, k],
+                "median_transformed": transformed[g, k] if mask.any() else np.nan,
                 "transform": repr(transforms[k]),
             })  # fmt: skip
     return _frame(rows, MFI_COLUMNS).astype({"dataset": "int32"})
@@ -448,14 +457,17 @@ def _gate_path_string(gate: object) -> str:
     return "/".join([*ancestors, gate.gate_name])
 
 
-def marker_transform(gating: Gating, marker: str, settings: FlowSettings) -> object:
-    """The transformation the template's gates apply to this marker, else the default logicle."""
+def marker_transforms(gating: Gating, markers: list[str], settings: FlowSettings) -> list[object]:
+    """Per marker, the transformation the template's gates first apply to it, else the default
+    logicle."""
     strategy = gating.template.strategy
+    applied: dict[str, str] = {}
     for use in dimension_uses(strategy):
-        if use.name == marker and use.transformation_ref:
-            return strategy.transformations[use.transformation_ref]
+        if use.transformation_ref:
+            applied.setdefault(use.name, use.transformation_ref)
     p = settings.default_transform
-    return fk.transforms.LogicleTransform(p.t, p.w, p.m, p.a)
+    default = fk.transforms.LogicleTransform(p.t, p.w, p.m, p.a)
+    return [strategy.transformations[applied[m]] if m in applied else default for m in markers]
 
 
 def sample_row(gating: Gating, panel: str, settings: FlowSettings) -> dict[str, object]:

@@ -26,8 +26,11 @@ FlowKit ignores, are applied when bounds are given (`evaluate_gatingml` reads th
 from __future__ import annotations
 
 import logging
+import os
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -62,6 +65,9 @@ logger = logging.getLogger(__name__)
 
 GateKey = tuple[str, tuple[str, ...]]
 CHUNK_EVENTS = 1 << 15
+THREADS = min(4, os.cpu_count() or 1)
+"""Chunks are gated on this many threads: numpy releases the GIL in the per-chunk arithmetic,
+and each chunk writes only its own span of the memberships."""
 _UNCOMPENSATED = (None, "uncompensated")
 
 
@@ -341,22 +347,33 @@ def _owner(nodes: Mapping[GateKey, _Node], key: GateKey) -> GateKey:
 
 @dataclass
 class _Run:
+    """What all chunks share: the plan, the memberships (each chunk writes its own span) and
+    FlowKit's results for the gates it evaluates itself."""
+
     nodes: list[_Node]
     masks: dict[GateKey, np.ndarray]
-    recomputed: dict[GateKey, int]
     flowkit_results: dict[GateKey, object]
-    chunk_rows: dict[GateKey, np.ndarray] = field(default_factory=dict)
 
 
-def _parent_rows(run: _Run, node: _Node, span: slice) -> np.ndarray | None:
-    """The parent's events in this chunk (None: all), one array per parent so that sibling
-    gates hand the chunk the same object and its gathered detector rows are reused."""
+@dataclass
+class _Pass:
+    """One chunk's evaluation, private to the thread running it."""
+
+    run: _Run
+    chunk: Chunk
+    span: slice
+    parent_rows: dict[GateKey, np.ndarray] = field(default_factory=dict)
+    recomputed: Counter[GateKey] = field(default_factory=Counter)
+
+
+def _parent_rows(step: _Pass, node: _Node) -> np.ndarray | None:
+    """The parent's events in this chunk (None: all), computed once per parent."""
     if node.parent is None:
         return None
-    rows = run.chunk_rows.get(node.parent)
+    rows = step.parent_rows.get(node.parent)
     if rows is None:
-        rows = np.flatnonzero(run.masks[node.parent][span])
-        run.chunk_rows[node.parent] = rows
+        rows = np.flatnonzero(step.run.masks[node.parent][step.span])
+        step.parent_rows[node.parent] = rows
     return rows
 
 
@@ -388,12 +405,19 @@ def _exact_ranges(chunk: Chunk, limits: Sequence[tuple[_Dim, float | None, float
 
 
 def _range_membership(
-    chunk: Chunk, rows: np.ndarray | None, limits: Sequence[tuple[_Dim, float | None, float | None]]
+    chunk: Chunk,
+    rows: np.ndarray | None,
+    limits: Sequence[tuple[_Dim, float | None, float | None]],
+    gathered: Mapping[_Dim, tuple[np.ndarray, float]],
 ) -> tuple[np.ndarray, int]:
-    decisions = [
-        range_decision(*chunk.values(dim.source, rows), low, high) for dim, low, high in limits
-    ]
+    """Rectangle (or quadrant) membership from the dimensions' values at `rows`."""
+    decisions = [range_decision(*gathered[dim], low, high) for dim, low, high in limits]
     return _settle(combine_and(decisions), rows, _exact_ranges(chunk, limits))
+
+
+def _gathered(node: _Node, chunk: Chunk, rows: np.ndarray | None) -> dict[_Dim, tuple]:
+    """Each dimension's values at the parent's events, gathered once for all quadrants."""
+    return {dim: chunk.values(dim.source, rows) for dim in node.dims}
 
 
 def _polygon_membership(
@@ -430,10 +454,10 @@ def _ellipsoid_membership(
     return _settle(decision, rows, exact)
 
 
-def _boolean_membership(run: _Run, node: _Node, span: slice, rows: np.ndarray | None) -> np.ndarray:
+def _boolean_membership(step: _Pass, node: _Node, rows: np.ndarray | None) -> np.ndarray:
     operands = []
     for ref, complement in node.refs:
-        values = run.masks[ref][span]
+        values = step.run.masks[ref][step.span]
         values = values if rows is None else values[rows]
         operands.append(~values if complement else values)
     kind = node.gate.type
@@ -444,43 +468,44 @@ def _boolean_membership(run: _Run, node: _Node, span: slice, rows: np.ndarray | 
     return np.logical_not(operands[0])
 
 
-def _store(
-    run: _Run, key: GateKey, span: slice, rows: np.ndarray | None, inside: np.ndarray
-) -> None:
-    target = run.masks[key][span]
+def _store(step: _Pass, key: GateKey, rows: np.ndarray | None, inside: np.ndarray) -> None:
+    target = step.run.masks[key][step.span]
     if rows is None:
         target[:] = inside
     else:
         target[rows] = inside
 
 
-def _evaluate_node(run: _Run, node: _Node, chunk: Chunk, span: slice) -> None:
-    rows = _parent_rows(run, node, span)
+def _evaluate_node(step: _Pass, node: _Node) -> None:
+    rows = _parent_rows(step, node)
+    chunk = step.chunk
     if node.kind == "flowkit":
         for key in _mask_keys(node):
-            inside = run.flowkit_results[key][span]
-            _store(run, key, span, rows, inside if rows is None else inside[rows])
+            inside = step.run.flowkit_results[key][step.span]
+            _store(step, key, rows, inside if rows is None else inside[rows])
         return
     if node.kind == "quadrant":
+        gathered = _gathered(node, chunk, rows)
         for key, limits in zip(_mask_keys(node), node.quadrants.values(), strict=True):
             resolved = [(node.dims[index], low, high) for index, low, high in limits]
-            inside, recomputed = _range_membership(chunk, rows, resolved)
-            _store(run, key, span, rows, inside)
-            run.recomputed[key] += recomputed
+            inside, recomputed = _range_membership(chunk, rows, resolved, gathered)
+            _store(step, key, rows, inside)
+            step.recomputed[key] += recomputed
         return
     recomputed = 0
     if node.kind == "boolean":
-        inside = _boolean_membership(run, node, span, rows)
+        inside = _boolean_membership(step, node, rows)
     elif node.kind == "rectangle":
-        inside, recomputed = _range_membership(chunk, rows, [(d, d.low, d.high) for d in node.dims])
+        limits = [(d, d.low, d.high) for d in node.dims]
+        inside, recomputed = _range_membership(chunk, rows, limits, _gathered(node, chunk, rows))
     elif node.kind == "polygon":
         inside, recomputed = _polygon_membership(node, chunk, rows)
     else:
         inside, recomputed = _ellipsoid_membership(node, chunk, rows)
     if getattr(node.gate, "use_complement", False):
         inside = ~inside
-    _store(run, node.key, span, rows, inside)
-    run.recomputed[node.key] += recomputed
+    _store(step, node.key, rows, inside)
+    step.recomputed[node.key] += recomputed
 
 
 def _flowkit_results(
@@ -505,7 +530,9 @@ def _flowkit_results(
     return results
 
 
-def _result_entries(run: _Run, sample_total: int) -> dict[GateKey, GateResult]:
+def _result_entries(
+    run: _Run, recomputed: Counter[GateKey], sample_total: int
+) -> dict[GateKey, GateResult]:
     counts = {key: int(mask.sum()) for key, mask in run.masks.items()}
     entries: dict[GateKey, GateResult] = {}
     for node in run.nodes:
@@ -523,7 +550,7 @@ def _result_entries(run: _Run, sample_total: int) -> dict[GateKey, GateResult]:
                 membership=run.masks[key],
                 count=counts[key],
                 parent_count=parent_count,
-                recomputed=run.recomputed[key],
+                recomputed=recomputed[key],
             )
     return entries
 
@@ -544,10 +571,10 @@ def _gate(
     run = _Run(
         nodes=nodes,
         masks={key: np.zeros(total, dtype=bool) for key in mask_keys},
-        recomputed=dict.fromkeys(mask_keys, 0),
         flowkit_results=_flowkit_results(strategy, nodes, sample_factory),
     )
-    for start in range(0, total, CHUNK_EVENTS):
+
+    def gate_chunk(start: int) -> Counter[GateKey]:
         span = slice(start, min(start + CHUNK_EVENTS, total))
         chunk = Chunk(
             raw=raw[span],
@@ -556,10 +583,17 @@ def _gate(
             bounds=bounds,
             ratio_channels=planner.ratio_channels,
         )
-        run.chunk_rows.clear()
+        step = _Pass(run, chunk, span)
         for node in nodes:
-            _evaluate_node(run, node, chunk, span)
-    return FastGatingResult(sample_id, total, _result_entries(run, total))
+            _evaluate_node(step, node)
+        return step.recomputed
+
+    recomputed: Counter[GateKey] = Counter()
+    starts = range(0, total, CHUNK_EVENTS)
+    with ThreadPoolExecutor(max_workers=min(THREADS, len(starts) or 1)) as pool:
+        for counts in pool.map(gate_chunk, starts):
+            recomputed.update(counts)
+    return FastGatingResult(sample_id, total, _result_entries(run, recomputed, total))
 
 
 # ----------------------------------------------------------------------------- public API
