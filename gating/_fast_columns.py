@@ -73,6 +73,7 @@ class Chunk:
     """One contiguous block of events with its lazily computed gate-space columns."""
 
     raw: np.ndarray
+    """The chunk's events as float64 (n x channels)."""
     compensations: Mapping[str, Compensation]
     transforms: Mapping[str, Transform]
     bounds: Bounds
@@ -153,8 +154,7 @@ class Chunk:
         return self._exact_transform(source.transform, self._exact_base(source, rows_all)), 0.0
 
     def _raw_column(self, channel: int, rows: np.ndarray | None) -> np.ndarray:
-        column = self.raw[:, channel] if rows is None else self.raw[rows, channel]
-        return column.astype(np.float64)
+        return self.raw[:, channel].copy() if rows is None else self.raw[rows, channel]
 
     def _fast_base(self, source: Source, rows: np.ndarray | None) -> tuple[np.ndarray, float]:
         """Raw values, or one compensated column of the chunk's compensated block."""
@@ -177,8 +177,8 @@ class Chunk:
         cached = self._compensated.get(key)
         if cached is None:
             comp = self.compensations[key]
-            block = self.raw[:, list(comp.detectors)].T.astype(np.float64, order="C")
-            magnitude = np.abs(block).max(axis=1, initial=0.0)
+            block = self.raw[:, list(comp.detectors)].T.copy()
+            magnitude = np.maximum(block.max(axis=1, initial=0.0), -block.min(axis=1, initial=0.0))
             product = np.einsum("ij,jk->ik", comp.inverse.T, block)
             cached = (product, comp.error_scale * (magnitude @ np.abs(comp.inverse)))
             self._compensated[key] = cached
@@ -188,7 +188,7 @@ class Chunk:
         if source.compensation is None:
             return self._raw_column(source.channel, rows)
         comp = self.compensations[source.compensation]
-        block = self.raw[rows][:, list(comp.detectors)].astype(np.float64)
+        block = self.raw[rows][:, list(comp.detectors)]
         return comp.exact(block)[:, comp.detectors.index(source.channel)].copy()
 
     def _ratio(self, ratio_id: str, rows: np.ndarray | None) -> np.ndarray:

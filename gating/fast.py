@@ -577,7 +577,7 @@ def _gate(
     def gate_chunk(start: int) -> Counter[GateKey]:
         span = slice(start, min(start + CHUNK_EVENTS, total))
         chunk = Chunk(
-            raw=raw[span],
+            raw=np.asarray(raw[span], dtype=np.float64),  # native float64 once per chunk
             compensations=planner.compensations,
             transforms=strategy.transformations,
             bounds=bounds,
@@ -590,9 +590,14 @@ def _gate(
 
     recomputed: Counter[GateKey] = Counter()
     starts = range(0, total, CHUNK_EVENTS)
-    with ThreadPoolExecutor(max_workers=min(THREADS, len(starts) or 1)) as pool:
-        for counts in pool.map(gate_chunk, starts):
-            recomputed.update(counts)
+    threads = min(THREADS, len(starts))
+    if threads < 2:
+        counted = map(gate_chunk, starts)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            counted = list(pool.map(gate_chunk, starts))
+    for counts in counted:
+        recomputed.update(counts)
     return FastGatingResult(sample_id, total, _result_entries(run, recomputed, total))
 
 
