@@ -19,7 +19,7 @@ import numpy as np
 from flowkit import transforms as fk_transforms
 from flowkit._models.transforms._base_transform import Transform
 
-from gating._fast_transforms import exact_apply, interpolated, slope_bound
+from gating._fast_transforms import data_space_bracket, exact_apply, interpolated, slope_bound
 
 Bounds = Mapping[str, tuple[float | None, float | None]]
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
@@ -120,6 +120,17 @@ class Chunk:
             column.error = max(column.error, error)
         if rows is None:
             column.done = None
+
+    def bracket(self, source: Source, threshold: float | None) -> tuple[float, float] | None:
+        """Where `source`'s transform crosses `threshold`, in untransformed values, when a range
+        test on it can be made without transforming: a logicle or hyperlog dimension whose
+        Gating-ML bounds (clamping) do not change the test at this threshold."""
+        if threshold is None or source.transform is None or source.ratio is not None:
+            return None
+        low, high = self.bounds.get(source.transform, (None, None))
+        if (low is not None and threshold <= low) or (high is not None and threshold > high):
+            return None  # clamped values sit on the bound: the test depends on the clamp
+        return data_space_bracket(self.transforms[source.transform], threshold)
 
     def exact(self, source: Source, rows: np.ndarray) -> np.ndarray:
         """FlowKit's own value of `source` at `rows`."""

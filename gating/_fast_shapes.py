@@ -48,6 +48,30 @@ def range_decision(
     return Decision(inside, uncertain)
 
 
+def band_decision(
+    values: np.ndarray,
+    error: float,
+    low: tuple[float, float] | None,
+    high: tuple[float, float] | None,
+) -> Decision:
+    """One dimension of a rectangle or quadrant tested on untransformed values.
+
+    `low` = (below, above) brackets where the transformed value crosses the gate's min (see
+    `data_space_bracket`): values under `below` are outside, values over `above` inside. `high`
+    brackets the max the same way, inside under it. Values within `error` of a band, and values
+    that are not finite, are left to FlowKit's own arithmetic.
+    """
+    inside = np.ones(values.shape, dtype=bool)
+    uncertain = ~np.isfinite(values)
+    for band, passes in ((low, np.greater), (high, np.less)):
+        if band is None:
+            continue
+        below, above = band
+        inside &= passes(values, (below + above) / 2)
+        uncertain |= (values >= below - error) & (values <= above + error)
+    return Decision(inside, uncertain)
+
+
 def combine_and(decisions: list[Decision]) -> Decision:
     """Intersection of per-dimension decisions (a rectangle, one quadrant)."""
     inside = decisions[0].inside.copy()

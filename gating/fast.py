@@ -31,7 +31,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from flowkit.exceptions import QuadrantReferenceError
 from gating._fast_columns import Bounds, Chunk, Compensation, Source
 from gating._fast_shapes import (
     Decision,
+    band_decision,
     combine_and,
     ellipsoid_decision,
     exact_ellipsoid,
@@ -408,16 +409,37 @@ def _range_membership(
     chunk: Chunk,
     rows: np.ndarray | None,
     limits: Sequence[tuple[_Dim, float | None, float | None]],
-    gathered: Mapping[_Dim, tuple[np.ndarray, float]],
+    gathered: dict[Source, tuple[np.ndarray, float]],
 ) -> tuple[np.ndarray, int]:
-    """Rectangle (or quadrant) membership from the dimensions' values at `rows`."""
-    decisions = [range_decision(*gathered[dim], low, high) for dim, low, high in limits]
+    """Rectangle (or quadrant) membership at `rows`.
+
+    A logicle or hyperlog dimension is tested on its untransformed values against the
+    thresholds mapped back through the transform (`Chunk.bracket`), so only the events next to
+    a threshold are transformed, by FlowKit; others are tested on transformed values.
+    """
+    decisions = []
+    for dim, low, high in limits:
+        brackets = (chunk.bracket(dim.source, low), chunk.bracket(dim.source, high))
+        if (low is None or brackets[0]) and (high is None or brackets[1]):
+            untransformed = replace(dim.source, transform=None)
+            values = _gather(chunk, untransformed, rows, gathered)
+            decisions.append(band_decision(*values, *brackets))
+        else:
+            values = _gather(chunk, dim.source, rows, gathered)
+            decisions.append(range_decision(*values, low, high))
     return _settle(combine_and(decisions), rows, _exact_ranges(chunk, limits))
 
 
-def _gathered(node: _Node, chunk: Chunk, rows: np.ndarray | None) -> dict[_Dim, tuple]:
-    """Each dimension's values at the parent's events, gathered once for all quadrants."""
-    return {dim: chunk.values(dim.source, rows) for dim in node.dims}
+def _gather(
+    chunk: Chunk,
+    source: Source,
+    rows: np.ndarray | None,
+    gathered: dict[Source, tuple[np.ndarray, float]],
+) -> tuple[np.ndarray, float]:
+    """A source's values at the parent's events, gathered once per gate (quadrants share)."""
+    if source not in gathered:
+        gathered[source] = chunk.values(source, rows)
+    return gathered[source]
 
 
 def _polygon_membership(
@@ -485,7 +507,7 @@ def _evaluate_node(step: _Pass, node: _Node) -> None:
             _store(step, key, rows, inside if rows is None else inside[rows])
         return
     if node.kind == "quadrant":
-        gathered = _gathered(node, chunk, rows)
+        gathered: dict[Source, tuple[np.ndarray, float]] = {}
         for key, limits in zip(_mask_keys(node), node.quadrants.values(), strict=True):
             resolved = [(node.dims[index], low, high) for index, low, high in limits]
             inside, recomputed = _range_membership(chunk, rows, resolved, gathered)
@@ -497,7 +519,7 @@ def _evaluate_node(step: _Pass, node: _Node) -> None:
         inside = _boolean_membership(step, node, rows)
     elif node.kind == "rectangle":
         limits = [(d, d.low, d.high) for d in node.dims]
-        inside, recomputed = _range_membership(chunk, rows, limits, _gathered(node, chunk, rows))
+        inside, recomputed = _range_membership(chunk, rows, limits, {})
     elif node.kind == "polygon":
         inside, recomputed = _polygon_membership(node, chunk, rows)
     else:
