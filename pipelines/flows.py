@@ -1,13 +1,18 @@
-"""Prefect flows: `ingest_file` (one file) and `process_inbox` (the sweep), one task per file.
+"""Prefect flows: `ingest_file` (one file) and `process_inbox` (the sweep).
 
-Flows stay thin: a task calls `Processor.process`. Each flow run publishes a table artifact
-(file, status, reason, rows written) and a link to the Data Docs.
+Flows stay thin. `ingest_file` runs one task calling `Processor.process`. The sweep runs the
+processor's phases: a `prepare` task per file (claim, compute, conform; on Dask workers for large
+batches), one `validate` task per table over all prepared files (a Great Expectations run costs
+about half a second whatever its size, so per file it dominated a backfill), then the commits,
+one after the other in this process, in the sweep's order. Each flow run publishes a table
+artifact (file, status, reason, rows written) and a link to the Data Docs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from time import perf_counter
 
 from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
@@ -20,8 +25,18 @@ from prefect_dask import DaskTaskRunner
 
 from pipelines.assays import is_manifest
 from pipelines.home import LabHome
-from pipelines.ingest import BUSY, INGESTED, QUARANTINED, FileOutcome, Processor
-from pipelines.runners import per_file_runner
+from pipelines.ingest import (
+    BUSY,
+    INGESTED,
+    QUARANTINED,
+    Check,
+    FileOutcome,
+    Prepared,
+    Processor,
+    checks_of,
+    table_names,
+)
+from pipelines.runners import local_cluster_settings, per_file_runner
 
 _processors: dict[Path, Processor] = {}
 _progress: list[Callable[[FileOutcome], None]] = []
@@ -78,26 +93,48 @@ def on_file_done(callback: Callable[[FileOutcome], None] | None) -> None:
         _progress.append(callback)
 
 
-# Never cached: a path's content can change between runs; the ledger knows what was done.
-def ingest_one(path: Path, home: LabHome, flow_run_id: str | None) -> FileOutcome:
-    """The body of the per-file task.
-
-    A plain module-level function, wrapped below rather than decorated, so that Dask pickles
-    it by reference: a decorated function's name points at the Task object, and pickling it by
-    value drags in module globals such as the command line's progress callback.
-    """
-    outcome = processor_for(home).process(path, flow_run_id)
+def _report(outcome: FileOutcome) -> None:
+    """Log a finished file and tell the progress callbacks."""
     logger = get_run_logger()
     if outcome.status == QUARANTINED:
-        logger.warning("%s quarantined: %s", path.name, outcome.reason)
+        logger.warning("%s quarantined: %s", outcome.name, outcome.reason)
     else:
-        logger.info("%s %s %s", path.name, outcome.status, outcome.rows)
+        logger.info("%s %s %s", outcome.name, outcome.status, outcome.rows)
     for callback in _progress:
         callback(outcome)
+
+
+# Never cached: a path's content can change between runs; the ledger knows what was done.
+def ingest_one(path: Path, home: LabHome, flow_run_id: str | None) -> FileOutcome:
+    """The body of the one-file task: the whole path in one call."""
+    outcome = processor_for(home).process(path, flow_run_id)
+    _report(outcome)
     return outcome
 
 
 ingest_task = task(ingest_one, name="ingest", task_run_name="ingest {path.name}", cache_policy=NONE)
+
+
+def prepare_one(path: Path, home: LabHome, flow_run_id: str | None) -> Prepared | FileOutcome:
+    """The body of the sweep's per-file task: the file claimed and computed, or its outcome.
+
+    A plain module-level function, wrapped below rather than decorated, so that Dask pickles
+    it by reference: a decorated function's name points at the Task object, and pickling it by
+    value drags in module globals such as the command line's progress callback. Progress is
+    reported by the flow, which may run this on another machine.
+    """
+    return processor_for(home).prepare(path, flow_run_id)
+
+
+prepare_task = task(
+    prepare_one, name="prepare", task_run_name="prepare {path.name}", cache_policy=NONE
+)
+
+
+@task(name="validate", task_run_name="validate {table_name}", cache_policy=NONE)
+def validate_task(table_name: str, prepared: list[Prepared], home: LabHome) -> dict[str, Check]:
+    """One table of every prepared file, in as few suite runs as they allow."""
+    return processor_for(home).validate_table(table_name, prepared)
 
 
 def _publish(outcomes: list[FileOutcome], home: LabHome, title: str, build_docs: bool) -> None:
@@ -168,21 +205,17 @@ def ingest_file(path: str, home: str | None = None) -> list[FileOutcome]:
 def process_inbox(
     home: str | None = None, paths: list[str] | None = None, recompute_all: bool = False
 ) -> list[FileOutcome]:
-    """The sweep: every file waiting in the inbox (or the given files), one task each; then the
-    derived tables of the patients with new data (of every patient with `recompute_all`, as the
-    nightly run does)."""
+    """The sweep: every file waiting in the inbox (or the given files), manifests first, the
+    others prepared one task each and validated one task per table (see the module's docstring);
+    then the derived tables of the patients with new data (of every patient with
+    `recompute_all`, as the nightly run does)."""
     lab = LabHome.locate(home)
     processor_for(lab)
     files = manifests_first([Path(p) for p in paths]) if paths else inbox_files(lab)
     run_id = _flow_run_id()
     manifests = [path for path in files if _manifest_now(path)]
     others = [path for path in files if path not in manifests]
-    outcomes = _ingest_here(manifests, lab, run_id)
-    runner = per_file_runner(len(others))
-    if runner is None:
-        outcomes += _ingest_here(others, lab, run_id)
-    else:
-        outcomes += _ingest_on(runner, others, lab, run_id)
+    outcomes = _ingest_here(manifests, lab, run_id) + _ingest_batch(others, lab, run_id)
     _publish(outcomes, lab, f"cartflow sweep of {len(files)} file(s)", build_docs=True)
     patients = None if recompute_all else _patients_with_new_data(outcomes)
     if patients is None or patients:
@@ -208,49 +241,164 @@ def _worth_retrying(task: Task, task_run: TaskRun, state: State) -> bool:
 _sweep_task = ingest_task.with_options(
     retries=2, retry_delay_seconds=10, retry_condition_fn=_worth_retrying
 )
+_sweep_prepare_task = prepare_task.with_options(
+    retries=2, retry_delay_seconds=10, retry_condition_fn=_worth_retrying
+)
+
+Arrival = tuple[int, Prepared | FileOutcome | BaseException]
+"""A prepare task's result, with the index of its file in the batch."""
 
 
-def _settled(result: FileOutcome | BaseException, path: Path, reported: bool) -> FileOutcome:
-    """A task's outcome, reported to the progress callbacks unless the task did that itself.
+def _taken_meanwhile(result: object, path: Path) -> bool:
+    """The task failed because another run moved the file away (the watcher and a sweep met)."""
+    return isinstance(result, FileNotFoundError) and not path.exists()
 
-    The watcher's run and a sweep may meet the same file: whichever claims it second skips it
-    (BUSY, or DUPLICATE once done), and one that finds it already moved away skips it too.
-    """
-    if isinstance(result, FileNotFoundError) and not path.exists():
-        result = FileOutcome(path.name, "", BUSY, reason="taken by another run meanwhile")
-        reported = False
-    elif isinstance(result, BaseException):
-        raise result
-    if not reported:
-        for callback in _progress:
-            callback(result)
-    return result
+
+def _skipped(path: Path) -> FileOutcome:
+    return FileOutcome(path.name, "", BUSY, reason="taken by another run meanwhile")
 
 
 def _ingest_here(files: list[Path], lab: LabHome, run_id: str | None) -> list[FileOutcome]:
-    """One file after the other in this process (its Processor and imports are warm)."""
+    """One file after the other, the whole path each, in this process (the task reports it)."""
     outcomes = []
     for path in files:
-        state = _sweep_task(path, lab, run_id, return_state=True)
-        outcomes.append(_settled(state.result(raise_on_failure=False), path, reported=True))
+        result = _sweep_task(path, lab, run_id, return_state=True).result(raise_on_failure=False)
+        if _taken_meanwhile(result, path):
+            result = _skipped(path)
+            _report(result)
+        elif isinstance(result, BaseException):
+            raise result
+        outcomes.append(result)
     return outcomes
 
 
-def _ingest_on(
+def _ingest_batch(files: list[Path], lab: LabHome, run_id: str | None) -> list[FileOutcome]:
+    """Prepare every file, validate each table of them all at once, commit them in order.
+
+    Committing in the sweep's order keeps what one file after the other did: a corrected
+    re-export supersedes the earlier one. A copy of a file prepared in this batch (same bytes,
+    another name) found it claimed; it is taken once the batch is committed, as a duplicate or,
+    if the first was quarantined, as a retry.
+    """
+    if not files:
+        return []
+    results = _prepare_all(files, lab, run_id)
+    prepared = [r for r in results if isinstance(r, Prepared)]
+    claimed_here = {p.sha256 for p in prepared}
+    busy = [index for index, r in enumerate(results) if _is_busy(r)]
+    again = {index for index in busy if results[index].sha256 in claimed_here}
+    for index in busy:
+        if index not in again:
+            _report(results[index])
+    committed = iter(_validate_and_commit(prepared, lab, run_id))
+    retaken = iter(_ingest_here([files[i] for i in sorted(again)], lab, run_id))
+    return [
+        next(committed) if isinstance(r, Prepared) else next(retaken) if index in again else r
+        for index, r in enumerate(results)
+    ]
+
+
+def _is_busy(result: Prepared | FileOutcome | BaseException) -> bool:
+    return isinstance(result, FileOutcome) and result.status == BUSY
+
+
+def _prepare_all(
+    files: list[Path], lab: LabHome, run_id: str | None
+) -> list[Prepared | FileOutcome]:
+    """Each file's prepare task, here or on the batch's runner; results in file order.
+
+    Finished files (duplicates, refusals) are reported as they arrive; BUSY ones are left to
+    `_ingest_batch`. Should a task fail for good or the run be interrupted, the files prepared
+    so far give their claims back before the error propagates.
+    """
+    runner = per_file_runner(len(files))
+    arrivals = (
+        _prepare_here(files, lab, run_id) if runner is None
+        else _prepare_on(runner, files, lab, run_id)
+    )  # fmt: skip
+    results: dict[int, Prepared | FileOutcome] = {}
+    failure: BaseException | None = None
+    try:
+        for index, result in arrivals:
+            if _taken_meanwhile(result, files[index]):
+                result = _skipped(files[index])
+            if isinstance(result, BaseException):
+                failure = failure or result
+                continue
+            results[index] = result
+            if isinstance(result, FileOutcome) and not _is_busy(result):
+                _report(result)
+        if failure is not None:
+            raise failure
+    except BaseException:
+        processor_for(lab).release([r for r in results.values() if isinstance(r, Prepared)])
+        raise
+    return [results[index] for index in range(len(files))]
+
+
+def _prepare_here(files: list[Path], lab: LabHome, run_id: str | None) -> Iterator[Arrival]:
+    """One file after the other in this process (its imports are warm); stops at a failure."""
+    for index, path in enumerate(files):
+        state = _sweep_prepare_task(path, lab, run_id, return_state=True)
+        result = state.result(raise_on_failure=False)
+        yield index, result
+        if isinstance(result, BaseException) and not _taken_meanwhile(result, path):
+            return
+
+
+def _prepare_on(
     runner: DaskTaskRunner, files: list[Path], lab: LabHome, run_id: str | None
-) -> list[FileOutcome]:
-    """All files at once on Dask workers; progress is reported here as each one finishes."""
-    with runner:
+) -> Iterator[Arrival]:
+    """All files at once on Dask workers, each as it finishes."""
+    with local_cluster_settings(), runner:
         futures = {
             runner.submit(
-                _sweep_task, parameters={"path": path, "home": lab, "flow_run_id": run_id}
-            ): path
-            for path in files
+                _sweep_prepare_task, parameters={"path": path, "home": lab, "flow_run_id": run_id}
+            ): index
+            for index, path in enumerate(files)
         }
-        settled = {
-            futures[future]: _settled(
-                future.result(raise_on_failure=False), futures[future], reported=False
-            )
-            for future in as_completed(list(futures))
-        }
-    return [settled[path] for path in files]
+        for future in as_completed(list(futures)):
+            yield futures[future], future.result(raise_on_failure=False)
+
+
+def _validate_and_commit(
+    prepared: list[Prepared], lab: LabHome, run_id: str | None
+) -> list[FileOutcome]:
+    """Validate every table once, then commit (or quarantine) each file here, in order.
+
+    Commits run in this process, not as tasks: a file's commit takes tens of milliseconds, less
+    than a task run's own bookkeeping. If the run stops half-way, the files not yet committed
+    give their claims back.
+    """
+    processor = processor_for(lab)
+    try:
+        checks, seconds = _validate_all(prepared, lab)
+    except BaseException:
+        processor.release(prepared)
+        raise
+    outcomes = []
+    for index, item in enumerate(prepared):
+        try:
+            outcome = processor.commit(item, checks[item.sha256], run_id, seconds[item.sha256])
+        except BaseException:
+            processor.release(prepared[index + 1 :])
+            raise
+        _report(outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _validate_all(
+    prepared: list[Prepared], lab: LabHome
+) -> tuple[dict[str, list[Check]], dict[str, float]]:
+    """One validate task per table; per file, its checks and its share of the time they took."""
+    by_table: dict[str, dict[str, Check]] = {}
+    seconds = dict.fromkeys((p.sha256 for p in prepared), 0.0)
+    for table_name in table_names(prepared):
+        having = [p for p in prepared if table_name in p.tables]
+        started = perf_counter()
+        by_table[table_name] = validate_task(table_name, having, lab)
+        share = (perf_counter() - started) / len(having)
+        for item in having:
+            seconds[item.sha256] += share
+    return {p.sha256: checks_of(p, by_table) for p in prepared}, seconds

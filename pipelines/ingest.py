@@ -1,7 +1,10 @@
 """The path of one file through the lab home: arrive, claim, recognise, compute, validate, write.
 
-Plain Python, no Prefect: the flows call `Processor.process` once per file, and tests can too.
-Nothing is ever deleted: the raw store keeps every received file by hash (read-only), and the
+Plain Python, no Prefect. `Processor.process` takes one file the whole way; a sweep runs the
+same three phases over many files: `prepare` each (claim, compute, conform; on any worker),
+`validate_table` once per table over all of them (a Great Expectations run costs about half a
+second whatever its size), then `commit` each (write, supersede, mark ingested) or quarantine
+it. Nothing is ever deleted: the raw store keeps every received file by hash (read-only), and the
 original in the inbox moves to `processed/` or `quarantine/` with a `.reason.txt` beside it.
 """
 
@@ -14,8 +17,8 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,6 +78,36 @@ class FileOutcome:
         }  # fmt: skip
 
 
+@dataclass
+class Prepared:
+    """A claimed file, computed and conformed, waiting for validation and its commit.
+
+    Small and picklable: a file's curated tables (hundreds of rows for an FCS tube, never its
+    events), so a prepare task on a Dask worker hands it back to the flow cheaply.
+    """
+
+    path: Path
+    """The original, resolved; it stays where it is until the commit files it away."""
+    sha256: str
+    kind: str
+    instrument_format: str
+    run_identity: str
+    tables: dict[str, pa.Table]
+    """The conformed curated tables, in the assay's order; validation_results is built later."""
+    processed_at: datetime
+    warnings: list[str]
+    compute_seconds: float
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+Check = ValidationOutcome | Rejection
+"""One table's validation of one file, or the Rejection it is quarantined with when validating
+it raised (a defect, reported as an internal error as any other)."""
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -125,6 +158,26 @@ class Processor:
 
     # -- the whole path -------------------------------------------------------------------
     def process(self, path: Path, flow_run_id: str | None = None) -> FileOutcome:
+        """One file through all three phases."""
+        prepared = self.prepare(path, flow_run_id)
+        if isinstance(prepared, FileOutcome):
+            return prepared
+        started = time.perf_counter()
+        try:
+            checks = self.validate([prepared])[prepared.sha256]
+        except BaseException:
+            self.release([prepared])
+            raise
+        return self.commit(prepared, checks, flow_run_id, time.perf_counter() - started)
+
+    # -- phase 1: arrive, claim, compute --------------------------------------------------
+    def prepare(self, path: Path, flow_run_id: str | None = None) -> Prepared | FileOutcome:
+        """Hash, store and claim the file, then recognise, compute and conform it.
+
+        Returns the finished outcome instead for a duplicate, a file another run holds, a
+        manifest (taken here and now: plates need its samples) and a file refused on the way,
+        which is quarantined.
+        """
         path = path.resolve()
         try:
             sha256 = sha256_of(path)
@@ -142,88 +195,180 @@ class Processor:
             )  # fmt: skip
         if not self.ledger.claim(sha256, token=flow_run_id or uuid.uuid4().hex):
             return FileOutcome(path.name, sha256, BUSY, reason="another run is processing it")
-        try:
-            with _under_original_name(raw_copy, path.name) as readable:
-                outcome = self._process_claimed(readable, path.name, sha256, flow_run_id)
-        except Rejection as rejection:
-            outcome = self._quarantine(path.name, sha256, rejection, flow_run_id)
-        except Exception as err:  # a defect, not bad input: keep the file safe and say so
-            detail = "".join(traceback.format_exception_only(type(err), err)).strip()
-            rejection = Rejection(
-                f"internal error while processing ({detail}); the file is kept in quarantine, "
-                "please report this to the pipeline maintainers"
-            )
-            outcome = self._quarantine(path.name, sha256, rejection, flow_run_id)
-        except BaseException:
-            self.ledger.release_claim(sha256)
-            raise
-        destination = self.home.processed if outcome.status == INGESTED else self.home.quarantine
-        self._file_away(path, destination, outcome.reason if outcome.status != INGESTED else None)
-        return outcome
 
-    def _process_claimed(
-        self, raw_copy: Path, name: str, sha256: str, flow_run_id: str | None
-    ) -> FileOutcome:
+        def compute() -> Prepared | FileOutcome:
+            with _under_original_name(raw_copy, path.name) as readable:
+                return self._prepare_claimed(readable, path, sha256, flow_run_id)
+
+        return self._settle(path, sha256, flow_run_id, compute)
+
+    def _prepare_claimed(
+        self, raw_copy: Path, path: Path, sha256: str, flow_run_id: str | None
+    ) -> Prepared | FileOutcome:
         recognised = recognise(raw_copy)
         if recognised.kind == MANIFEST:
-            rows = compute_manifest(raw_copy)
-            self.ledger.replace_manifest(sha256, rows)
-            self.ledger.mark_ingested(
-                sha256, kind=MANIFEST, instrument_format=recognised.instrument_format,
-                run_identity=f"manifest:{sha256}", pipeline_version=__version__,
-                flow_run_id=flow_run_id, outputs=[], warnings=None, supersedes=None,
-            )  # fmt: skip
-            return FileOutcome(
-                name, sha256, INGESTED, kind=MANIFEST,
-                instrument_format=recognised.instrument_format, rows={"manifest": len(rows)},
-            )  # fmt: skip
+            return self._take_manifest(raw_copy, path.name, sha256, recognised, flow_run_id)
         started = time.perf_counter()
         assay = self._compute(raw_copy, recognised)
-        computed = time.perf_counter()
         processed_at = datetime.now(UTC)
-        arrow_tables: dict[str, pa.Table] = {}
-        outcomes: list[ValidationOutcome] = []
-        for table_name, frame in assay.tables.items():
-            frame = frame.assign(
-                source_sha256=sha256, pipeline_version=__version__, processed_at=processed_at
+        tables = {
+            table_name: conform(
+                frame.assign(
+                    source_sha256=sha256, pipeline_version=__version__, processed_at=processed_at
+                ),
+                TABLES[table_name],
             )
-            table = conform(frame, TABLES[table_name])
-            arrow_tables[table_name] = table
-            outcomes.append(self.validator.validate(table_name, table.to_pandas(), sha256))
-        arrow_tables[VALIDATION_RESULTS.name] = self._validation_table(
-            outcomes, sha256, processed_at
-        )
-        validated = time.perf_counter()
+            for table_name, frame in assay.tables.items()
+        }
+        return Prepared(
+            path=path, sha256=sha256, kind=assay.kind, instrument_format=assay.instrument_format,
+            run_identity=assay.run_identity, tables=tables, processed_at=processed_at,
+            warnings=assay.warnings, compute_seconds=time.perf_counter() - started,
+        )  # fmt: skip
+
+    def _take_manifest(
+        self,
+        raw_copy: Path,
+        name: str,
+        sha256: str,
+        recognised: Recognised,
+        flow_run_id: str | None,
+    ) -> FileOutcome:
+        rows = compute_manifest(raw_copy)
+        self.ledger.replace_manifest(sha256, rows)
+        self.ledger.mark_ingested(
+            sha256, kind=MANIFEST, instrument_format=recognised.instrument_format,
+            run_identity=f"manifest:{sha256}", pipeline_version=__version__,
+            flow_run_id=flow_run_id, outputs=[], warnings=None, supersedes=None,
+        )  # fmt: skip
+        return FileOutcome(
+            name, sha256, INGESTED, kind=MANIFEST,
+            instrument_format=recognised.instrument_format, rows={"manifest": len(rows)},
+        )  # fmt: skip
+
+    # -- phase 2: validate ----------------------------------------------------------------
+    def validate(self, prepared: Sequence[Prepared]) -> dict[str, list[Check]]:
+        """Every table of every file, one `validate_table` per table; per file, in its order."""
+        by_table = {
+            table_name: self.validate_table(table_name, prepared)
+            for table_name in table_names(prepared)
+        }
+        return {p.sha256: checks_of(p, by_table) for p in prepared}
+
+    def validate_table(self, table_name: str, prepared: Sequence[Prepared]) -> dict[str, Check]:
+        """One table of the files that have it, in one batch (`Validator.validate_batch`).
+
+        Should the batch raise, each file is validated on its own, so only a file whose own
+        validation raises carries a Rejection (an internal error) rather than an outcome.
+        """
+        having = [p for p in prepared if table_name in p.tables]
+        if len(having) > 1:
+            with suppress(Exception):  # which file breaks the suite run is found below
+                frames = {p.sha256: p.tables[table_name].to_pandas() for p in having}
+                return dict(self.validator.validate_batch(table_name, frames))
+        return {p.sha256: self._validate_one(table_name, p) for p in having}
+
+    def _validate_one(self, table_name: str, prepared: Prepared) -> Check:
+        try:
+            frame = prepared.tables[table_name].to_pandas()
+            return self.validator.validate(table_name, frame, prepared.sha256)
+        except Exception as err:
+            return _internal_error(err)
+
+    # -- phase 3: write, or quarantine ----------------------------------------------------
+    def commit(
+        self,
+        prepared: Prepared,
+        checks: Sequence[Check],
+        flow_run_id: str | None = None,
+        validate_seconds: float = 0.0,
+    ) -> FileOutcome:
+        """Write a file that passed every check and file it away, or quarantine it.
+
+        `validate_seconds` is the file's share of the validation time, for `FileOutcome.seconds`.
+        """
+        return self._settle(
+            prepared.path, prepared.sha256, flow_run_id,
+            lambda: self._commit_claimed(prepared, checks, flow_run_id, validate_seconds),
+        )  # fmt: skip
+
+    def _commit_claimed(
+        self,
+        prepared: Prepared,
+        checks: Sequence[Check],
+        flow_run_id: str | None,
+        validate_seconds: float,
+    ) -> FileOutcome:
+        started = time.perf_counter()
+        sha256 = prepared.sha256
+        outcomes = [_unless_raised(check) for check in checks]
+        validation = self._validation_table(outcomes, sha256, prepared.processed_at)
         failures = [f for o in outcomes for f in o.failures]
         if failures:
-            self._write(sha256, {VALIDATION_RESULTS.name: arrow_tables[VALIDATION_RESULTS.name]})
+            self._write(sha256, {VALIDATION_RESULTS.name: validation})
             raise Rejection(
-                "validation failed: " + "; ".join(failures), assay.kind, assay.instrument_format
-            )
-        previous = self.ledger.find_ingested_run(assay.kind, assay.run_identity, exclude=sha256)
-        outputs = self._write(sha256, arrow_tables)
+                "validation failed: " + "; ".join(failures), prepared.kind,
+                prepared.instrument_format,
+            )  # fmt: skip
+        previous = self.ledger.find_ingested_run(
+            prepared.kind, prepared.run_identity, exclude=sha256
+        )
+        outputs = self._write(sha256, {**prepared.tables, VALIDATION_RESULTS.name: validation})
         if previous is not None:
             remove_outputs(self.home.warehouse, self.ledger.outputs(previous.sha256))
         self.ledger.mark_ingested(
-            sha256, kind=assay.kind, instrument_format=assay.instrument_format,
-            run_identity=assay.run_identity, pipeline_version=__version__,
+            sha256, kind=prepared.kind, instrument_format=prepared.instrument_format,
+            run_identity=prepared.run_identity, pipeline_version=__version__,
             flow_run_id=flow_run_id, outputs=outputs,
-            warnings="; ".join(assay.warnings) or None,
+            warnings="; ".join(prepared.warnings) or None,
             supersedes=previous.sha256 if previous else None,
         )  # fmt: skip
-        curated = {n: t for n, t in arrow_tables.items() if n != VALIDATION_RESULTS.name}
         seconds = {
-            "compute": computed - started,
-            "validate": validated - computed,
-            "write": time.perf_counter() - validated,
+            "compute": prepared.compute_seconds,
+            "validate": validate_seconds,
+            "write": time.perf_counter() - started,
         }
         return FileOutcome(
-            name, sha256, INGESTED, kind=assay.kind, instrument_format=assay.instrument_format,
-            rows={n: t.num_rows for n, t in curated.items()},
-            partitions=_partitions(curated),
+            prepared.name, sha256, INGESTED, kind=prepared.kind,
+            instrument_format=prepared.instrument_format,
+            rows={n: t.num_rows for n, t in prepared.tables.items()},
+            partitions=_partitions(prepared.tables),
             supersedes=previous.original_name if previous else None,
-            warnings=assay.warnings, seconds=seconds,
+            warnings=prepared.warnings, seconds=seconds,
         )  # fmt: skip
+
+    def release(self, prepared: Sequence[Prepared]) -> None:
+        """Give back the claims of prepared files that will not be committed (the run stops)."""
+        for item in prepared:
+            self.ledger.release_claim(item.sha256)
+
+    def _settle(
+        self,
+        path: Path,
+        sha256: str,
+        flow_run_id: str | None,
+        step: Callable[[], Prepared | FileOutcome],
+    ) -> Prepared | FileOutcome:
+        """Run one phase of a claimed file; quarantine it if the phase refuses or breaks it.
+
+        A Rejection quarantines with its reason; any other exception is a defect, not bad input:
+        the file is kept safe in quarantine and says so. Anything else (an interrupt) gives the
+        claim back and propagates. A finished outcome files the original away.
+        """
+        try:
+            result = step()
+        except Rejection as rejection:
+            result = self._quarantine(path.name, sha256, rejection, flow_run_id)
+        except Exception as err:
+            result = self._quarantine(path.name, sha256, _internal_error(err), flow_run_id)
+        except BaseException:
+            self.ledger.release_claim(sha256)
+            raise
+        if isinstance(result, FileOutcome):
+            taken = result.status == INGESTED
+            folder = self.home.processed if taken else self.home.quarantine
+            self._file_away(path, folder, None if taken else result.reason)
+        return result
 
     def _compute(self, raw_copy: Path, recognised: Recognised) -> AssayTables:
         compute = {QPCR: compute_qpcr, CBA: compute_cba, FLOW: compute_flow}[recognised.kind]
@@ -278,6 +423,30 @@ class Processor:
             *INGEST_LOG.assay_column_names, "source_sha256", "pipeline_version", "processed_at",
         ])  # fmt: skip
         write_whole_table(self.home.warehouse, INGEST_LOG.name, conform(frame, INGEST_LOG))
+
+
+def table_names(prepared: Sequence[Prepared]) -> list[str]:
+    """The tables the prepared files hold, in the order they first appear."""
+    return list(dict.fromkeys(name for p in prepared for name in p.tables))
+
+
+def checks_of(prepared: Prepared, by_table: dict[str, dict[str, Check]]) -> list[Check]:
+    """One file's checks from per-table validation results, in its tables' order."""
+    return [by_table[table_name][prepared.sha256] for table_name in prepared.tables]
+
+
+def _internal_error(err: Exception) -> Rejection:
+    detail = "".join(traceback.format_exception_only(type(err), err)).strip()
+    return Rejection(
+        f"internal error while processing ({detail}); the file is kept in quarantine, "
+        "please report this to the pipeline maintainers"
+    )
+
+
+def _unless_raised(check: Check) -> ValidationOutcome:
+    if isinstance(check, Rejection):
+        raise check
+    return check
 
 
 def _log_row(record: FileRecord) -> dict:

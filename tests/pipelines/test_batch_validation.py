@@ -1,0 +1,361 @@
+"""A sweep validates each table of all its files in one suite run, and falls back to smaller
+batches only when that run fails: outcomes, rows and validation results stay those of one file
+after the other."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from pipelines.demo.qpcr_files import write_quantstudio_text
+from pipelines.demo.qpcr_plates import FAILING_CURVES, GOOD_CURVES, TrueCurve, build_plate
+from pipelines.demo.trial import Sample
+from pipelines.home import LabHome
+from pipelines.ingest import (
+    BUSY,
+    DUPLICATE,
+    INGESTED,
+    QUARANTINED,
+    FileOutcome,
+    Prepared,
+    Processor,
+    sha256_of,
+)
+from pipelines.ledger import Ledger
+from pipelines.warehouse import connect
+from qpcr.settings import QpcrSettings
+from validation.runner import VALIDATED_TABLES, Validator
+
+RESULTS_PER_PLATE = 16 + 16 + 21
+"""Expectations of the qpcr_wells, qpcr_runs and car_copies suites: one validation_results row each."""
+QPCR_TABLES = ("qpcr_wells", "qpcr_runs", "car_copies")
+FROM_FILES = "source_sha256 != 'derived'"
+
+
+@pytest.fixture(scope="module")
+def harness():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture()
+def lab(tmp_path: Path) -> LabHome:
+    home = LabHome(tmp_path / "lab").ensure()
+    (home.root / "cartflow.toml").write_text("[qpcr]\ndefault_dna_input_ng = 200\n")
+    return home
+
+
+@pytest.fixture()
+def suite_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every suite run, as (table, number of source files in its frame)."""
+    runs: list[tuple[str, int]] = []
+    original = Validator._run
+
+    def counted(self, table_name: str, frame: pd.DataFrame, run_name: str):
+        runs.append((table_name, frame["source_sha256"].nunique()))
+        return original(self, table_name, frame, run_name)
+
+    monkeypatch.setattr(Validator, "_run", counted)
+    return runs
+
+
+def _plate(
+    path: Path, patient: str, run_id: str, curves: dict[str, TrueCurve] = GOOD_CURVES,
+    shift: float = 0.0,
+) -> Path:  # fmt: skip
+    """A 96-well QuantStudio export of `patient`'s D7 and D14 samples (two car_copies rows);
+    `shift` moves every Cq, as a corrected re-export of the same run would."""
+    sample = Sample("x", "P001", "D14", date(2026, 1, 1), 200.0)
+    curves = {t: TrueCurve(c.slope, c.intercept + shift) for t, c in curves.items()}
+    plate = build_plate(
+        instrument_format="quantstudio-text", run_id=run_id, instrument="QuantStudio 7 Flex",
+        run_started=datetime(2026, 5, 1, 9), samples=[(f"{patient}_D7", sample),
+                                                      (f"{patient}_D14", sample)],
+        curves=curves, rng=np.random.default_rng(0), wells_per_plate=96,
+        cq_noise_sd=0.0,
+    )  # fmt: skip
+    write_quantstudio_text(path, plate)
+    return path
+
+
+def _by_table(runs: list[tuple[str, int]]) -> dict[str, list[int]]:
+    """The files per suite run of the ingested tables (the derived tables' runs left out)."""
+    return {t: [n for name, n in runs if name == t] for t in QPCR_TABLES}
+
+
+def _rows_per_source(home: LabHome, table: str) -> dict[str, int]:
+    """Rows per source file (the derived tables' validation results, under "derived", left out)."""
+    query = f"select source_sha256, count(*) from {table} where {FROM_FILES} group by 1"
+    return dict(connect(home.warehouse).execute(query).fetchall())
+
+
+def _tables_without_times(home: LabHome) -> dict[str, pd.DataFrame]:
+    con = connect(home.warehouse)
+    frames = {
+        t: con.execute(f"select * exclude (processed_at) from {t} order by all").fetchdf()
+        for t in QPCR_TABLES
+    }
+    frames["validation_results"] = con.execute(
+        "select * exclude (processed_at, validated_at) from validation_results "
+        f"where {FROM_FILES} order by all"
+    ).fetchdf()
+    return frames
+
+
+def _statuses(home: LabHome) -> dict[str, str]:
+    return {r.original_name: r.status for r in Ledger(home.ledger_path).records()}
+
+
+# -- the validator -------------------------------------------------------------------------------
+
+
+def test_every_suite_may_be_validated_in_batches(tmp_path: Path) -> None:
+    """Guards the batch shortcut: a `mostly` or an aggregate expectation would make it wrong."""
+    validator = Validator(tmp_path / "gx", QpcrSettings())
+    assert [t for t in VALIDATED_TABLES if not validator._is_batchable(t)] == []
+
+
+# -- the processor's phases, without Prefect -----------------------------------------------------
+
+
+def test_a_file_whose_validation_raises_is_the_only_one_quarantined(
+    lab: LabHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plates = [_plate(lab.inbox / f"plate_{n}.txt", f"P20{n}", f"RAISE-{n}") for n in range(3)]
+    broken = sha256_of(plates[1])
+    processor = Processor(lab)
+    prepared = [processor.prepare(p, "run-1") for p in plates]
+    assert all(isinstance(p, Prepared) for p in prepared)
+
+    def batch_breaks(*args, **kwargs):
+        raise RuntimeError("suite run broke")
+
+    original = Validator.validate
+
+    def one_breaks(self, table_name: str, frame: pd.DataFrame, batch_label: str):
+        if batch_label == broken and table_name == "qpcr_runs":
+            raise RuntimeError("suite run broke")
+        return original(self, table_name, frame, batch_label)
+
+    monkeypatch.setattr(Validator, "validate_batch", batch_breaks)
+    monkeypatch.setattr(Validator, "validate", one_breaks)
+    checks = processor.validate(prepared)
+    outcomes = [processor.commit(p, checks[p.sha256], "run-1") for p in prepared]
+
+    assert [o.status for o in outcomes] == [INGESTED, QUARANTINED, INGESTED]
+    assert outcomes[1].reason.startswith(
+        "internal error while processing (RuntimeError: suite run broke)"
+    )
+    assert sorted(p.name for p in lab.processed.iterdir()) == ["plate_0.txt", "plate_2.txt"]
+    assert (lab.quarantine / "plate_1.txt.reason.txt").read_text().startswith("internal error")
+    assert broken not in _rows_per_source(lab, "car_copies")
+    assert _statuses(lab) == {
+        "plate_0.txt": INGESTED, "plate_1.txt": QUARANTINED, "plate_2.txt": INGESTED,
+    }  # fmt: skip
+
+
+def test_an_interrupted_validation_gives_the_claim_back(
+    lab: LabHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plate = _plate(lab.inbox / "plate.txt", "P301", "STOP-1")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Validator, "validate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Processor(lab).process(plate, "run-1")
+    assert _statuses(lab) == {"plate.txt": "received"}
+    assert plate.exists()
+    assert not (lab.warehouse / "car_copies").exists()
+
+    monkeypatch.undo()
+    assert Processor(lab).process(plate, "run-2").status == INGESTED
+
+
+def test_a_duplicate_is_finished_in_the_prepare_phase(lab: LabHome) -> None:
+    plate = _plate(lab.inbox / "plate.txt", "P401", "DUP-1")
+    processor = Processor(lab)
+    assert processor.process(plate, "run-1").status == INGESTED
+    again = _plate(lab.inbox / "plate_again.txt", "P401", "DUP-1")
+    result = processor.prepare(again, "run-2")
+    assert isinstance(result, FileOutcome)
+    assert (result.status, result.sha256) == (DUPLICATE, sha256_of(lab.processed / "plate.txt"))
+    assert (lab.processed / "plate_again.txt").exists() and not again.exists()
+
+
+# -- the sweep under Prefect ---------------------------------------------------------------------
+
+
+def test_one_failing_plate_in_a_batch_is_the_only_one_quarantined(
+    harness, lab: LabHome, suite_runs: list[tuple[str, int]]
+) -> None:
+    from pipelines import flows
+
+    good = [_plate(lab.inbox / f"plate_{n}.txt", f"P50{n}", f"BATCH-{n}") for n in range(3)]
+    bad = _plate(lab.inbox / "plate_bad.txt", "P509", "BATCH-BAD", FAILING_CURVES)
+    good_shas = [sha256_of(p) for p in good]
+    bad_sha = sha256_of(bad)
+
+    outcomes = flows.process_inbox(home=str(lab.root))
+
+    assert [(o.name, o.status) for o in outcomes] == [
+        ("plate_0.txt", INGESTED), ("plate_1.txt", INGESTED), ("plate_2.txt", INGESTED),
+        ("plate_bad.txt", QUARANTINED),
+    ]  # fmt: skip
+    assert outcomes[3].reason == (
+        "validation failed: qpcr_runs: the plate passes QC (1 row(s) failed, e.g. FAIL); "
+        "qpcr_runs: amplification efficiency within 90-110 % (1 row(s) failed, e.g. 74.17); "
+        "car_copies: copies come only from plates that passed QC (2 row(s) failed, e.g. FAIL, "
+        "FAIL)"
+    )
+    reason_file = lab.quarantine / "plate_bad.txt.reason.txt"
+    assert reason_file.read_text() == outcomes[3].reason + "\n"
+    assert [o.rows for o in outcomes[:3]] == [
+        {"qpcr_wells": 60, "qpcr_runs": 2, "car_copies": 2}
+    ] * 3
+    # qpcr_wells passes as one batch; the other two tables halve down to the bad plate
+    assert _by_table(suite_runs) == {
+        "qpcr_wells": [4], "qpcr_runs": [4, 2, 2, 1, 1], "car_copies": [4, 2, 2, 1, 1],
+    }  # fmt: skip
+
+    assert _rows_per_source(lab, "car_copies") == dict.fromkeys(good_shas, 2)
+    assert _rows_per_source(lab, "qpcr_wells") == dict.fromkeys(good_shas, 60)
+    assert _rows_per_source(lab, "validation_results") == {
+        **dict.fromkeys(good_shas, RESULTS_PER_PLATE), bad_sha: RESULTS_PER_PLATE,
+    }  # fmt: skip
+    con = connect(lab.warehouse)
+    failed = con.execute(
+        "select source_sha256, table_name, column_name, unexpected_count "
+        "from validation_results where not success order by all"
+    ).fetchall()
+    assert failed == [
+        (bad_sha, "car_copies", "plate_qc_verdict", 2),
+        (bad_sha, "qpcr_runs", "efficiency_pct", 1),
+        (bad_sha, "qpcr_runs", "qc_verdict", 1),
+    ]
+    keys = con.execute(
+        "select count(*), count(distinct (source_sha256, table_name, expectation, column_name)) "
+        f"from validation_results where {FROM_FILES}"
+    ).fetchone()
+    assert keys == (4 * RESULTS_PER_PLATE, 4 * RESULTS_PER_PLATE)
+    passed_counts = con.execute(
+        "select distinct unexpected_count from validation_results "
+        f"where {FROM_FILES} and source_sha256 != ? and unexpected_count is not null",
+        [bad_sha],
+    ).fetchall()
+    assert passed_counts == [(0,)]
+    assert sorted(p.name for p in lab.processed.iterdir()) == [p.name for p in good]
+    assert _statuses(lab) == {
+        "plate_0.txt": INGESTED, "plate_1.txt": INGESTED, "plate_2.txt": INGESTED,
+        "plate_bad.txt": QUARANTINED,
+    }  # fmt: skip
+
+
+def test_two_exports_of_one_run_fall_back_to_one_file_after_the_other(
+    harness, tmp_path: Path, suite_runs: list[tuple[str, int]]
+) -> None:
+    """Their keys collide in a batch; the result is what two sweeps of one file each gave."""
+    from pipelines import flows
+
+    homes = {}
+    for way in ("batch", "sequential"):
+        home = homes[way] = LabHome(tmp_path / way).ensure()
+        (home.root / "cartflow.toml").write_text("[qpcr]\ndefault_dna_input_ng = 200\n")
+    first = _plate(tmp_path / "run_a.txt", "P601", "SAME-RUN")
+    second = _plate(tmp_path / "run_b.txt", "P601", "SAME-RUN", shift=0.4)
+
+    for path in (first, second):
+        shutil.copyfile(path, homes["batch"].inbox / path.name)
+    batch = flows.process_inbox(home=str(homes["batch"].root))
+    batch_runs = _by_table(suite_runs)
+    sequential = []
+    for path in (first, second):
+        shutil.copyfile(path, homes["sequential"].inbox / path.name)
+        sequential += flows.process_inbox(home=str(homes["sequential"].root))
+
+    assert batch_runs == {t: [2, 1, 1] for t in QPCR_TABLES}
+    assert [(o.name, o.status, o.supersedes, o.rows) for o in batch] == [
+        ("run_a.txt", INGESTED, None, {"qpcr_wells": 60, "qpcr_runs": 2, "car_copies": 2}),
+        ("run_b.txt", INGESTED, "run_a.txt", {"qpcr_wells": 60, "qpcr_runs": 2, "car_copies": 2}),
+    ]
+    assert [(o.name, o.status, o.supersedes, o.rows, o.partitions) for o in batch] == [
+        (o.name, o.status, o.supersedes, o.rows, o.partitions) for o in sequential
+    ]
+    for home in homes.values():
+        assert _statuses(home) == {"run_a.txt": "superseded", "run_b.txt": INGESTED}
+        assert _rows_per_source(home, "car_copies") == {sha256_of(second): 2}
+        assert _rows_per_source(home, "validation_results") == {
+            sha256_of(second): RESULTS_PER_PLATE
+        }
+    batch_tables, sequential_tables = (_tables_without_times(h) for h in homes.values())
+    for table, frame in batch_tables.items():
+        assert len(frame) > 0 and frame.equals(sequential_tables[table]), table
+
+
+def test_a_single_file_sweep_validates_it_alone_as_ingest_file_does(
+    harness, tmp_path: Path, suite_runs: list[tuple[str, int]]
+) -> None:
+    from pipelines import flows
+
+    plate = _plate(tmp_path / "single.txt", "P701", "SINGLE-1")
+    sha256 = sha256_of(plate)
+    homes = {}
+    for way in ("sweep", "ingest_file"):
+        home = homes[way] = LabHome(tmp_path / way).ensure()
+        (home.root / "cartflow.toml").write_text("[qpcr]\ndefault_dna_input_ng = 200\n")
+        shutil.copyfile(plate, home.inbox / plate.name)
+    swept = flows.process_inbox(
+        home=str(homes["sweep"].root), paths=[str(homes["sweep"].inbox / plate.name)]
+    )
+    sweep_runs = _by_table(suite_runs)
+    suite_runs.clear()
+    taken = flows.ingest_file(
+        path=str(homes["ingest_file"].inbox / plate.name), home=str(homes["ingest_file"].root)
+    )
+
+    assert sweep_runs == _by_table(suite_runs) == dict.fromkeys(QPCR_TABLES, [1])
+    [outcome] = swept
+    assert (outcome.name, outcome.sha256, outcome.status, outcome.rows, outcome.partitions) == (
+        "single.txt", sha256, INGESTED, {"qpcr_wells": 60, "qpcr_runs": 2, "car_copies": 2},
+        [("P701", "D14"), ("P701", "D7")],
+    )  # fmt: skip
+    assert set(outcome.seconds) == {"compute", "validate", "write"}
+    assert [o.as_dict() for o in swept] == [o.as_dict() for o in taken]
+    sweep_tables, file_tables = (_tables_without_times(h) for h in homes.values())
+    for table, frame in sweep_tables.items():
+        assert len(frame) > 0 and frame.equals(file_tables[table]), table
+    for home in homes.values():
+        assert _rows_per_source(home, "validation_results") == {sha256: RESULTS_PER_PLATE}
+        assert (home.processed / plate.name).exists() and not (home.inbox / plate.name).exists()
+
+
+def test_a_copy_of_a_file_in_the_same_sweep_is_a_duplicate(harness, lab: LabHome) -> None:
+    """As one file after the other: the copy finds the original taken, not busy."""
+    from pipelines import flows
+
+    original = _plate(lab.inbox / "plate.txt", "P801", "COPY-1")
+    shutil.copyfile(original, lab.inbox / "plate_copy.txt")
+    seen: list[tuple[str, str]] = []
+    flows.on_file_done(lambda o: seen.append((o.name, o.status)))
+    try:
+        outcomes = flows.process_inbox(home=str(lab.root))
+    finally:
+        flows.on_file_done(None)
+
+    assert [(o.name, o.status) for o in outcomes] == [
+        ("plate.txt", INGESTED), ("plate_copy.txt", DUPLICATE),
+    ]  # fmt: skip
+    assert outcomes[1].reason.startswith("same bytes as plate.txt, ingested ")
+    assert sorted(seen) == [("plate.txt", INGESTED), ("plate_copy.txt", DUPLICATE)]
+    assert BUSY not in {o.status for o in outcomes}
+    assert sorted(p.name for p in lab.processed.iterdir()) == ["plate.txt", "plate_copy.txt"]
+    assert _rows_per_source(lab, "car_copies") == {sha256_of(lab.processed / "plate.txt"): 2}
