@@ -31,6 +31,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/qpcr_bench.py
+	$(BIN)/python benchmarks/flow_bench.py
+	$(BIN)/python benchmarks/fast_gating_bench.py
+	$(BIN)/python benchmarks/latency_bench.py
+	$(BIN)/python benchmarks/backfill_bench.py
 
 clean-lab:
 	rm -rf lab

@@ -95,7 +95,10 @@ def build_plate(
                 quantity)  # fmt: skip
     for _ in range(3):
         add("NTC", "NTC", {CAR_TARGET: 0.0, REFERENCE_TARGET: 0.0}, None)
-    control = {CAR_TARGET: POSITIVE_CONTROL_COPIES, REFERENCE_TARGET: reference_copies_per_reaction()}
+    control = {
+        CAR_TARGET: POSITIVE_CONTROL_COPIES,
+        REFERENCE_TARGET: reference_copies_per_reaction(),
+    }
     for _ in range(3):
         add("UNKNOWN", "PC", control, None)
     for name, sample in samples:
