@@ -15,13 +15,12 @@ events, far below what an MFI is read to.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-THREADS = min(4, os.cpu_count() or 1)
+from gating._threads import thread_map
+
 BLOCK_ROWS = 1 << 15
 
 
@@ -54,25 +53,16 @@ def fluorescence_matrix(
     return out
 
 
-def population_medians(
-    values: np.ndarray, masks: Sequence[np.ndarray], threads: int = THREADS
-) -> np.ndarray:
-    """populations × columns (float64): `column_medians` of each mask, computed on `threads`
-    threads (the gathers and partitions release the GIL), largest populations first."""
+def population_medians(values: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
+    """populations × columns (float64): `column_medians` of each mask, computed on threads,
+    largest populations first."""
     has_nan = np.isnan(values).any(axis=0)
     medians = np.empty((len(masks), values.shape[1]))
 
     def fill(index: int) -> None:
         medians[index] = column_medians(values, masks[index], has_nan)
 
-    order = sorted(range(len(masks)), key=lambda i: -int(np.count_nonzero(masks[i])))
-    workers = max(1, min(threads, len(masks)))
-    if workers == 1:
-        for index in order:
-            fill(index)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(fill, order))
+    thread_map(fill, sorted(range(len(masks)), key=lambda i: -int(np.count_nonzero(masks[i]))))
     return medians
 
 

@@ -26,11 +26,9 @@ FlowKit ignores, are applied when bounds are given (`evaluate_gatingml` reads th
 from __future__ import annotations
 
 import logging
-import os
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -52,6 +50,7 @@ from gating._fast_shapes import (
     polygon_decision,
     range_decision,
 )
+from gating._threads import thread_map
 
 __all__ = [
     "FastGatingResult",
@@ -66,9 +65,6 @@ logger = logging.getLogger(__name__)
 
 GateKey = tuple[str, tuple[str, ...]]
 CHUNK_EVENTS = 1 << 15
-THREADS = min(4, os.cpu_count() or 1)
-"""Chunks are gated on this many threads: numpy releases the GIL in the per-chunk arithmetic,
-and each chunk writes only its own span of the memberships."""
 _UNCOMPENSATED = (None, "uncompensated")
 
 
@@ -611,14 +607,7 @@ def _gate(
         return step.recomputed
 
     recomputed: Counter[GateKey] = Counter()
-    starts = range(0, total, CHUNK_EVENTS)
-    threads = min(THREADS, len(starts))
-    if threads < 2:
-        counted = map(gate_chunk, starts)
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            counted = list(pool.map(gate_chunk, starts))
-    for counts in counted:
+    for counts in thread_map(gate_chunk, range(0, total, CHUNK_EVENTS)):  # spans are disjoint
         recomputed.update(counts)
     return FastGatingResult(sample_id, total, _result_entries(run, recomputed, total))
 
