@@ -86,6 +86,8 @@ class Gating:
     matrix: fk.Matrix | None
     markers: list[str]
     notes: list[str]
+    uses: list[DimensionUse]
+    """The channels the template's gates read (walking FlowKit's gate tree is slow: once)."""
 
 
 def analyse_fcs(path: str | Path, settings: FlowSettings | None = None) -> FlowResult:
@@ -156,7 +158,7 @@ def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings
             f"{_dataset_name(dataset)}: template {template.path.name} cannot be applied: {exc}"
         ) from exc
     return Gating(dataset, template, sample, events, columns, report, membership, source, matrix,
-                  markers, template.notes + notes)  # fmt: skip
+                  markers, template.notes + notes, uses)  # fmt: skip
 
 
 def _flowkit_sample(dataset: FcsDataset, markers: list[str]) -> fk.Sample:
@@ -462,7 +464,7 @@ def marker_transforms(gating: Gating, markers: list[str], settings: FlowSettings
     logicle."""
     strategy = gating.template.strategy
     applied: dict[str, str] = {}
-    for use in dimension_uses(strategy):
+    for use in gating.uses:
         if use.transformation_ref:
             applied.setdefault(use.name, use.transformation_ref)
     p = settings.default_transform
