@@ -7,10 +7,13 @@ UV_VERSION := 0.13.9
 
 .PHONY: demo test lint bench clean-lab
 
+# Dependencies are compiled to bytecode once, here: with PYTHONDONTWRITEBYTECODE set (as in many
+# containers) every process would otherwise compile FlowKit, SciPy and pandas afresh on import
+# (9 s instead of 3.5 s; each Prefect and Dask worker process imports them).
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
