@@ -8,10 +8,12 @@ A plain library (no Prefect, no pipeline, no validation imports): a file in, typ
   assay columns, warnings, identity hints)
 - `gate_file(fcs, template)` -> populations for a scientist checking a template
 - `FlowSettings`, `flow_settings_from_dict(mapping)`
+- `THREADS_ENV`: the environment variable capping the threads one file is gated on
 """
 
 from __future__ import annotations
 
+from gating._threads import THREADS_ENV
 from gating.analysis import FlowResult, analyse_fcs, gate_file
 from gating.errors import FlowFormatError, FlowTemplateError
 from gating.fcs import FcsDataset, fcs_keywords, read_fcs, sniff
@@ -20,6 +22,7 @@ from gating.settings import FlowSettings, flow_settings_from_dict
 from gating.templates import load_template
 
 __all__ = [
+    "THREADS_ENV",
     "FcsDataset",
     "FlowFormatError",
     "FlowResult",

@@ -9,6 +9,7 @@ from flowkit import Dimension, QuadrantDivider
 from flowkit import gates as fk_gates
 from flowkit import transforms as fk_transforms
 
+from gating._threads import THREADS_ENV, gating_threads
 from gating.fast import evaluate, evaluate_events, read_transform_bounds
 
 LABELS = ["FSC-A", "FSC-H", "SSC-A", "FL1-A", "FL2-A", "FL3-A", "FL4-A", "FL5-A", "Time"]
@@ -171,6 +172,24 @@ def test_chunk_boundaries_do_not_matter(strategy, monkeypatch) -> None:
     chunked = evaluate_events(strategy, events, LABELS)
     for key, gate in whole.gates.items():
         assert np.array_equal(gate.membership, chunked.gates[key].membership)
+
+
+def test_one_thread_or_many_give_the_same_memberships(strategy, monkeypatch) -> None:
+    events = generate(3000, seed=6)
+    monkeypatch.setattr("gating.fast.CHUNK_EVENTS", 257)
+    monkeypatch.setenv(THREADS_ENV, "1")
+    single = evaluate_events(strategy, events, LABELS)
+    monkeypatch.setenv(THREADS_ENV, "3")
+    threaded = evaluate_events(strategy, events, LABELS)
+    for key, gate in single.gates.items():
+        assert np.array_equal(gate.membership, threaded.gates[key].membership)
+
+
+@pytest.mark.parametrize("raw", ["0", "two", "-1"])
+def test_gating_threads_setting_is_checked(raw, monkeypatch) -> None:
+    monkeypatch.setenv(THREADS_ENV, raw)
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        gating_threads()
 
 
 def test_transform_bounds_clamp_as_gating_ml_says(tmp_path) -> None:
