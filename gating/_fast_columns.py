@@ -177,6 +177,10 @@ class Chunk:
         column = compensated[position]
         return (column if rows is None else column[rows]), float(errors[position])
 
+    def compensated(self, key: str) -> np.ndarray:
+        """Every event of the chunk with matrix `key`'s detectors compensated (k × chunk)."""
+        return self._compensated_block(key)[0]
+
     def _compensated_block(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """One matrix's detectors compensated for every event of the chunk (k × chunk, S⁻¹ᵀ ·
         detector rows) and per-detector error bounds.

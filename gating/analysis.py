@@ -88,6 +88,9 @@ class Gating:
     notes: list[str]
     uses: list[DimensionUse]
     """The channels the template's gates read (walking FlowKit's gate tree is slow: once)."""
+    compensated: np.ndarray | None = None
+    """`matrix`'s detectors compensated for every event, as the fast engine computed them for
+    the gates (events × detectors, float32, column-major); None with FlowKit's engine."""
 
 
 def analyse_fcs(path: str | Path, settings: FlowSettings | None = None) -> FlowResult:
@@ -140,7 +143,7 @@ def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings
     uses = dimension_uses(strategy)  # walks FlowKit's gate tree: once per dataset
     check_markers(strategy, uses, channels, markers, _dataset_name(dataset))
     source, matrix, notes = _compensation(strategy, uses, dataset, markers)
-    sample = None
+    sample, compensated = None, None
     try:
         with np.errstate(invalid="ignore", divide="ignore"):  # % of an empty parent
             if settings.gating_engine == "flowkit":
@@ -151,14 +154,18 @@ def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings
                 columns = {i: i for i in range(len(channels))}
             else:
                 events, columns = _gating_events(dataset, strategy, uses, markers)
-                fast_result = _gate_fast(strategy, dataset, markers, events, columns)
+                matrix_ref = next(
+                    (ref for ref, m in strategy.comp_matrices.items() if m is matrix), None
+                )
+                fast_result = _gate_fast(strategy, dataset, markers, events, columns, matrix_ref)
                 report, membership = fast_result.report(), fast_result.membership
+                compensated = fast_result.compensated
     except (FlowKitException, LookupError, ValueError) as exc:
         raise FlowTemplateError(
             f"{_dataset_name(dataset)}: template {template.path.name} cannot be applied: {exc}"
         ) from exc
     return Gating(dataset, template, sample, events, columns, report, membership, source, matrix,
-                  markers, template.notes + notes, uses)  # fmt: skip
+                  markers, template.notes + notes, uses, compensated)  # fmt: skip
 
 
 def _flowkit_sample(dataset: FcsDataset, markers: list[str]) -> fk.Sample:
@@ -211,8 +218,10 @@ def _gate_fast(
     markers: list[str],
     events: np.ndarray,
     columns: dict[int, int],
+    keep_compensated: str | None,
 ) -> fast.FastGatingResult:
-    """gating.fast on the template's strategy; its Gating-ML bounds are passed as bounds.
+    """gating.fast on the template's strategy; its Gating-ML bounds are passed as bounds, and the
+    compensation `keep_compensated` names is kept for the medians.
 
     The template wraps bounded transformations for FlowKit (which ignores bounds); the fast
     path clamps by itself, so it sees the inner transformations and the bounds separately.
@@ -237,7 +246,7 @@ def _gate_fast(
             return sample[0]
 
         return fast._gate(strategy, events, labels, _file_spill(dataset, markers), _dataset_name(dataset),
-                          bounds, sample_factory)  # fmt: skip
+                          bounds, sample_factory, keep_compensated)  # fmt: skip
     finally:
         strategy.transformations.update(wrapped)
 
@@ -448,8 +457,9 @@ def compensated_fluorescence(gating: Gating, indices: list[int]) -> np.ndarray:
     pnn = [c.pnn for c in gating.dataset.channels]
     detectors = [gating.columns[pnn.index(d)] for d in gating.matrix.detectors]
     return _stats.fluorescence_matrix(
-        gating.events, [gating.columns[i] for i in indices], detectors, gating.matrix.matrix
-    )
+        gating.events, [gating.columns[i] for i in indices], detectors, gating.matrix.matrix,
+        compensated=gating.compensated,
+    )  # fmt: skip
 
 
 def _gate_path_string(gate: object) -> str:

@@ -91,6 +91,9 @@ class FastGatingResult:
     sample_id: str | None
     event_count: int
     gates: dict[GateKey, GateResult]
+    compensated: np.ndarray | None = None
+    """The kept matrix's detectors compensated for every event (events × detectors, float32,
+    column-major), when `_gate` was asked to keep them; None otherwise."""
 
     def get(self, gate_name: str, gate_path: tuple[str, ...] | None = None) -> GateResult:
         """The result for a gate; the path (ancestors, from 'root') is needed only if ambiguous."""
@@ -581,10 +584,18 @@ def _gate(
     sample_id: str | None,
     bounds: Bounds,
     sample_factory: Callable[[], flowkit.Sample],
+    keep_compensated: str | None = None,
 ) -> FastGatingResult:
+    """The engine. `keep_compensated`: a compensation reference whose compensated detectors are
+    kept for the caller (`FastGatingResult.compensated`; the medians read them), since the
+    gates compute them for every event of every chunk anyway."""
     planner = _Planner(strategy, labels, spill)
     nodes = _ordered_nodes(strategy, planner, sample_id)
     total = raw.shape[0]
+    kept = None
+    if keep_compensated in planner.compensations:
+        detectors = len(planner.compensations[keep_compensated].detectors)
+        kept = np.empty((total, detectors), dtype=np.float32, order="F")
     mask_keys = [key for node in nodes for key in _mask_keys(node)]
     run = _Run(
         nodes=nodes,
@@ -604,12 +615,14 @@ def _gate(
         step = _Pass(run, chunk, span)
         for node in nodes:
             _evaluate_node(step, node)
+        if kept is not None:
+            kept[span] = chunk.compensated(keep_compensated).T
         return step.recomputed
 
     recomputed: Counter[GateKey] = Counter()
     for counts in thread_map(gate_chunk, range(0, total, CHUNK_EVENTS)):  # spans are disjoint
         recomputed.update(counts)
-    return FastGatingResult(sample_id, total, _result_entries(run, recomputed, total))
+    return FastGatingResult(sample_id, total, _result_entries(run, recomputed, total), kept)
 
 
 # ----------------------------------------------------------------------------- public API
