@@ -172,15 +172,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100, help="FCS tubes to generate")
     parser.add_argument("--events", type=int, default=1_000_000, help="events per tube")
+    parser.add_argument(
+        "--keep-files", type=Path, metavar="DIR",
+        help="generate the tubes into DIR once and reuse them on later runs (hard links)",
+    )  # fmt: skip
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cartflow-backfill-") as folder:
         home = LabHome(Path(folder) / "lab").ensure()
-        staging = Path(folder) / "staging"
-        staging.mkdir()
         tubes = backfill_tubes(args.files, args.events)
-        written = write_exports(staging, tubes)
-        print(f"wrote {len(tubes)} tube(s) of ~{args.events:,} events and a manifest "
-              f"in {written:.1f} s")  # fmt: skip
+        staging = args.keep_files or Path(folder) / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        if len(list(staging.iterdir())) == len(tubes) + 1:
+            print(f"reusing the {len(tubes)} tube(s) and manifest in {staging}")
+        else:
+            written = write_exports(staging, tubes)
+            print(f"wrote {len(tubes)} tube(s) of ~{args.events:,} events and a manifest "
+                  f"in {written:.1f} s")  # fmt: skip
         prepare_environment(home)
         from pipelines import flows
 
@@ -189,7 +196,7 @@ def main() -> None:
         print(f"imports, embedded Prefect server start-up, empty sweep: "
               f"{time.perf_counter() - started:.1f} s (not counted)")  # fmt: skip
         for path in staging.iterdir():
-            os.replace(path, home.inbox / path.name)
+            os.link(path, home.inbox / path.name)
 
         started = time.perf_counter()
         state = flows.process_inbox(home=str(home.root), recompute_all=True, return_state=True)

@@ -1,8 +1,8 @@
 """Prefect flows: `ingest_file` (one file) and `process_inbox` (the sweep).
 
 Flows stay thin. `ingest_file` runs one task calling `Processor.process`. The sweep runs the
-processor's phases: a `prepare` task per file (claim, compute, conform; on Dask workers for large
-batches), one `validate` task per table over all prepared files (a Great Expectations run costs
+processor's phases: `prepare` tasks (claim, compute, conform; one per file here, or a few files
+each on Dask workers for large batches), one `validate` task per table over all prepared files (a Great Expectations run costs
 about half a second whatever its size, so per file it dominated a backfill), then the commits,
 one after the other in this process, in the sweep's order. Each flow run publishes a table
 artifact (file, status, reason, rows written) and a link to the Data Docs.
@@ -131,6 +131,36 @@ prepare_task = task(
 )
 
 
+def prepare_group(
+    paths: list[Path], label: str, home: LabHome, flow_run_id: str | None
+) -> list[Prepared | FileOutcome | Exception]:
+    """The body of a worker's task: several files prepared one after the other.
+
+    A task run costs its worker and the Prefect server a few tenths of a second of CPU
+    (state changes, logs, the result's trip back), about a third of a 1M-event file's own work,
+    so workers take files a few at a time. A file that raised is returned as its exception,
+    for the flow to retry that file alone; the group's other files keep their results. Should
+    the worker be interrupted, the files it claimed give their claims back.
+    """
+    processor = processor_for(home)
+    results: list[Prepared | FileOutcome | Exception] = []
+    try:
+        for path in paths:
+            try:
+                results.append(processor.prepare(path, flow_run_id))
+            except Exception as err:  # noqa: BLE001 - handed to the flow with its file
+                results.append(err)
+    except BaseException:
+        processor.release([r for r in results if isinstance(r, Prepared)])
+        raise
+    return results
+
+
+prepare_group_task = task(
+    prepare_group, name="prepare", task_run_name="prepare {label}", cache_policy=NONE
+)
+
+
 @task(name="validate", task_run_name="validate {table_name}", cache_policy=NONE)
 def validate_task(table_name: str, prepared: list[Prepared], home: LabHome) -> dict[str, Check]:
     """One table of every prepared file, in as few suite runs as they allow."""
@@ -248,6 +278,10 @@ _sweep_prepare_task = prepare_task.with_options(
 Arrival = tuple[int, Prepared | FileOutcome | BaseException]
 """A prepare task's result, with the index of its file in the batch."""
 
+GROUP_FILES = 8
+"""At most this many files per worker task."""
+GROUPS_PER_WORKER = 12
+
 
 def _taken_meanwhile(result: object, path: Path) -> bool:
     """The task failed because another run moved the file away (the watcher and a sweep met)."""
@@ -349,16 +383,46 @@ def _prepare_here(files: list[Path], lab: LabHome, run_id: str | None) -> Iterat
 def _prepare_on(
     runner: DaskTaskRunner, files: list[Path], lab: LabHome, run_id: str | None
 ) -> Iterator[Arrival]:
-    """All files at once on Dask workers, each as it finishes."""
+    """All files at once on Dask workers, a few per task, each group as it finishes.
+
+    A file that raised on a worker is prepared again here, alone, with the sweep's retries.
+    """
     with local_cluster_settings(), runner:
+        workers = len(runner.client.scheduler_info().get("workers", {}))
+        groups = file_groups(len(files), max(1, workers))
         futures = {
             runner.submit(
-                _sweep_prepare_task, parameters={"path": path, "home": lab, "flow_run_id": run_id}
-            ): index
-            for index, path in enumerate(files)
-        }
+                prepare_group_task,
+                parameters={
+                    "paths": [files[i] for i in group], "label": _group_label(files, group),
+                    "home": lab, "flow_run_id": run_id,
+                },
+            ): group
+            for group in groups
+        }  # fmt: skip
         for future in as_completed(list(futures)):
-            yield futures[future], future.result(raise_on_failure=False)
+            results = future.result(raise_on_failure=False)
+            if isinstance(results, BaseException):
+                for index in futures[future]:
+                    yield index, results
+                continue
+            for index, result in zip(futures[future], results, strict=True):
+                if isinstance(result, Exception) and not _taken_meanwhile(result, files[index]):
+                    state = _sweep_prepare_task(files[index], lab, run_id, return_state=True)
+                    result = state.result(raise_on_failure=False)
+                yield index, result
+
+
+def file_groups(count: int, workers: int) -> list[list[int]]:
+    """Consecutive file indices in groups of at most `GROUP_FILES`, about a dozen groups per
+    worker so that the workers finish close together."""
+    size = max(1, min(GROUP_FILES, -(-count // (workers * GROUPS_PER_WORKER))))
+    return [list(range(start, min(start + size, count))) for start in range(0, count, size)]
+
+
+def _group_label(files: list[Path], group: list[int]) -> str:
+    first = files[group[0]].name
+    return first if len(group) == 1 else f"{first} and {len(group) - 1} more"
 
 
 def _validate_and_commit(

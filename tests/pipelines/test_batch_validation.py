@@ -359,3 +359,94 @@ def test_a_copy_of_a_file_in_the_same_sweep_is_a_duplicate(harness, lab: LabHome
     assert BUSY not in {o.status for o in outcomes}
     assert sorted(p.name for p in lab.processed.iterdir()) == ["plate.txt", "plate_copy.txt"]
     assert _rows_per_source(lab, "car_copies") == {sha256_of(lab.processed / "plate.txt"): 2}
+
+
+# -- worker groups -------------------------------------------------------------------------------
+
+
+def test_files_are_shared_out_in_order_in_small_groups() -> None:
+    from pipelines.flows import GROUP_FILES, file_groups
+
+    assert file_groups(3, 2) == [[0], [1], [2]]
+    groups = file_groups(100, 2)
+    assert [i for g in groups for i in g] == list(range(100))
+    assert {len(g) for g in groups} == {5}  # about a dozen groups per worker
+    assert {len(g) for g in file_groups(1000, 2)} == {GROUP_FILES}
+    assert file_groups(0, 2) == []
+
+
+def test_a_file_that_raises_in_a_group_is_handed_back_alone(
+    lab: LabHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import flows
+
+    plates = [_plate(lab.inbox / f"plate_{n}.txt", f"P80{n}", f"GROUP-{n}") for n in range(3)]
+    original = Processor.prepare
+
+    def share_dropped(self, path: Path, flow_run_id: str | None = None):
+        if path.name == "plate_1.txt":
+            raise OSError("the share dropped")
+        return original(self, path, flow_run_id)
+
+    monkeypatch.setattr(Processor, "prepare", share_dropped)
+    flows.forget_processors()
+    results = flows.prepare_group(plates, "plate_0.txt and 2 more", lab, "run-1")
+
+    assert [type(r).__name__ for r in results] == ["Prepared", "OSError", "Prepared"]
+    assert str(results[1]) == "the share dropped"
+    assert _statuses(lab) == {"plate_0.txt": "processing", "plate_2.txt": "processing"}
+
+
+def test_an_interrupted_group_gives_its_claims_back(
+    lab: LabHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipelines import flows
+
+    plates = [_plate(lab.inbox / f"plate_{n}.txt", f"P81{n}", f"STOP-{n}") for n in range(3)]
+    original = Processor.prepare
+
+    def interrupted(self, path: Path, flow_run_id: str | None = None):
+        if path.name == "plate_2.txt":
+            raise KeyboardInterrupt
+        return original(self, path, flow_run_id)
+
+    monkeypatch.setattr(Processor, "prepare", interrupted)
+    flows.forget_processors()
+    with pytest.raises(KeyboardInterrupt):
+        flows.prepare_group(plates, "plate_0.txt and 2 more", lab, "run-1")
+    assert _statuses(lab) == {"plate_0.txt": "received", "plate_1.txt": "received"}
+    assert all(p.exists() for p in plates)
+
+
+def test_a_sweep_on_local_workers_takes_files_a_few_per_task(
+    harness, lab: LabHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Dask path end to end: two worker processes, groups of files, the same outcomes."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from pipelines import flows
+
+    monkeypatch.setenv("CARTFLOW_LOCAL_WORKERS", "2")
+    monkeypatch.setenv("CARTFLOW_LOCAL_CLUSTER_MIN_FILES", "2")
+    monkeypatch.setattr(flows, "GROUPS_PER_WORKER", 1)  # 5 files on 2 workers: groups of 3 and 2
+    good = [_plate(lab.inbox / f"plate_{n}.txt", f"P90{n}", f"DASK-{n}") for n in range(4)]
+    _plate(lab.inbox / "plate_bad.txt", "P909", "DASK-BAD", FAILING_CURVES)
+
+    state = flows.process_inbox(home=str(lab.root), return_state=True)
+    outcomes = state.result()
+
+    assert [(o.name, o.status) for o in outcomes] == [
+        *((p.name, INGESTED) for p in good), ("plate_bad.txt", QUARANTINED),
+    ]  # fmt: skip
+    assert outcomes[-1].reason.startswith("validation failed: qpcr_runs: the plate passes QC")
+    assert [o.rows for o in outcomes[:4]] == [
+        {"qpcr_wells": 60, "qpcr_runs": 2, "car_copies": 2}
+    ] * 4
+    run_filter = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as client:
+        names = sorted(r.name for r in client.read_task_runs(flow_run_filter=run_filter))
+    assert [n for n in names if n.startswith("prepare")] == [
+        "prepare plate_0.txt and 2 more", "prepare plate_3.txt and 1 more",
+    ]  # fmt: skip
+    assert _rows_per_source(lab, "car_copies") == {sha256_of(p): 2 for p in lab.processed.iterdir()}
