@@ -16,7 +16,8 @@ from Prefect's own records of the flow run and its task runs:
 - prepare: hash, raw store, claim, read, gate, conform; from the end of the manifest's task to
   the last prepare task's end, so it includes starting the local Dask workers (batches of 12
   files or more run there);
-- validate: the validate tasks, one per table (the first builds the Great Expectations context);
+- validate: the validate tasks, one per table, after the local Dask workers stopped (the Great
+  Expectations context is set up on a thread meanwhile);
 - commit: Parquet writes, supersession, ledger (the files' write times: they run one after the
   other in the flow), then publish: filing the originals away, ledger export, artifacts, Data Docs;
 - derive: the derived tables and reports of every patient.
@@ -133,7 +134,7 @@ def phases(flow_run_id: UUID, outcomes: list[FileOutcome], total: float) -> list
     flow_start, flow_end = flow_run.start_time, flow_run.end_time
     prepare_start = spans["ingest"][1] if "ingest" in spans else flow_start
     first_prepared, prepare_end = spans["prepare"]
-    validate_end = spans["validate"][1] if "validate" in spans else prepare_end
+    validate_start, validate_end = spans.get("validate", (prepare_end, prepare_end))
     derive_start, derive_end = spans["derive"]
     commit = sum(o.seconds.get("write", 0.0) for o in outcomes)
     return [
@@ -141,6 +142,7 @@ def phases(flow_run_id: UUID, outcomes: list[FileOutcome], total: float) -> list
         Phase("prepare (incl. Dask start-up)", (prepare_end - prepare_start).total_seconds()),
         Phase("  of which before the first task ran", (first_prepared - prepare_start).total_seconds()),
         Phase("validate", (validate_end - prepare_end).total_seconds()),
+        Phase("  of which stopping the Dask workers", (validate_start - prepare_end).total_seconds()),
         Phase("commit", commit),
         Phase("publish", (derive_start - validate_end).total_seconds() - commit),
         Phase("derive", (derive_end - derive_start).total_seconds()),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ import pandas as pd
 
 from qpcr.settings import QpcrSettings
 from validation.schemas import TABLES
+
+logger = logging.getLogger(__name__)
 
 # No usage statistics leave the lab; set before great_expectations is imported anywhere.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -79,6 +82,14 @@ class Validator:
         if self._context is None:
             self._set_up()
         return self._context
+
+    def warm_up(self) -> None:
+        """Set up the context now (ahead of the first validation); a failure is left for the
+        first validation to raise, where it is reported with its file."""
+        try:
+            _ = self.context
+        except Exception:  # noqa: BLE001
+            logger.debug("validator warm-up failed", exc_info=True)
 
     @property
     def docs_index(self) -> Path:
