@@ -554,7 +554,7 @@ def _flowkit_results(
 def _result_entries(
     run: _Run, recomputed: Counter[GateKey], sample_total: int
 ) -> dict[GateKey, GateResult]:
-    counts = {key: int(mask.sum()) for key, mask in run.masks.items()}
+    counts = {key: int(np.count_nonzero(mask)) for key, mask in run.masks.items()}
     entries: dict[GateKey, GateResult] = {}
     for node in run.nodes:
         name, path = node.key
