@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.ledger import Output
@@ -71,12 +72,17 @@ def _target_paths(table: Table, data: pa.Table, sha256: str) -> list[tuple[str, 
     columns = list(table.partition_by)
     if not columns:
         return [(f"{table.name}/{sha256}.parquet", data)]
-    frame_keys = data.select(columns).to_pandas()
-    if frame_keys.isna().any().any():
+    keys = data.select(columns)
+    if any(keys.column(c).null_count for c in columns):
         raise SchemaMismatch(f"{table.name}: rows without {' or '.join(columns)}")
-    groups = frame_keys.groupby(columns, sort=True).indices
-    parts = []
     payload = data.drop_columns(columns)
+    if data.num_rows and all(pc.count_distinct(keys.column(c)).as_py() == 1 for c in columns):
+        # one patient and timepoint, as most files hold: no grouping, no copy
+        values = [keys.column(c)[0].as_py() for c in columns]
+        folders = "/".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
+        return [(f"{table.name}/{folders}/{sha256}.parquet", payload)]
+    groups = keys.to_pandas().groupby(columns, sort=True).indices
+    parts = []
     for values, indices in groups.items():
         values = values if isinstance(values, tuple) else (values,)
         folders = "/".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
