@@ -273,7 +273,8 @@ def recompute_patients(
     for output in write_source(home.warehouse, DERIVED_FILE, tables, replaced):
         if output.table_name != VALIDATION_RESULTS.name:
             outcome.rows[output.table_name] = outcome.rows.get(output.table_name, 0) + output.rows
-    outcome.reports = [write_patient_report(home, patient) for patient in chosen]
-    outcome.reports.extend(write_cohort_reports(home))
+    written = connect(home.warehouse)  # sees what was just written
+    outcome.reports = [write_patient_report(home, patient, written) for patient in chosen]
+    outcome.reports.extend(write_cohort_reports(home, written))
     outcome.seconds = time.perf_counter() - started
     return outcome

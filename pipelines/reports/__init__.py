@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
 from pipelines.reports.cohort import cohort_page, qc_page
@@ -19,17 +21,21 @@ def patient_report_path(home: LabHome, patient: str) -> Path:
     return home.reports / f"patient_{patient}.html"
 
 
-def write_patient_report(home: LabHome, patient: str) -> Path:
-    con = connect(home.warehouse)
+def write_patient_report(
+    home: LabHome, patient: str, con: duckdb.DuckDBPyConnection | None = None
+) -> Path:
+    """The patient's page, from `con` (a `connect` of the warehouse made after the last write)
+    or a new connection: opening one costs ~0.15 s, so a recompute shares it between patients."""
+    con = con or connect(home.warehouse)
     settings, derived = Settings.load(home.root), DerivedSettings.load(home.root)
     return write_page(
         patient_report_path(home, patient), patient_page(con, patient, settings, derived)
     )
 
 
-def write_cohort_reports(home: LabHome) -> list[Path]:
-    """The cohort overview and the QC page."""
-    con = connect(home.warehouse)
+def write_cohort_reports(home: LabHome, con: duckdb.DuckDBPyConnection | None = None) -> list[Path]:
+    """The cohort overview and the QC page (from `con`, as `write_patient_report`)."""
+    con = con or connect(home.warehouse)
     settings = Settings.load(home.root)
     patients = sorted(p.stem.removeprefix("patient_") for p in home.reports.glob("patient_*.html"))
     car_targets = list(settings.qpcr.car_targets)
