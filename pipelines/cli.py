@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from pipelines.home import LabHome
+from pipelines.memory import tune_malloc
 
 EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED = 0, 2, 3
 
@@ -56,6 +57,7 @@ def prepare_environment(home: LabHome) -> None:
     for key, value in defaults.items():
         os.environ.setdefault(key, value)
     home.prefect_home.mkdir(parents=True, exist_ok=True)
+    tune_malloc()  # files gated in this process (small batches, one file) reuse their pages
 
 
 def _print_outcome(outcome) -> None:

@@ -27,16 +27,13 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
 
 from gating import THREADS_ENV
+from pipelines.memory import MALLOC_ENVIRON
 
 DASK_ADDRESS_ENV = "CARTFLOW_DASK_ADDRESS"
 LOCAL_WORKERS_ENV = "CARTFLOW_LOCAL_WORKERS"
 LOCAL_CLUSTER_MIN_FILES_ENV = "CARTFLOW_LOCAL_CLUSTER_MIN_FILES"
 DEFAULT_LOCAL_CLUSTER_MIN_FILES = 12
 _WORKER_ENVIRON = "distributed.nanny.pre-spawn-environ"
-# glibc: arrays up to 64 MiB (a chunk's float64 events, the medians' matrix) come from the heap,
-# and up to 256 MiB of freed heap is kept for the next file instead of being handed back.
-_MALLOC_MMAP_THRESHOLD = str(64 << 20)
-_MALLOC_TRIM_THRESHOLD = str(256 << 20)
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -90,11 +87,10 @@ def local_cluster_settings() -> Iterator[None]:
       take the flow's settings with them, so each worker's first task would start a temporary
       server of its own (on the same database): seconds of start-up, and one more server
       process per worker competing with the files for the cores.
-    - glibc's malloc thresholds: Dask sets MALLOC_TRIM_THRESHOLD_ low for its workers, to hand
-      freed memory back to the system sooner. Every large array was then mapped and unmapped
-      afresh, and gating a 1M-event file took twice as long (1.9 s against 0.9 s per file, two
-      workers on two cores). High thresholds keep the pages a file used for the next one:
-      page faults per file fall from about 10 000 to 700.
+    - `MALLOC_ENVIRON`: Dask sets MALLOC_TRIM_THRESHOLD_ low for its workers, to hand freed
+      memory back to the system sooner. Every large array was then mapped and unmapped afresh,
+      and gating a 1M-event file took twice as long (1.9 s against 0.9 s per file, two workers
+      on two cores).
     - CARTFLOW_GATING_THREADS: the cores shared out between the workers (1 each when there are
       as many workers as cores), unless set already. Each worker gates its own file; threads
       within a file would only compete with the other workers.
@@ -103,8 +99,7 @@ def local_cluster_settings() -> Iterator[None]:
         yield
         return
     environ = {
-        "MALLOC_TRIM_THRESHOLD_": _MALLOC_TRIM_THRESHOLD,
-        "MALLOC_MMAP_THRESHOLD_": _MALLOC_MMAP_THRESHOLD,
+        **MALLOC_ENVIRON,
         THREADS_ENV: os.environ.get(THREADS_ENV)
         or str(max(1, (os.cpu_count() or 1) // local_workers())),
     }

@@ -35,6 +35,7 @@ import psutil
 import yaml
 
 from pipelines.home import LabHome
+from pipelines.memory import MALLOC_ENVIRON
 from pipelines.runners import DASK_ADDRESS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +131,8 @@ def service_environment(home: LabHome, settings: ServiceSettings) -> dict[str, s
     )
     if settings.dask_address:
         env[DASK_ADDRESS_ENV] = settings.dask_address
+    for name, value in MALLOC_ENVIRON.items():  # flow runs gate files in their own process
+        env.setdefault(name, value)
     return env
 
 

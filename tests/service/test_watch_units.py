@@ -4,19 +4,21 @@ the deployment overlay."""
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pipelines.home import LabHome
+from pipelines.memory import MALLOC_ENVIRON, tune_malloc
 from pipelines.runners import (
     DASK_ADDRESS_ENV,
     LOCAL_CLUSTER_MIN_FILES_ENV,
     LOCAL_WORKERS_ENV,
     per_file_runner,
 )
-from pipelines.service import PREFECT_YAML, ServiceSettings, deployment_file
+from pipelines.service import PREFECT_YAML, ServiceSettings, deployment_file, service_environment
 from pipelines.watch import (
     CLOSED,
     CREATED,
@@ -125,3 +127,26 @@ def test_a_file_being_written_waits_for_its_close_and_a_moved_in_one_does_not(
     for _ in range(3):
         watcher._submit_ready()
     assert taken == ["moved.txt", "written.txt"]
+
+
+def test_flow_runs_started_by_the_service_keep_their_heap_between_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in MALLOC_ENVIRON:
+        monkeypatch.delenv(name, raising=False)
+    env = service_environment(LabHome(tmp_path / "lab"), ServiceSettings())
+    assert {name: env[name] for name in MALLOC_ENVIRON} == {
+        "MALLOC_MMAP_THRESHOLD_": str(64 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
+    }  # fmt: skip
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")  # the lab's own choice wins
+    assert (
+        service_environment(LabHome(tmp_path / "lab"), ServiceSettings())["MALLOC_TRIM_THRESHOLD_"]
+        == "0"
+    )
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_this_process_takes_the_malloc_settings_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in MALLOC_ENVIRON:
+        monkeypatch.delenv(name, raising=False)
+    assert tune_malloc() is True
