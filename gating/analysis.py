@@ -105,7 +105,7 @@ def analyse_fcs(path: str | Path, settings: FlowSettings | None = None) -> FlowR
     for dataset in datasets:
         panel = detect_panel(dataset.keywords, dataset.channels, settings, _dataset_name(dataset))
         template = load_template(settings.templates[panel], dataset.path.name)
-        gating = gate_dataset(dataset, template, settings)
+        gating = gate_dataset(dataset, template, settings, for_medians=True)
         rows = population_rows(gating, panel, settings)
         samples.append(sample_row(gating, panel, settings))
         populations.append(rows)
@@ -134,8 +134,14 @@ def gate_file(
     return rows[["population", "gate_path", "parent", "count", "pct_parent"]]
 
 
-def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings) -> Gating:
-    """Compensate and gate one dataset with FlowKit (`use_mp` does not apply to one sample)."""
+def gate_dataset(
+    dataset: FcsDataset, template: Template, settings: FlowSettings, for_medians: bool = False
+) -> Gating:
+    """Compensate and gate one dataset with FlowKit (`use_mp` does not apply to one sample).
+
+    `for_medians`: the fast engine also keeps the compensated detectors it computes for the
+    gates (`Gating.compensated`, 4 bytes per event and detector), which `mfi_rows` reads.
+    """
     lookup = alias_lookup(settings.marker_aliases)
     channels = dataset.channels
     markers = markers_of(channels, lookup)
@@ -154,9 +160,7 @@ def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings
                 columns = {i: i for i in range(len(channels))}
             else:
                 events, columns = _gating_events(dataset, strategy, uses, markers)
-                matrix_ref = next(
-                    (ref for ref, m in strategy.comp_matrices.items() if m is matrix), None
-                )
+                matrix_ref = _matrix_id(strategy, matrix) if for_medians else None
                 fast_result = _gate_fast(strategy, dataset, markers, events, columns, matrix_ref)
                 report, membership = fast_result.report(), fast_result.membership
                 compensated = fast_result.compensated
@@ -166,6 +170,11 @@ def gate_dataset(dataset: FcsDataset, template: Template, settings: FlowSettings
         ) from exc
     return Gating(dataset, template, sample, events, columns, report, membership, source, matrix,
                   markers, template.notes + notes, uses, compensated)  # fmt: skip
+
+
+def _matrix_id(strategy: fk.GatingStrategy, matrix: fk.Matrix | None) -> str | None:
+    """The id under which the strategy holds `matrix` (the one `_compensation` chose)."""
+    return next((ref for ref, m in strategy.comp_matrices.items() if m is matrix), None)
 
 
 def _flowkit_sample(dataset: FcsDataset, markers: list[str]) -> fk.Sample:
