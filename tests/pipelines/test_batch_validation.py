@@ -375,25 +375,35 @@ def test_files_are_shared_out_in_order_in_small_groups() -> None:
     assert file_groups(0, 2) == []
 
 
+def _group_of_three(
+    lab: LabHome, monkeypatch: pytest.MonkeyPatch, stem: str, failing: str, error: BaseException
+) -> list[Path]:
+    """Three plates, and `Processor.prepare` raising `error` for the one named `failing`."""
+    from pipelines import flows
+
+    plates = [_plate(lab.inbox / f"plate_{n}.txt", f"P80{n}", f"{stem}-{n}") for n in range(3)]
+    original = Processor.prepare
+
+    def prepare(self, path: Path, flow_run_id: str | None = None):
+        if path.name == failing:
+            raise error
+        return original(self, path, flow_run_id)
+
+    monkeypatch.setattr(Processor, "prepare", prepare)
+    flows.forget_processors()
+    return plates
+
+
 def test_a_file_that_raises_in_a_group_is_handed_back_alone(
     lab: LabHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pipelines import flows
 
-    plates = [_plate(lab.inbox / f"plate_{n}.txt", f"P80{n}", f"GROUP-{n}") for n in range(3)]
-    original = Processor.prepare
-
-    def share_dropped(self, path: Path, flow_run_id: str | None = None):
-        if path.name == "plate_1.txt":
-            raise OSError("the share dropped")
-        return original(self, path, flow_run_id)
-
-    monkeypatch.setattr(Processor, "prepare", share_dropped)
-    flows.forget_processors()
+    plates = _group_of_three(lab, monkeypatch, "GROUP", "plate_1.txt", OSError("share dropped"))
     results = flows.prepare_group(plates, "plate_0.txt and 2 more", lab, "run-1")
 
     assert [type(r).__name__ for r in results] == ["Prepared", "OSError", "Prepared"]
-    assert str(results[1]) == "the share dropped"
+    assert str(results[1]) == "share dropped"
     assert _statuses(lab) == {"plate_0.txt": "processing", "plate_2.txt": "processing"}
 
 
@@ -402,16 +412,7 @@ def test_an_interrupted_group_gives_its_claims_back(
 ) -> None:
     from pipelines import flows
 
-    plates = [_plate(lab.inbox / f"plate_{n}.txt", f"P81{n}", f"STOP-{n}") for n in range(3)]
-    original = Processor.prepare
-
-    def interrupted(self, path: Path, flow_run_id: str | None = None):
-        if path.name == "plate_2.txt":
-            raise KeyboardInterrupt
-        return original(self, path, flow_run_id)
-
-    monkeypatch.setattr(Processor, "prepare", interrupted)
-    flows.forget_processors()
+    plates = _group_of_three(lab, monkeypatch, "STOP", "plate_2.txt", KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         flows.prepare_group(plates, "plate_0.txt and 2 more", lab, "run-1")
     assert _statuses(lab) == {"plate_0.txt": "received", "plate_1.txt": "received"}
