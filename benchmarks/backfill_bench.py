@@ -220,7 +220,9 @@ def main() -> None:
         split = phases(state.state_details.flow_run_id, outcomes, total)
         report(outcomes, total, split, len(tubes))
         if cpu_before and cpu_after:
-            busy, stolen = (after - before for before, after in zip(cpu_before, cpu_after, strict=True))
+            busy, stolen = (
+                after - before for before, after in zip(cpu_before, cpu_after, strict=True)
+            )
             print(f"\nmachine CPU during the sweep: {busy:.0f} s busy of {total * (os.cpu_count() or 1):.0f}"
                   f" s on {os.cpu_count()} cores, {stolen:.1f} s stolen by the hypervisor")  # fmt: skip
 
