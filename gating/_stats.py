@@ -51,17 +51,19 @@ def fluorescence_matrix(
         for k, j in compensated_columns:
             out[:, k] = compensated[:, j]
         compensated_columns = []
+        if not raw:
+            return out
     inverse = (
         np.linalg.inv(spill)[:, [j for _, j in compensated_columns]]
         if compensated_columns
         else None
     )
-    for start in range(0, events.shape[0], BLOCK_ROWS) if raw or compensated_columns else ():
+    for start in range(0, events.shape[0], BLOCK_ROWS):
         rows = slice(start, start + BLOCK_ROWS)
         block = np.asarray(events[rows], dtype=np.float64)
         for k, c in raw:
             out[rows, k] = block[:, c]
-        if compensated_columns:
+        if inverse is not None:
             product = np.einsum("ij,jk->ik", block[:, detectors], inverse)
             for position, (k, _) in enumerate(compensated_columns):
                 out[rows, k] = product[:, position]

@@ -76,18 +76,19 @@ def _target_paths(table: Table, data: pa.Table, sha256: str) -> list[tuple[str, 
     if any(keys.column(c).null_count for c in columns):
         raise SchemaMismatch(f"{table.name}: rows without {' or '.join(columns)}")
     payload = data.drop_columns(columns)
+
+    def target(values: tuple) -> str:
+        folders = "/".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
+        return f"{table.name}/{folders}/{sha256}.parquet"
+
     if data.num_rows and all(pc.count_distinct(keys.column(c)).as_py() == 1 for c in columns):
         # one patient and timepoint, as most files hold: no grouping, no copy
-        values = [keys.column(c)[0].as_py() for c in columns]
-        folders = "/".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
-        return [(f"{table.name}/{folders}/{sha256}.parquet", payload)]
+        return [(target(tuple(keys.column(c)[0].as_py() for c in columns)), payload)]
     groups = keys.to_pandas().groupby(columns, sort=True).indices
-    parts = []
-    for values, indices in groups.items():
-        values = values if isinstance(values, tuple) else (values,)
-        folders = "/".join(f"{c}={v}" for c, v in zip(columns, values, strict=True))
-        parts.append((f"{table.name}/{folders}/{sha256}.parquet", payload.take(pa.array(indices))))
-    return parts
+    return [
+        (target(values if isinstance(values, tuple) else (values,)), payload.take(pa.array(rows)))
+        for values, rows in groups.items()
+    ]
 
 
 def write_source(
