@@ -1,16 +1,13 @@
-"""Per-population medians of compensated fluorescence, without copying the event matrix per gate.
+"""The compensated fluorescence the per-population medians (`gating._medians`) are taken of.
 
 The compensated values are computed in float64 by blocks of rows (the raw detectors of a block
 times the inverse spillover matrix; no events x detectors temporary) and stored column-major as
-float32, the precision the cytometer wrote: one contiguous column per marker. Each median
-selects within a 1-D gather of one column, with `np.median`'s rule: the middle order statistic,
-or the mean of the two middle ones (in float64) for an even count.
+float32, the precision the cytometer wrote: one contiguous column per marker.
 
-Why float32: the gathers and partitions are memory-bound, and halving the bytes halves their
-time (0.33 -> 0.17 s for 34 populations x 11 markers of 1M events) and the matrix's memory
-(88 -> 44 MiB). Rounding is monotonic, so a median is the float32 rounding of the float64
-median (or the mean of two such): within 6e-8 relative of `np.median` of FlowKit's compensated
-events, far below what an MFI is read to.
+Why float32: the medians' passes are memory-bound, and halving the bytes halves their time and
+the matrix's memory (88 -> 44 MiB for 11 markers of 1M events). Rounding is monotonic, so a
+median is the float32 rounding of the float64 median (or the mean of two such): within 6e-8
+relative of `np.median` of FlowKit's compensated events, far below what an MFI is read to.
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from gating._threads import thread_map
 
 BLOCK_ROWS = 1 << 15
 
@@ -68,42 +63,3 @@ def fluorescence_matrix(
             for position, (k, _) in enumerate(compensated_columns):
                 out[rows, k] = product[:, position]
     return out
-
-
-def population_medians(values: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
-    """populations × columns (float64): `column_medians` of each mask, computed on threads,
-    largest populations first."""
-    has_nan = np.isnan(values).any(axis=0)
-    medians = np.empty((len(masks), values.shape[1]))
-
-    def fill(index: int) -> None:
-        medians[index] = column_medians(values, masks[index], has_nan)
-
-    thread_map(fill, sorted(range(len(masks)), key=lambda i: -int(np.count_nonzero(masks[i]))))
-    return medians
-
-
-def column_medians(values: np.ndarray, mask: np.ndarray, has_nan: np.ndarray) -> np.ndarray:
-    """`np.median(values[mask], axis=0)` for a column-major `values`; NaN for an empty mask.
-
-    `has_nan[k]`: column k holds a NaN somewhere, so its medians go through `np.median` (which
-    answers NaN when the selection holds one).
-    """
-    rows = np.flatnonzero(mask)
-    medians = np.full(values.shape[1], np.nan)
-    if not rows.size:
-        return medians
-    for k in range(values.shape[1]):
-        selected = values[:, k].take(rows)
-        medians[k] = np.median(selected.astype(np.float64)) if has_nan[k] else _median(selected)
-    return medians
-
-
-def _median(selected: np.ndarray) -> float:
-    """Median of a NaN-free 1-D array, partitioning it in place around one position only."""
-    half = selected.size // 2
-    selected.partition(half)
-    if selected.size % 2:
-        return float(selected[half])
-    # np.median's mean of the two middle values, in float64
-    return (float(selected[:half].max()) + float(selected[half])) / 2.0

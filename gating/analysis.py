@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from flowkit.exceptions import FlowKitException
 
-from gating import _stats, fast
+from gating import _medians, _stats, fast
 from gating.errors import FlowFormatError, FlowTemplateError
 from gating.fcs import Channel, FcsDataset, read_fcs
 from gating.keywords import acquired_at, allowed_keywords, first_number, identity_hints, sample_name
@@ -438,7 +438,7 @@ def mfi_rows(gating: Gating, settings: FlowSettings) -> pd.DataFrame:
     indices = [i for i, c in enumerate(channels) if not is_scatter_or_time(c)]
     gates = list(gating.report.itertuples())
     masks = [gating.membership(gate.gate_name, gate.gate_path) for gate in gates]
-    by_population = _stats.population_medians(compensated_fluorescence(gating, indices), masks)
+    by_population = _medians.population_medians(compensated_fluorescence(gating, indices), masks)
     transforms = marker_transforms(gating, [gating.markers[i] for i in indices], settings)
     transformed = np.column_stack([
         np.ravel(transform.apply(by_population[:, [k]])) for k, transform in enumerate(transforms)
