@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
-	$(BIN)/python -c "from gating._medians import compile_kernels; compile_kernels()"
+	$(BIN)/python -c "from gating import compile_kernels; compile_kernels()"
 	touch $(STAMP)
 
 # Regenerate the lock after changing dependencies in pyproject.toml.

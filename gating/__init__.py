@@ -9,10 +9,15 @@ A plain library (no Prefect, no pipeline, no validation imports): a file in, typ
 - `gate_file(fcs, template)` -> populations for a scientist checking a template
 - `FlowSettings`, `flow_settings_from_dict(mapping)`
 - `THREADS_ENV`: the environment variable capping the threads one file is gated on
+- `compile_kernels()`: the numba kernels compiled into their cache (the install runs it)
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from gating._compensation import compensate_rows
+from gating._medians import population_medians
 from gating._threads import THREADS_ENV
 from gating.analysis import FlowResult, analyse_fcs, gate_file
 from gating.errors import FlowFormatError, FlowTemplateError
@@ -23,6 +28,7 @@ from gating.templates import load_template
 
 __all__ = [
     "THREADS_ENV",
+    "compile_kernels",
     "FcsDataset",
     "FlowFormatError",
     "FlowResult",
@@ -38,3 +44,14 @@ __all__ = [
     "read_fcs",
     "sniff",
 ]
+
+
+def compile_kernels() -> None:
+    """Compile the numba kernels (compensation, medians) into numba's cache beside their
+    modules, on tiny inputs of every type the engine passes: compiling takes 10-20 s, loading
+    them afterwards a fraction of a second per process."""
+    for dtype in (">f4", "<f4", "<f8"):
+        events = np.zeros((3, 3), dtype=dtype)
+        for layout in (events, events[:, :2]):  # whole rows, or a file's buffer sliced
+            compensate_rows(layout, [0, 1], np.eye(2))
+    population_medians(np.zeros((3, 1), dtype=np.float32), [np.ones(3, dtype=bool)] * 65)

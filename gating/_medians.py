@@ -59,12 +59,6 @@ def population_medians(values: np.ndarray, masks: Sequence[np.ndarray]) -> np.nd
     return medians
 
 
-def compile_kernels() -> None:
-    """Compile the kernels into numba's cache (beside this module) on a tiny input, as the
-    install does: compiling takes about 10 s, loading them afterwards 0.3 s per process."""
-    population_medians(np.zeros((3, 1), dtype=np.float32), [np.ones(3, dtype=bool)] * 65)
-
-
 def _median_at(selected: np.ndarray, lower_rank: int, even: bool) -> float:
     """np.median's value given the rank of the lower middle within `selected` (in place):
     numpy's partition, about five times faster than numba's."""

@@ -606,7 +606,7 @@ def _gate(
     def gate_chunk(start: int) -> Counter[GateKey]:
         span = slice(start, min(start + CHUNK_EVENTS, total))
         chunk = Chunk(
-            raw=np.asarray(raw[span], dtype=np.float64),  # native float64 once per chunk
+            raw=raw[span],  # converted per column read, in the file's byte order until then
             compensations=planner.compensations,
             transforms=strategy.transformations,
             bounds=bounds,
