@@ -70,6 +70,11 @@ def test_raw_store_keeps_every_file_read_only(demo_lab):
     stored = [p for p in home.raw.rglob("*") if p.is_file()]
     assert len(stored) == len(demo.files)
     assert all(not (p.stat().st_mode & stat.S_IWUSR) for p in stored)
+    # processed originals are the raw store's bytes under their own names; the quarantined
+    # plate is a copy of its own, which a technician may fix
+    inodes = {p.stat().st_ino for p in stored}
+    assert {p.stat().st_ino for p in home.processed.iterdir()} <= inodes
+    assert (home.quarantine / FAILING_PLATE).stat().st_ino not in inodes
 
 
 def test_copy_numbers_recover_the_truth(demo_lab):
