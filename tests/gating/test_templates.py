@@ -56,6 +56,24 @@ def test_tube_named_for_the_wrong_panel_raises_the_marker_error(demo_tubes) -> N
         analyse_fcs(bcell, settings)
 
 
+def test_each_load_is_its_own_copy_and_an_edited_file_is_read_again(tmp_path: Path) -> None:
+    """Loads are kept per file version: a copy per call (analysis edits the strategy it gets),
+    and the file parsed again once it changes."""
+    rectangle = (
+        '<gating:RectangleGate gating:id="{}"><gating:dimension gating:min="1" '
+        'gating:compensation-ref="uncompensated"><data-type:fcs-dimension data-type:name="FL1-A"/>'
+        "</gating:dimension></gating:RectangleGate>"
+    )
+    path = tmp_path / "one.xml"
+    path.write_text(GML_HEAD + rectangle.format("First") + "</gating:Gating-ML>\n")
+    first, second = load_template(path), load_template(path)
+    assert first.strategy is not second.strategy
+    first.strategy.comp_matrices["edited"] = None
+    assert "edited" not in load_template(path).strategy.comp_matrices
+    path.write_text(GML_HEAD + rectangle.format("Renamed") + "</gating:Gating-ML>\n")
+    assert [g.gate_name for g in gates_of(load_template(path).strategy)] == ["Renamed"]
+
+
 def test_bound_max_clamps_like_the_spec(tmp_path: Path) -> None:
     """flin T=1000 A=0 maps 0..1000 to 0..1; boundMax 0.5 clamps 800 and 5000 to 0.5, so a range
     [0.45, 0.55] holds them too. FlowKit alone would count only the event at 500."""
