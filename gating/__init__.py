@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from gating._compensation import compensate_rows
+from gating._fast_shapes import band_decision
 from gating._medians import population_medians
 from gating._threads import THREADS_ENV
 from gating.analysis import FlowResult, analyse_fcs, gate_file
@@ -47,11 +48,12 @@ __all__ = [
 
 
 def compile_kernels() -> None:
-    """Compile the numba kernels (compensation, medians) into numba's cache beside their
-    modules, on tiny inputs of every type the engine passes: compiling takes 10-20 s, loading
-    them afterwards a fraction of a second per process."""
+    """Compile the numba kernels (compensation, range tests, medians) into numba's cache beside
+    their modules, on tiny inputs of every type the engine passes: compiling takes 10-20 s,
+    loading them afterwards a fraction of a second per process."""
     for dtype in (">f4", "<f4", "<f8"):
         events = np.zeros((3, 3), dtype=dtype)
         for layout in (events, events[:, :2]):  # whole rows, or a file's buffer sliced
             compensate_rows(layout, [0, 1], np.eye(2))
+    band_decision(np.zeros(3), 0.0, (0.0, 1.0), None)
     population_medians(np.zeros((3, 1), dtype=np.float32), [np.ones(3, dtype=bool)] * 65)
