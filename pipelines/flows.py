@@ -11,6 +11,7 @@ artifact (file, status, reason, rows written) and a link to the Data Docs.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,7 +39,7 @@ from pipelines.ingest import (
     checks_of,
     table_names,
 )
-from pipelines.runners import local_cluster_settings, per_file_runner
+from pipelines.runners import dask_address, local_cluster_settings, local_workers, per_file_runner
 
 _processors: dict[Path, Processor] = {}
 _progress: list[Callable[[FileOutcome], None]] = []
@@ -282,7 +283,8 @@ Arrival = tuple[int, Prepared | FileOutcome | BaseException]
 
 GROUP_FILES = 8
 """At most this many files per worker task."""
-GROUPS_PER_WORKER = 12
+GROUPS_PER_WORKER = 4
+"""A group is at most the files left shared out into this many groups per worker."""
 
 
 def _taken_meanwhile(result: object, path: Path) -> bool:
@@ -385,23 +387,31 @@ def _prepare_here(files: list[Path], lab: LabHome, run_id: str | None) -> Iterat
 def _prepare_on(
     runner: DaskTaskRunner, files: list[Path], lab: LabHome, run_id: str | None
 ) -> Iterator[Arrival]:
-    """All files at once on Dask workers, a few per task, each group as it finishes.
+    """All files on Dask workers, a few per task, each group as it finishes.
 
-    A file that raised on a worker is prepared again here, alone, with the sweep's retries.
+    Local workers take seconds to start (`pipelines.worker_start`); until the first has joined,
+    this process, whose imports are warm, prepares the batch's last files itself, one at a
+    time, and the groups it did not take are then submitted. A file that raised on a worker
+    is prepared again here, alone, with the sweep's retries.
     """
     with local_cluster_settings(), runner, _warming_up(processor_for(lab)):
-        workers = len(runner.client.scheduler_info().get("workers", {}))
-        groups = file_groups(len(files), max(1, workers))
-        futures = {
-            runner.submit(
-                prepare_group_task,
-                parameters={
-                    "paths": [files[i] for i in group], "label": _group_label(files, group),
-                    "home": lab, "flow_run_id": run_id,
-                },
-            ): group
-            for group in groups
-        }  # fmt: skip
+        queue = deque(file_groups(len(files), _worker_count(runner)))
+        futures = {}
+
+        def submit(group: list[int]) -> None:
+            parameters = {
+                "paths": [files[i] for i in group], "label": _group_label(files, group),
+                "home": lab, "flow_run_id": run_id,
+            }  # fmt: skip
+            futures[runner.submit(prepare_group_task, parameters=parameters)] = group
+
+        for _ in range(min(_worker_count(runner), len(queue))):
+            submit(queue.popleft())  # each worker starts on one as soon as it has joined
+        while queue and not _workers_joined(runner):
+            for index in queue.pop():
+                yield index, _prepare_here_alone(files[index], lab, run_id)
+        for group in queue:
+            submit(group)
         for future in as_completed(list(futures)):
             results = future.result(raise_on_failure=False)
             if isinstance(results, BaseException):
@@ -410,9 +420,25 @@ def _prepare_on(
                 continue
             for index, result in zip(futures[future], results, strict=True):
                 if isinstance(result, Exception) and not _taken_meanwhile(result, files[index]):
-                    state = _sweep_prepare_task(files[index], lab, run_id, return_state=True)
-                    result = state.result(raise_on_failure=False)
+                    result = _prepare_here_alone(files[index], lab, run_id)
                 yield index, result
+
+
+def _prepare_here_alone(path: Path, lab: LabHome, run_id: str | None) -> object:
+    """One file prepared in this process with the sweep's retries: its result or exception."""
+    return _sweep_prepare_task(path, lab, run_id, return_state=True).result(raise_on_failure=False)
+
+
+def _worker_count(runner: DaskTaskRunner) -> int:
+    """The workers the batch is shared out between: a local cluster's, before they have joined,
+    or those of the remote cluster."""
+    if dask_address():
+        return max(1, len(runner.client.scheduler_info().get("workers", {})))
+    return local_workers()
+
+
+def _workers_joined(runner: DaskTaskRunner) -> bool:
+    return bool(runner.client.scheduler_info().get("workers"))
 
 
 @contextmanager
@@ -428,10 +454,16 @@ def _warming_up(processor: Processor) -> Iterator[None]:
 
 
 def file_groups(count: int, workers: int) -> list[list[int]]:
-    """Consecutive file indices in groups of at most `GROUP_FILES`, about a dozen groups per
-    worker so that the workers finish close together."""
-    size = max(1, min(GROUP_FILES, -(-count // (workers * GROUPS_PER_WORKER))))
-    return [list(range(start, min(start + size, count))) for start in range(0, count, size)]
+    """Consecutive file indices in groups that shrink as the batch runs out: at most
+    `GROUP_FILES`, and at most the files left over `workers * GROUPS_PER_WORKER`, down to single
+    files at the end, so that the workers finish within about a file of each other (with equal
+    groups, one worker could idle for most of a group's time at the end)."""
+    groups, start = [], 0
+    while start < count:
+        size = max(1, min(GROUP_FILES, -(-(count - start) // (workers * GROUPS_PER_WORKER))))
+        groups.append(list(range(start, start + size)))
+        start += size
+    return groups
 
 
 def _group_label(files: list[Path], group: list[int]) -> str:

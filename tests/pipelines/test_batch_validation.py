@@ -370,8 +370,10 @@ def test_files_are_shared_out_in_order_in_small_groups() -> None:
     assert file_groups(3, 2) == [[0], [1], [2]]
     groups = file_groups(100, 2)
     assert [i for g in groups for i in g] == list(range(100))
-    assert {len(g) for g in groups} == {5}  # about a dozen groups per worker
-    assert {len(g) for g in file_groups(1000, 2)} == {GROUP_FILES}
+    sizes = [len(g) for g in groups]
+    assert sizes == sorted(sizes, reverse=True)  # shrinking as the batch runs out
+    assert sizes[0] == GROUP_FILES and sizes[-4:] == [1, 1, 1, 1]
+    assert len(groups) < 40  # a task per group, not per file
     assert file_groups(0, 2) == []
 
 
@@ -430,7 +432,7 @@ def test_a_sweep_on_local_workers_takes_files_a_few_per_task(
 
     monkeypatch.setenv("CARTFLOW_LOCAL_WORKERS", "2")
     monkeypatch.setenv("CARTFLOW_LOCAL_CLUSTER_MIN_FILES", "2")
-    monkeypatch.setattr(flows, "GROUPS_PER_WORKER", 1)  # 5 files on 2 workers: groups of 3 and 2
+    monkeypatch.setattr(flows, "GROUPS_PER_WORKER", 1)  # 5 files on 2 workers: groups of 3, 1, 1
     good = [_plate(lab.inbox / f"plate_{n}.txt", f"P90{n}", f"DASK-{n}") for n in range(4)]
     _plate(lab.inbox / "plate_bad.txt", "P909", "DASK-BAD", FAILING_CURVES)
 
@@ -448,6 +450,34 @@ def test_a_sweep_on_local_workers_takes_files_a_few_per_task(
     with get_client(sync_client=True) as client:
         names = sorted(r.name for r in client.read_task_runs(flow_run_filter=run_filter))
     assert [n for n in names if n.startswith("prepare")] == [
-        "prepare plate_0.txt and 2 more", "prepare plate_3.txt and 1 more",
+        "prepare plate_0.txt and 2 more", "prepare plate_3.txt", "prepare plate_bad.txt",
     ]  # fmt: skip
+    assert _rows_per_source(lab, "car_copies") == {sha256_of(p): 2 for p in lab.processed.iterdir()}
+
+
+def test_the_flow_prepares_the_last_files_while_the_workers_start(
+    harness, lab: LabHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until a worker has joined, the flow's process takes single files from the end of the
+    batch; every file is still prepared once, and committed in the sweep's order."""
+    from pipelines import flows
+
+    monkeypatch.setenv("CARTFLOW_LOCAL_WORKERS", "2")
+    monkeypatch.setenv("CARTFLOW_LOCAL_CLUSTER_MIN_FILES", "2")
+    taken_here: list[str] = []
+    prepare_here = flows._prepare_here_alone
+
+    def while_no_worker_has_joined(path: Path, lab: LabHome, run_id: str | None) -> object:
+        taken_here.append(path.name)
+        return prepare_here(path, lab, run_id)
+
+    monkeypatch.setattr(flows, "_workers_joined", lambda runner: False)
+    monkeypatch.setattr(flows, "_prepare_here_alone", while_no_worker_has_joined)
+    plates = [_plate(lab.inbox / f"plate_{n}.txt", f"P92{n}", f"EARLY-{n}") for n in range(5)]
+
+    outcomes = flows.process_inbox(home=str(lab.root))
+
+    assert [(o.name, o.status) for o in outcomes] == [(p.name, INGESTED) for p in plates]
+    # single-file groups: two go to the workers at once, the flow takes the rest from the end
+    assert taken_here == ["plate_4.txt", "plate_3.txt", "plate_2.txt"]
     assert _rows_per_source(lab, "car_copies") == {sha256_of(p): 2 for p in lab.processed.iterdir()}
