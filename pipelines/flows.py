@@ -10,6 +10,7 @@ artifact (file, status, reason, rows written) and a link to the Data Docs.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -389,29 +390,28 @@ def _prepare_on(
 ) -> Iterator[Arrival]:
     """All files on Dask workers, a few per task, each group as it finishes.
 
-    Local workers take seconds to start (`pipelines.worker_start`); until the first has joined,
-    this process, whose imports are warm, prepares the batch's last files itself, one at a
-    time, and the groups it did not take are then submitted. A file that raised on a worker
-    is prepared again here, alone, with the sweep's retries.
+    A local cluster takes seconds to start (its fork server imports `pipelines.worker_start`),
+    and the runner starts it on first use; it is started on a thread meanwhile this process,
+    whose imports are warm, prepares the batch's last files itself, one at a time. The groups
+    it did not take then go to the workers. A file that raised on a worker is prepared again
+    here, alone, with the sweep's retries.
     """
     with local_cluster_settings(), runner, _warming_up(processor_for(lab)):
         queue = deque(file_groups(len(files), _worker_count(runner)))
-        futures = {}
-
-        def submit(group: list[int]) -> None:
-            parameters = {
-                "paths": [files[i] for i in group], "label": _group_label(files, group),
-                "home": lab, "flow_run_id": run_id,
-            }  # fmt: skip
-            futures[runner.submit(prepare_group_task, parameters=parameters)] = group
-
-        for _ in range(min(_worker_count(runner), len(queue))):
-            submit(queue.popleft())  # each worker starts on one as soon as it has joined
-        while queue and not _workers_joined(runner):
-            for index in queue.pop():
-                yield index, _prepare_here_alone(files[index], lab, run_id)
-        for group in queue:
-            submit(group)
+        with _starting(runner) as started:
+            while queue and not started.is_set():
+                for index in queue.pop():
+                    yield index, _prepare_here_alone(files[index], lab, run_id)
+        futures = {
+            runner.submit(
+                prepare_group_task,
+                parameters={
+                    "paths": [files[i] for i in group], "label": _group_label(files, group),
+                    "home": lab, "flow_run_id": run_id,
+                },
+            ): group
+            for group in queue
+        }  # fmt: skip
         for future in as_completed(list(futures)):
             results = future.result(raise_on_failure=False)
             if isinstance(results, BaseException):
@@ -424,21 +424,44 @@ def _prepare_on(
                 yield index, result
 
 
+@contextmanager
+def _starting(runner: DaskTaskRunner) -> Iterator[threading.Event]:
+    """The runner's cluster and client started on a thread; the event is set once they are.
+    Leaving waits for the start, and raises what it raised."""
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            runner.client  # noqa: B018 - the property starts the cluster
+        except BaseException as err:  # noqa: BLE001 - re-raised in the flow's thread
+            failure.append(err)
+        finally:
+            started.set()
+
+    thread = threading.Thread(
+        target=contextvars.copy_context().run, args=(start,), name="local workers starting"
+    )
+    thread.start()
+    try:
+        yield started
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+
+
 def _prepare_here_alone(path: Path, lab: LabHome, run_id: str | None) -> object:
     """One file prepared in this process with the sweep's retries: its result or exception."""
     return _sweep_prepare_task(path, lab, run_id, return_state=True).result(raise_on_failure=False)
 
 
 def _worker_count(runner: DaskTaskRunner) -> int:
-    """The workers the batch is shared out between: a local cluster's, before they have joined,
+    """The workers the batch is shared out between: a local cluster's, before it has started,
     or those of the remote cluster."""
     if dask_address():
         return max(1, len(runner.client.scheduler_info().get("workers", {})))
     return local_workers()
-
-
-def _workers_joined(runner: DaskTaskRunner) -> bool:
-    return bool(runner.client.scheduler_info().get("workers"))
 
 
 @contextmanager
