@@ -10,9 +10,7 @@ artifact (file, status, reason, rows written) and a link to the Data Docs.
 
 from __future__ import annotations
 
-import contextvars
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +38,7 @@ from pipelines.ingest import (
     checks_of,
     table_names,
 )
-from pipelines.runners import dask_address, local_cluster_settings, local_workers, per_file_runner
+from pipelines.runners import local_cluster_settings, per_file_runner
 
 _processors: dict[Path, Processor] = {}
 _progress: list[Callable[[FileOutcome], None]] = []
@@ -388,20 +386,13 @@ def _prepare_here(files: list[Path], lab: LabHome, run_id: str | None) -> Iterat
 def _prepare_on(
     runner: DaskTaskRunner, files: list[Path], lab: LabHome, run_id: str | None
 ) -> Iterator[Arrival]:
-    """All files on Dask workers, a few per task, each group as it finishes.
+    """All files at once on Dask workers, a few per task, each group as it finishes.
 
-    A local cluster takes seconds to start (its fork server imports `pipelines.worker_start`),
-    and the runner starts it on first use; it is started on a thread meanwhile this process,
-    whose imports are warm, prepares the batch's last files itself, one at a time. The groups
-    it did not take then go to the workers. A file that raised on a worker is prepared again
-    here, alone, with the sweep's retries.
+    A file that raised on a worker is prepared again here, alone, with the sweep's retries.
     """
     with local_cluster_settings(), runner, _warming_up(processor_for(lab)):
-        queue = deque(file_groups(len(files), _worker_count(runner)))
-        with _starting(runner) as started:
-            while queue and not started.is_set():
-                for index in queue.pop():
-                    yield index, _prepare_here_alone(files[index], lab, run_id)
+        workers = len(runner.client.scheduler_info().get("workers", {}))
+        groups = file_groups(len(files), max(1, workers))
         futures = {
             runner.submit(
                 prepare_group_task,
@@ -410,7 +401,7 @@ def _prepare_on(
                     "home": lab, "flow_run_id": run_id,
                 },
             ): group
-            for group in queue
+            for group in groups
         }  # fmt: skip
         for future in as_completed(list(futures)):
             results = future.result(raise_on_failure=False)
@@ -420,48 +411,9 @@ def _prepare_on(
                 continue
             for index, result in zip(futures[future], results, strict=True):
                 if isinstance(result, Exception) and not _taken_meanwhile(result, files[index]):
-                    result = _prepare_here_alone(files[index], lab, run_id)
+                    state = _sweep_prepare_task(files[index], lab, run_id, return_state=True)
+                    result = state.result(raise_on_failure=False)
                 yield index, result
-
-
-@contextmanager
-def _starting(runner: DaskTaskRunner) -> Iterator[threading.Event]:
-    """The runner's cluster and client started on a thread; the event is set once they are.
-    Leaving waits for the start, and raises what it raised."""
-    started = threading.Event()
-    failure: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            runner.client  # noqa: B018 - the property starts the cluster
-        except BaseException as err:  # noqa: BLE001 - re-raised in the flow's thread
-            failure.append(err)
-        finally:
-            started.set()
-
-    thread = threading.Thread(
-        target=contextvars.copy_context().run, args=(start,), name="local workers starting"
-    )
-    thread.start()
-    try:
-        yield started
-    finally:
-        thread.join()
-    if failure:
-        raise failure[0]
-
-
-def _prepare_here_alone(path: Path, lab: LabHome, run_id: str | None) -> object:
-    """One file prepared in this process with the sweep's retries: its result or exception."""
-    return _sweep_prepare_task(path, lab, run_id, return_state=True).result(raise_on_failure=False)
-
-
-def _worker_count(runner: DaskTaskRunner) -> int:
-    """The workers the batch is shared out between: a local cluster's, before it has started,
-    or those of the remote cluster."""
-    if dask_address():
-        return max(1, len(runner.client.scheduler_info().get("workers", {})))
-    return local_workers()
 
 
 @contextmanager

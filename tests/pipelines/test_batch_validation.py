@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -437,15 +433,6 @@ def test_a_sweep_on_local_workers_takes_files_a_few_per_task(
     monkeypatch.setenv("CARTFLOW_LOCAL_WORKERS", "2")
     monkeypatch.setenv("CARTFLOW_LOCAL_CLUSTER_MIN_FILES", "2")
     monkeypatch.setattr(flows, "GROUPS_PER_WORKER", 1)  # 5 files on 2 workers: groups of 3, 1, 1
-    real_start = flows._starting
-
-    @contextmanager
-    def wait_for_the_workers(runner: object) -> Iterator[threading.Event]:
-        with real_start(runner) as started:  # small plates: the flow would take them all
-            started.wait()
-            yield started
-
-    monkeypatch.setattr(flows, "_starting", wait_for_the_workers)
     good = [_plate(lab.inbox / f"plate_{n}.txt", f"P90{n}", f"DASK-{n}") for n in range(4)]
     _plate(lab.inbox / "plate_bad.txt", "P909", "DASK-BAD", FAILING_CURVES)
 
@@ -465,39 +452,4 @@ def test_a_sweep_on_local_workers_takes_files_a_few_per_task(
     assert [n for n in names if n.startswith("prepare")] == [
         "prepare plate_0.txt and 2 more", "prepare plate_3.txt", "prepare plate_bad.txt",
     ]  # fmt: skip
-    assert _rows_per_source(lab, "car_copies") == {sha256_of(p): 2 for p in lab.processed.iterdir()}
-
-
-def test_the_flow_prepares_the_last_files_while_the_workers_start(
-    harness, lab: LabHome, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Until the workers have started, the flow's process takes single files from the end of
-    the batch; every file is still prepared once, and committed in the sweep's order."""
-    from pipelines import flows
-
-    monkeypatch.setenv("CARTFLOW_LOCAL_WORKERS", "2")
-    monkeypatch.setenv("CARTFLOW_LOCAL_CLUSTER_MIN_FILES", "2")
-    taken_here: list[str] = []
-    prepare_here = flows._prepare_here_alone
-
-    def while_no_worker_has_joined(path: Path, lab: LabHome, run_id: str | None) -> object:
-        taken_here.append(path.name)
-        return prepare_here(path, lab, run_id)
-
-    real_start = flows._starting
-
-    @contextmanager
-    def start_after_three_files(runner: object) -> Iterator[object]:
-        with real_start(runner):  # the cluster starts as usual; the flow sees it late
-            yield SimpleNamespace(is_set=lambda: len(taken_here) >= 3)
-
-    monkeypatch.setattr(flows, "_starting", start_after_three_files)
-    monkeypatch.setattr(flows, "_prepare_here_alone", while_no_worker_has_joined)
-    plates = [_plate(lab.inbox / f"plate_{n}.txt", f"P92{n}", f"EARLY-{n}") for n in range(5)]
-
-    outcomes = flows.process_inbox(home=str(lab.root))
-
-    assert [(o.name, o.status) for o in outcomes] == [(p.name, INGESTED) for p in plates]
-    # single-file groups: the flow takes three from the end, the workers the first two
-    assert taken_here == ["plate_4.txt", "plate_3.txt", "plate_2.txt"]
     assert _rows_per_source(lab, "car_copies") == {sha256_of(p): 2 for p in lab.processed.iterdir()}
