@@ -148,6 +148,23 @@ def _order_bin(bits: np.uint32) -> np.int64:
     return np.int64(key >> np.uint64(_BIN_SHIFT))
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bin_of_rank(below: np.ndarray, held: np.ndarray, rank: int) -> int:
+    """The bin holding the population's event of rank `rank`: the last bin whose lower edge
+    has at most `rank` of the population's events below it (bisection)."""
+    low, high = 0, _BINS
+    while high - low > 1:
+        middle = (low + high) // 2
+        under = 0
+        for pattern in held:
+            under += below[pattern, middle]
+        if under <= rank:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
 @numba.njit(cache=True, nogil=True)
 def _middle_bins(
     values: np.ndarray, codes: np.ndarray, member: np.ndarray
@@ -173,6 +190,7 @@ def _middle_bins(
     first_bin = np.full(populations, -1, np.int64)
     last_bin = np.full(populations, -1, np.int64)
     skipped = np.zeros(populations, np.int64)  # the population's events below its first bin
+    sizes = np.zeros(populations, np.int64)  # ... and in its first to last bin
     counts = np.zeros(populations, np.int64)
     wanted = np.zeros((patterns, _BINS), np.bool_)
     for population in range(populations):
@@ -185,35 +203,17 @@ def _middle_bins(
         if count == 0 or has_nan:
             continue
         counts[population] = count
-        for rank in ((count - 1) // 2, count // 2):
-            low, high = 0, _BINS  # the last bin whose lower edge has at most `rank` events below
-            while high - low > 1:
-                middle = (low + high) // 2
-                under = 0
-                for pattern in held:
-                    under += below[pattern, middle]
-                if under <= rank:
-                    low = middle
-                else:
-                    high = middle
-            if first_bin[population] < 0:
-                first_bin[population] = low
-                for pattern in held:
-                    skipped[population] += below[pattern, low]
-            last_bin[population] = low
-            for pattern in held:
-                wanted[pattern, low] = True
+        first = _bin_of_rank(below, held, (count - 1) // 2)
+        last = _bin_of_rank(below, held, count // 2)
+        first_bin[population], last_bin[population] = first, last
+        for pattern in held:
+            # the two middle ranks are consecutive: no event of the population lies between
+            skipped[population] += below[pattern, first]
+            sizes[population] += below[pattern, last + 1] - below[pattern, first]
+            wanted[pattern, first] = True
+            wanted[pattern, last] = True
 
     # each population's events in its middle bins, side by side in one buffer
-    sizes = np.zeros(populations, np.int64)
-    for population in range(populations):
-        if first_bin[population] < 0:
-            continue
-        for pattern in np.flatnonzero(member[population]):
-            for b in (first_bin[population], last_bin[population]):
-                sizes[population] += below[pattern, b + 1] - below[pattern, b]
-                if last_bin[population] == first_bin[population]:
-                    break
     starts = np.zeros(populations + 1, np.int64)
     starts[1:] = np.cumsum(sizes)
     filled = starts[:-1].copy()
