@@ -111,7 +111,9 @@ def _table_header(path: Path) -> list[str] | None:
                 if "xl/workbook.xml" not in archive.namelist():
                     return None
             first = pd.read_excel(path, nrows=0)
-        except (zipfile.BadZipFile, ValueError, OSError):
+        except Exception:  # noqa: BLE001 - any workbook that cannot be read is not a manifest
+            # (a damaged archive, XML that does not parse: `undefined entity`, ...); the file
+            # is then refused by whichever reader recognises it, or as not recognised
             return None
         return [str(c) for c in first.columns]
     try:

@@ -1,6 +1,7 @@
 """The `cartflow` command line.
 
-Exit status: 0 when every file was taken, 3 when any was quarantined (its reason printed),
+Exit status: 0 when every file was taken, 3 when any was quarantined (its reason printed), 1 when
+any failed for a reason outside the file (disk full, permission denied: it stays in the inbox),
 2 for a usage error. Prefect is imported only after the environment below is set, so the
 embedded server keeps its history in the lab home and nothing phones home.
 """
@@ -14,11 +15,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipelines.home import LabHome
-from pipelines.memory import tune_malloc
+from pipelines.names import shown
+from pipelines.runtime.memory import tune_malloc
+from pipelines.runtime.signals import exit_status, interruptible
 
-EXIT_OK, EXIT_USAGE, EXIT_QUARANTINED = 0, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
 
 app = typer.Typer(
     name="cartflow",
@@ -43,11 +47,12 @@ def prepare_environment(home: LabHome) -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "false",
-        # The technician reads our one line per file; Prefect's own console lines are kept in
-        # the run history (the server database), not printed.
-        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR",
-        "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "ERROR",
-        "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "ERROR",
+        # The technician reads our one line per file (and one line for what stops a command);
+        # Prefect's own console lines, a failed run's traceback included, are kept in the run
+        # history (the server database), not printed.
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL": "CRITICAL",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL": "CRITICAL",
         "PREFECT_LOGGING_LOGGERS_PREFECT_LEVEL": "ERROR",
         "PREFECT_SERVER_LOGGING_LEVEL": "ERROR",
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
@@ -60,8 +65,14 @@ def prepare_environment(home: LabHome) -> None:
     tune_malloc()  # files gated in this process (small batches, one file) reuse their pages
 
 
+def _safe(text: object) -> str:
+    """A file name or reason for the console: control characters escaped (`shown`), and no
+    rich markup in it taken as markup."""
+    return escape(shown(str(text)))
+
+
 def _print_outcome(outcome) -> None:
-    from pipelines.ingest import BUSY, DUPLICATE, INGESTED
+    from pipelines.ingest import BUSY, DUPLICATE, FAILED, INGESTED
 
     if outcome.status == INGESTED:
         where = ", ".join(f"{p}/{t}" for p, t in outcome.partitions[:4])
@@ -69,22 +80,35 @@ def _print_outcome(outcome) -> None:
             where += f" +{len(outcome.partitions) - 4} more"
         rows = sum(outcome.rows.values())
         what = f"{outcome.kind} ({outcome.instrument_format})"
-        replaced = f"; replaces {outcome.supersedes}" if outcome.supersedes else ""
+        replaced = f"; replaces {_safe(outcome.supersedes)}" if outcome.supersedes else ""
         console.print(
-            f"[green]taken[/]       {outcome.name}: {what}, {rows} rows"
-            + (f", {where}" if where else "")
+            f"[green]taken[/]       {_safe(outcome.name)}: {_safe(what)}, {rows} rows"
+            + (f", {_safe(where)}" if where else "")
             + replaced
         )
     elif outcome.status == DUPLICATE:
-        console.print(f"[cyan]already had[/] {outcome.name}: {outcome.reason}")
+        console.print(f"[cyan]already had[/] {_safe(outcome.name)}: {_safe(outcome.reason)}")
     elif outcome.status == BUSY:
-        console.print(f"[yellow]skipped[/]     {outcome.name}: {outcome.reason}")
+        console.print(f"[yellow]skipped[/]     {_safe(outcome.name)}: {_safe(outcome.reason)}")
+    elif outcome.status == FAILED:
+        console.print(f"[red]failed[/]      {_safe(outcome.name)}: {_safe(outcome.reason)}")
     else:
         console.print(
-            f"[red]quarantined[/] {outcome.name}: {outcome.reason}\n"
+            f"[red]quarantined[/] {_safe(outcome.name)}: {_safe(outcome.reason)}\n"
             "            → the file is in quarantine/ with this reason; fix it and drop it into "
             "the inbox again"
         )
+
+
+def _left_by_a_stopped_run(home: LabHome) -> bool:
+    """Whether a run that stopped left work behind: a commit in the journal, a claim, or
+    derived tables waiting for their recompute (the sweep settles them even with an empty inbox)."""
+    if not home.ledger_path.exists():
+        return False
+    from pipelines.ledger import Ledger
+
+    ledger = Ledger(home.ledger_path)
+    return bool(ledger.journal() or ledger.pending_derive() or ledger.dead_claims(0))
 
 
 def run_files(home: LabHome, paths: list[Path] | None) -> list:
@@ -93,12 +117,15 @@ def run_files(home: LabHome, paths: list[Path] | None) -> list:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from pipelines import flows
+    from pipelines.ingest import inbox_files, manifests_first
 
-    files = flows.manifests_first(paths) if paths is not None else flows.inbox_files(home.ensure())
-    if not files:
+    files = manifests_first(paths) if paths is not None else inbox_files(home.ensure())
+    if not files and not _left_by_a_stopped_run(home):
         console.print(f"nothing to do: the inbox {home.inbox} is empty")
         return []
-    with Progress(
+    from pipelines.runtime.server import embedded_server
+
+    with embedded_server(), Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         console=console, transient=True, disable=len(files) <= 3,
     ) as progress:  # fmt: skip
@@ -108,7 +135,10 @@ def run_files(home: LabHome, paths: list[Path] | None) -> list:
             progress.advance(bar)
             _print_outcome(outcome)
 
-        flows.on_file_done(done)
+        def notice(message: str) -> None:
+            console.print(f"[yellow]note[/]        {_safe(message)}")
+
+        flows.on_file_done(done, notice)
         try:
             outcomes = flows.process_inbox(home=str(home.root), paths=[str(p) for p in files])
         finally:
@@ -116,13 +146,46 @@ def run_files(home: LabHome, paths: list[Path] | None) -> list:
     return outcomes
 
 
-def _exit_for(outcomes: list) -> int:
-    from pipelines.ingest import QUARANTINED
+SUMMARY_WORDS = (
+    ("ingested", "taken"), ("duplicate", "already taken"),
+    ("busy", "skipped (another run holds them)"), ("quarantined", "quarantined"),
+    ("failed", "failed (left in the inbox)"),
+)  # fmt: skip
 
-    quarantined = [o for o in outcomes if o.status == QUARANTINED]
-    taken = len(outcomes) - len(quarantined)
-    console.print(f"{taken} file(s) taken, {len(quarantined)} quarantined")
-    return EXIT_QUARANTINED if quarantined else EXIT_OK
+
+def run_summary(outcomes: list) -> str:
+    """`12 file(s): 9 taken, 1 already taken, 2 quarantined`: what really happened."""
+    from pipelines.ingest import counts
+
+    tally = counts(outcomes)
+    parts = [f"{tally[status]} {words}" for status, words in SUMMARY_WORDS if tally.get(status)]
+    return f"{len(outcomes)} file(s): " + (", ".join(parts) or "nothing to do")
+
+
+INTERRUPTED = "interrupted: files in flight were rolled back and will be taken by the next run"
+
+
+def _interruptible(lab: LabHome, report=None, status=exit_status):
+    """SIGINT and SIGTERM end the command through its `finally` blocks, then `INTERRUPTED` (or
+    `report(signum)`) and exit status 130 or 143 (or `status(signum)`), no traceback
+    (`pipelines.runtime.signals`). Prefect is imported first, in the lab's environment: its
+    console logging then exists, to be kept quiet."""
+    prepare_environment(lab)
+    import prefect.main  # noqa: F401  (sets up Prefect's logging)
+
+    return interruptible(report or (lambda signum: err_console.print(INTERRUPTED)), status)
+
+
+def _exit_for(outcomes: list) -> int:
+    """1 when any file failed (a resource error: fix the machine, run again), else 3 when any
+    was quarantined (fix the file or the manifest), else 0."""
+    from pipelines.ingest import FAILED, QUARANTINED
+
+    console.print(run_summary(outcomes))
+    statuses = {o.status for o in outcomes}
+    if FAILED in statuses:
+        return EXIT_FAILED
+    return EXIT_QUARANTINED if QUARANTINED in statuses else EXIT_OK
 
 
 @app.command()
@@ -133,17 +196,19 @@ def ingest(
     """Process these files now."""
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        err_console.print(f"no such file: {', '.join(missing)}")
+        err_console.print(f"no such file: {_safe(', '.join(missing))}")
         raise typer.Exit(EXIT_USAGE)
     lab = LabHome.locate(home)
-    raise typer.Exit(_exit_for(run_files(lab, [f.resolve() for f in files])))
+    with _interruptible(lab):
+        raise typer.Exit(_exit_for(run_files(lab, [f.resolve() for f in files])))
 
 
 @app.command()
 def run(home: HomeOption = None) -> None:
     """Sweep the inbox (what the nightly deployment runs)."""
     lab = LabHome.locate(home)
-    raise typer.Exit(_exit_for(run_files(lab, None)))
+    with _interruptible(lab):
+        raise typer.Exit(_exit_for(run_files(lab, None)))
 
 
 @app.command()
@@ -172,11 +237,46 @@ def status(
     for r in shown:
         what = ", ".join(x for x in (r.kind, r.instrument_format) if x)
         console.print(
-            f"{r.status:<12}{r.original_name}  ({what or 'not recognised'}; {r.updated_at})"
+            f"{r.status:<12}{_safe(r.original_name)}  "
+            f"({_safe(what or 'not recognised')}; {r.updated_at})"
         )
         reason = r.reason or (f"replaced by {r.superseded_by}" if r.superseded_by else "")
         if reason:
-            console.print(f"            {reason}")
+            console.print(f"            {_safe(reason)}")
+
+
+@app.command()
+def verify(home: HomeOption = None) -> None:
+    """Re-hash the raw store and the warehouse against the ledger.
+
+    Exit status 0 when all is as the ledger says, 1 when a file changed, is missing or is
+    unaccounted for, 2 when the lab home does not exist.
+    """
+    from pipelines.verify import NOT_HASHED, verify_home
+
+    lab = LabHome.locate(home)
+    if not lab.root.is_dir():
+        err_console.print(f"no lab home at {_safe(lab.root)} (--home DIR, else $CARTFLOW_HOME)")
+        raise typer.Exit(EXIT_USAGE)
+    report = verify_home(lab)
+    if not report.ledger_found:
+        console.print(f"no ledger in {_safe(lab.root)}: nothing was recorded to verify against")
+    for finding in report.problems:
+        console.print(f"[red]{finding.kind:<11}[/] {_safe(finding.path)}: {_safe(finding.detail)}")
+    not_hashed = sum(1 for finding in report.notes if finding.kind == NOT_HASHED)
+    for finding in report.notes:
+        if finding.kind != NOT_HASHED:
+            console.print(f"{finding.kind:<11} {_safe(finding.path)}: {_safe(finding.detail)}")
+    if not_hashed:
+        console.print(
+            f"{NOT_HASHED:<11} {not_hashed} warehouse file(s): written before the ledger "
+            "recorded hashes; their presence is checked, not their content"
+        )
+    console.print(
+        f"verified {report.raw_files} raw files and {report.warehouse_files} warehouse files: "
+        f"{len(report.problems)} problem(s)"
+    )
+    raise typer.Exit(EXIT_OK if report.ok else 1)
 
 
 @app.command()
@@ -240,17 +340,17 @@ def gate(
 
     for path in (fcs, template):
         if not path.is_file():
-            err_console.print(f"no such file: {path}")
+            err_console.print(f"no such file: {_safe(path)}")
             raise typer.Exit(EXIT_USAGE)
     settings = Settings.load(LabHome.locate(home).root).flow
     try:
         populations = gating.gate_file(fcs, template, settings)
     except (gating.FlowFormatError, gating.FlowTemplateError) as err:
-        err_console.print(f"cannot gate {fcs.name}: {err}")
+        err_console.print(f"cannot gate {_safe(fcs.name)}: {_safe(err)}")
         raise typer.Exit(EXIT_QUARANTINED) from err
     from rich.table import Table
 
-    table = Table(title=f"{fcs.name} gated with {template.name}")
+    table = Table(title=f"{_safe(fcs.name)} gated with {_safe(template.name)}")
     for column, justify in (("population", "left"), ("parent", "left"), ("count", "right"),
                             ("% parent", "right")):  # fmt: skip
         table.add_column(column, justify=justify)
@@ -272,17 +372,18 @@ def demo(
     from pipelines.demo.generate import write_demo_trial
 
     lab = LabHome.locate(home).ensure()
-    written = write_demo_trial(lab.inbox, seed=seed)
-    console.print(f"demo trial: {len(written.files)} export(s) written to {lab.inbox}")
-    outcomes = run_files(lab, None)
-    _exit_for(outcomes)
-    from pipelines.demo.summary import print_summary
+    with _interruptible(lab):
+        written = write_demo_trial(lab.inbox, seed=seed)
+        console.print(f"demo trial: {len(written.files)} export(s) written to {lab.inbox}")
+        outcomes = run_files(lab, None)
+        _exit_for(outcomes)
+        from pipelines.demo.summary import print_summary
 
-    print_summary(console, lab, written)
-    unexpected = written.unexpected_outcomes(outcomes)
-    for problem in unexpected:
-        err_console.print(f"[red]demo: {problem}[/]")
-    raise typer.Exit(EXIT_QUARANTINED if unexpected else EXIT_OK)
+        print_summary(console, lab, written)
+        unexpected = written.unexpected_outcomes(outcomes)
+        for problem in unexpected:
+            err_console.print(f"[red]demo: {problem}[/]")
+        raise typer.Exit(EXIT_QUARANTINED if unexpected else EXIT_OK)
 
 
 @app.command()
@@ -351,9 +452,6 @@ def watch(
     submit: SubmitOption = "inline",
 ) -> None:
     """Watch the inbox and ingest each file once it is complete."""
-    import signal
-    import threading
-
     from pipelines.watch import DEPLOYMENT, WatchSettings
 
     try:
@@ -368,28 +466,51 @@ def watch(
         err_console.print("--submit deployment needs a Prefect server: set PREFECT_API_URL")
         raise typer.Exit(EXIT_USAGE)
     lab = LabHome.locate(home).ensure()
-    prepare_environment(lab)
-    from pipelines.watch import Watcher, deployment_submitter, inline_submitter
+    in_hand: list[Path] = []  # the file being processed, while it is
 
-    if settings.submit == DEPLOYMENT:
-        submitter = deployment_submitter(
-            lab, settings.deployment,
-            lambda path, run: console.print(f"submitted   {path.name}: flow run {run}"),
-        )  # fmt: skip
-    else:
-        submitter = inline_submitter(lab, _print_outcome)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    mode = f"polling every {settings.poll_interval_seconds:g} s" if polling else "inotify"
-    console.print(
-        f"watching {lab.inbox} ({mode}; a file is taken {steady_seconds:g} s after it is "
-        f"complete; {settings.submit} runs); Ctrl-C stops"
-    )
-    Watcher(
-        lab, settings, submitter,
-        lambda path, err: err_console.print(f"[red]error[/]       {path.name}: {err}"),
-    ).run(stop)  # fmt: skip
+    def stopped(signum: int) -> None:
+        for path in in_hand:
+            console.print(
+                f"stopped: {_safe(path.name)} was rolled back and will be taken by the next run"
+            )
+
+    # The first signal once watching lets the file in hand finish (Prefect's flow engine
+    # turns a SIGTERM into an interruption of its run all the same); the next one abandons it.
+    with _interruptible(lab, stopped, status=lambda signum: EXIT_OK) as signals:
+        from pipelines.runtime.server import embedded_server
+        from pipelines.watch import Watcher, deployment_submitter, inline_submitter
+
+        if settings.submit == DEPLOYMENT:
+            submitter = deployment_submitter(
+                lab, settings.deployment,
+                lambda path, run: console.print(f"submitted   {_safe(path.name)}: flow run {run}"),
+            )  # fmt: skip
+        else:
+            submitter = inline_submitter(lab, _print_outcome)
+
+        def submit(path: Path, key: str):
+            in_hand.append(path)
+            try:
+                outcome = submitter(path, key)
+            except Exception:
+                in_hand.clear()
+                raise
+            in_hand.clear()
+            return outcome
+
+        with embedded_server():
+            stop = signals.graceful()
+            mode = f"polling every {settings.poll_interval_seconds:g} s" if polling else "inotify"
+            console.print(
+                f"watching {lab.inbox} ({mode}; a file is taken {steady_seconds:g} s after it is "
+                f"complete; {settings.submit} runs); Ctrl-C stops"
+            )
+            Watcher(
+                lab, settings, submit,
+                lambda path, err: err_console.print(
+                    f"[red]error[/]       {_safe(path.name)}: {_safe(err)}"
+                ),
+            ).run(stop)  # fmt: skip
 
 
 @app.command()
@@ -426,26 +547,38 @@ def serve(
     submit: SubmitOption = "inline",
 ) -> None:
     """Start Prefect server, worker, deployments and watcher; stop all on Ctrl-C."""
-    from pipelines.service import ServiceError, ServiceSettings, run_service
-
     lab = LabHome.locate(home).ensure()
-    prepare_environment(lab)
-    watch_args = ["--steady-seconds", str(steady_seconds), "--submit", submit]
-    settings = ServiceSettings(
-        host=host, port=port, dask_address=dask_address, timezone=timezone, cron=cron,
-        worker_query_seconds=worker_query_seconds,
-        watch_args=(*watch_args, *(["--polling"] if polling else [])),
-    )  # fmt: skip
-    try:
-        run_service(lab, settings, console.print)
-    except ServiceError as err:
-        err_console.print(f"[red]cartflow serve: {err}[/]")
-        raise typer.Exit(1) from err
+    # run_service handles SIGINT and SIGTERM itself once it runs; before that, nothing to stop
+    with _interruptible(lab, lambda signum: console.print("stopped"), lambda signum: EXIT_OK):
+        from pipelines.service import ServiceError, ServiceSettings, run_service
+
+        watch_args = ["--steady-seconds", str(steady_seconds), "--submit", submit]
+        settings = ServiceSettings(
+            host=host, port=port, dask_address=dask_address, timezone=timezone, cron=cron,
+            worker_query_seconds=worker_query_seconds,
+            watch_args=(*watch_args, *(["--polling"] if polling else [])),
+        )  # fmt: skip
+        try:
+            run_service(lab, settings, console.print)
+        except ServiceError as err:
+            err_console.print(f"[red]cartflow serve: {err}[/]")
+            raise typer.Exit(1) from err
     console.print("stopped")
 
 
 def main() -> None:
-    app()
+    """The command line; a resource error that stops a command (the lab home's disk full, a
+    permission, a read-only share, a locked database) ends in one line, not a traceback."""
+    try:
+        app()
+    except Exception as err:
+        from pipelines.ingest.processor import resource_problem
+
+        problem = resource_problem(err)
+        if problem is None:
+            raise
+        err_console.print(f"[red]cartflow: cannot go on:[/] {_safe(problem)}; fix it and run again")
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

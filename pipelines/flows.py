@@ -1,50 +1,51 @@
 """Prefect flows: `ingest_file` (one file) and `process_inbox` (the sweep).
 
-Flows stay thin. `ingest_file` runs one task calling `Processor.process`. The sweep runs the
-processor's phases: `prepare` tasks (claim, compute, conform; one per file here, or a few files
-each on Dask workers for large batches), one `validate` task per table over all prepared files (a Great Expectations run costs
-about half a second whatever its size, so per file it dominated a backfill), then the commits,
-one after the other in this process, in the sweep's order. Each flow run publishes a table
-artifact (file, status, reason, rows written) and a link to the Data Docs.
+Flows stay thin: each runs the ingest engine's batch (`pipelines.ingest.run_batch`), handing it
+an executor that runs the per-file work as Prefect tasks here (`PrefectTasks`), or a few files per
+task on a Dask cluster (`DaskTasks`, for large batches: `pipelines.runtime.runners`), and each
+table's validation as one task. The engine decides what happens to every file and alone takes and
+gives back claims. Each flow run then recomputes the derived tables of the patients with new data
+(and of those a stopped run left waiting), and publishes a table artifact (file, status, reason,
+rows written) and a link to the Data Docs.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from time import perf_counter
 
-from prefect import Task, flow, get_run_logger, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NONE
-from prefect.client.schemas.objects import TaskRun
 from prefect.context import get_run_context
 from prefect.futures import as_completed
-from prefect.states import State
 from prefect_dask import DaskTaskRunner
 
-from pipelines.assays import is_manifest
 from pipelines.home import LabHome
 from pipelines.ingest import (
-    BUSY,
+    FAILED,
     INGESTED,
     QUARANTINED,
     Check,
+    ClaimOwner,
     FileOutcome,
     Prepared,
     Processor,
-    checks_of,
-    table_names,
+    Recovery,
+    inbox_files,
+    manifests_first,
+    run_batch,
 )
-from pipelines.runners import local_cluster_settings, per_file_runner
+from pipelines.ingest.batch import Arrival
+from pipelines.ingest.faults import DERIVE, fault_point
+from pipelines.ingest.processor import resource_problem
+from pipelines.runtime.runners import local_cluster_settings, per_file_runner
 
 _processors: dict[Path, Processor] = {}
 _progress: list[Callable[[FileOutcome], None]] = []
-
-IGNORED_PREFIXES = (".", "~$", "~")
-IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".partial", ".swp", ".reason.txt")
+_notices: list[Callable[[str], None]] = []
 
 
 def processor_for(home: LabHome) -> Processor:
@@ -59,26 +60,6 @@ def forget_processors() -> None:
     _processors.clear()
 
 
-def is_candidate(path: Path) -> bool:
-    """A complete-looking export: not hidden, not an editor's or a copy's temporary file."""
-    name = path.name
-    return (
-        path.is_file()
-        and not name.startswith(IGNORED_PREFIXES)
-        and not name.lower().endswith(IGNORED_SUFFIXES)
-    )
-
-
-def manifests_first(files: list[Path]) -> list[Path]:
-    """Manifests before everything else, so the samples they name resolve."""
-    return sorted(files, key=lambda p: (not is_manifest(p), str(p)))
-
-
-def inbox_files(home: LabHome) -> list[Path]:
-    """Files waiting in the inbox."""
-    return manifests_first([p for p in home.inbox.rglob("*") if is_candidate(p)])
-
-
 def _flow_run_id() -> str | None:
     try:
         context = get_run_context()
@@ -88,44 +69,67 @@ def _flow_run_id() -> str | None:
     return str(getattr(run, "flow_run_id", None) or getattr(run, "id", "")) or None
 
 
-def on_file_done(callback: Callable[[FileOutcome], None] | None) -> None:
-    """Call `callback` after each file (the command line's progress bar); None removes it."""
+def on_file_done(
+    callback: Callable[[FileOutcome], None] | None,
+    on_notice: Callable[[str], None] | None = None,
+) -> None:
+    """Call `callback` after each file (the command line's progress bar), and `on_notice` with
+    each notice of the run (a stopped run recovered, derived tables not updated); None removes
+    them."""
     _progress.clear()
+    _notices.clear()
     if callback is not None:
         _progress.append(callback)
+    if on_notice is not None:
+        _notices.append(on_notice)
+
+
+def _notice(message: str) -> None:
+    get_run_logger().warning("%s", message)
+    for callback in _notices:
+        callback(message)
 
 
 def _report(outcome: FileOutcome) -> None:
     """Log a finished file and tell the progress callbacks."""
     logger = get_run_logger()
-    if outcome.status == QUARANTINED:
-        logger.warning("%s quarantined: %s", outcome.name, outcome.reason)
+    if outcome.status in (QUARANTINED, FAILED):
+        logger.warning("%s %s: %s", outcome.name, outcome.status, outcome.reason)
     else:
         logger.info("%s %s %s", outcome.name, outcome.status, outcome.rows)
     for callback in _progress:
         callback(outcome)
 
 
-# Never cached: a path's content can change between runs; the ledger knows what was done.
-def ingest_one(path: Path, home: LabHome, flow_run_id: str | None) -> FileOutcome:
-    """The body of the one-file task: the whole path in one call."""
-    outcome = processor_for(home).process(path, flow_run_id)
-    _report(outcome)
-    return outcome
+def _log_recovery(recovery: Recovery) -> None:
+    _notice(recovery.summary())
 
 
-ingest_task = task(ingest_one, name="ingest", task_run_name="ingest {path.name}", cache_policy=NONE)
+def _after_the_files(what: str, step: Callable[[], object]) -> None:
+    """A step after the files were taken (the run summary, the derived tables): an error here
+    is a notice, never a reason to fail files already committed; what it left undone is done
+    by the next run (patients stay waiting for their recompute)."""
+    try:
+        step()
+    except Exception as err:
+        problem = resource_problem(err)
+        if problem is None:
+            get_run_logger().exception("%s failed", what)
+            problem = f"{type(err).__name__}: {err} (a defect; please report it)"
+        _notice(f"{what} not updated: {problem}; the next run tries again")
 
 
-def prepare_one(path: Path, home: LabHome, flow_run_id: str | None) -> Prepared | FileOutcome:
-    """The body of the sweep's per-file task: the file claimed and computed, or its outcome.
+# -- the tasks: plain module-level functions wrapped below, so that Dask pickles them by
+# reference (a decorated function's name points at the Task object, and pickling it by value
+# drags in module globals such as the command line's progress callback). Never cached: a path's
+# content can change between runs; the ledger knows what was done.
 
-    A plain module-level function, wrapped below rather than decorated, so that Dask pickles
-    it by reference: a decorated function's name points at the Task object, and pickling it by
-    value drags in module globals such as the command line's progress callback. Progress is
-    reported by the flow, which may run this on another machine.
-    """
-    return processor_for(home).prepare(path, flow_run_id)
+
+def prepare_one(
+    path: Path, home: LabHome, owner: ClaimOwner, flow_run_id: str | None
+) -> Prepared | FileOutcome:
+    """The per-file task: the file stored, claimed for `owner`'s batch and computed."""
+    return processor_for(home).prepare(path, flow_run_id, owner)
 
 
 prepare_task = task(
@@ -134,27 +138,23 @@ prepare_task = task(
 
 
 def prepare_group(
-    paths: list[Path], label: str, home: LabHome, flow_run_id: str | None
+    paths: list[Path], label: str, home: LabHome, owner: ClaimOwner, flow_run_id: str | None
 ) -> list[Prepared | FileOutcome | Exception]:
-    """The body of a worker's task: several files prepared one after the other.
+    """A worker's task: several files prepared one after the other.
 
     A task run costs its worker and the Prefect server a few tenths of a second of CPU
     (state changes, logs, the result's trip back), about a third of a 1M-event file's own work,
-    so workers take files a few at a time. A file that raised is returned as its exception,
-    for the flow to retry that file alone; the group's other files keep their results. Should
-    the worker be interrupted, the files it claimed give their claims back.
+    so workers take files a few at a time. A file that raised is returned as its exception, for
+    the engine to try that file alone; the group's other files keep their results. Claims are
+    the batch's (its `owner`), given back by the engine whatever happens here.
     """
     processor = processor_for(home)
     results: list[Prepared | FileOutcome | Exception] = []
-    try:
-        for path in paths:
-            try:
-                results.append(processor.prepare(path, flow_run_id))
-            except Exception as err:  # noqa: BLE001 - handed to the flow with its file
-                results.append(err)
-    except BaseException:
-        processor.release([r for r in results if isinstance(r, Prepared)])
-        raise
+    for path in paths:
+        try:
+            results.append(processor.prepare(path, flow_run_id, owner))
+        except Exception as err:  # noqa: BLE001 - handed to the engine with its file
+            results.append(err)
     return results
 
 
@@ -167,6 +167,99 @@ prepare_group_task = task(
 def validate_task(table_name: str, prepared: list[Prepared], home: LabHome) -> dict[str, Check]:
     """One table of every prepared file, in as few suite runs as they allow."""
     return processor_for(home).validate_table(table_name, prepared)
+
+
+class PrefectTasks:
+    """The engine's executor: one task per file here, one per table."""
+
+    def __init__(self, home: LabHome) -> None:
+        self.home = home
+
+    def prepare(
+        self, files: Sequence[Path], owner: ClaimOwner, flow_run_id: str | None
+    ) -> Iterator[Arrival]:
+        for index, path in enumerate(files):
+            state = prepare_task(path, self.home, owner, flow_run_id, return_state=True)
+            yield index, state.result(raise_on_failure=False)
+
+    def validate(self, table_name: str, prepared: list[Prepared]) -> dict[str, Check]:
+        return validate_task(table_name, prepared, self.home)
+
+
+class DaskTasks(PrefectTasks):
+    """All files at once on Dask workers, a few per task, each group as it finishes."""
+
+    def __init__(self, home: LabHome, runner: DaskTaskRunner) -> None:
+        super().__init__(home)
+        self.runner = runner
+
+    def prepare(
+        self, files: Sequence[Path], owner: ClaimOwner, flow_run_id: str | None
+    ) -> Iterator[Arrival]:
+        runner = self.runner
+        with local_cluster_settings(), runner, _warming_up(processor_for(self.home)):
+            workers = len(runner.client.scheduler_info().get("workers", {}))
+            groups = file_groups(len(files), max(1, workers))
+            futures = {
+                runner.submit(
+                    prepare_group_task,
+                    parameters={
+                        "paths": [files[i] for i in group], "label": _group_label(files, group),
+                        "home": self.home, "owner": owner, "flow_run_id": flow_run_id,
+                    },
+                ): group
+                for group in groups
+            }  # fmt: skip
+            for future in as_completed(list(futures)):
+                results = future.result(raise_on_failure=False)
+                if isinstance(results, BaseException):
+                    results = [results] * len(futures[future])
+                yield from zip(futures[future], results, strict=True)
+
+
+def executor_for(home: LabHome, file_count: int) -> PrefectTasks:
+    """Dask for large batches or a configured cluster, else tasks here."""
+    runner = per_file_runner(file_count)
+    return PrefectTasks(home) if runner is None else DaskTasks(home, runner)
+
+
+GROUP_FILES = 8
+"""At most this many files per worker task."""
+GROUPS_PER_WORKER = 4
+"""A group is at most the files left shared out into this many groups per worker."""
+
+
+def file_groups(count: int, workers: int) -> list[list[int]]:
+    """Consecutive file indices in groups that shrink as the batch runs out: at most
+    `GROUP_FILES`, and at most the files left over `workers * GROUPS_PER_WORKER`, down to single
+    files at the end, so that the workers finish within about a file of each other (with equal
+    groups, one worker could idle for most of a group's time at the end)."""
+    groups, start = [], 0
+    while start < count:
+        size = max(1, min(GROUP_FILES, -(-(count - start) // (workers * GROUPS_PER_WORKER))))
+        groups.append(list(range(start, start + size)))
+        start += size
+    return groups
+
+
+def _group_label(files: Sequence[Path], group: list[int]) -> str:
+    first = files[group[0]].name
+    return first if len(group) == 1 else f"{first} and {len(group) - 1} more"
+
+
+@contextmanager
+def _warming_up(processor: Processor) -> Iterator[None]:
+    """Set up the validator (importing Great Expectations, reading its project: 3-4 s) on a
+    thread while the workers compute, instead of after them; joined before validation."""
+    warm_up = threading.Thread(target=processor.validator.warm_up, name="validator warm-up")
+    warm_up.start()
+    try:
+        yield
+    finally:
+        warm_up.join()
+
+
+# -- after the files: summary, derived tables -------------------------------------------------
 
 
 def _publish(outcomes: list[FileOutcome], home: LabHome, title: str, build_docs: bool) -> None:
@@ -203,10 +296,19 @@ def _publish(outcomes: list[FileOutcome], home: LabHome, title: str, build_docs:
 
 @task(name="derive", cache_policy=NONE)
 def derive_task(home: LabHome, patients: list[str] | None) -> list[str]:
-    """Recompute the derived tables and reports of `patients` (None: everyone); report paths."""
+    """Recompute the derived tables and reports of `patients` (None: everyone); report paths.
+
+    Patients whose derived tables a stopped or failed run left waiting are recomputed too. A
+    failure here leaves them waiting for the next run; it never undoes the files taken.
+    """
     from pipelines.derived.recompute import recompute_patients
 
-    outcome = recompute_patients(home, patients, processor_for(home).validator)
+    processor = processor_for(home)
+    waiting = processor.ledger.pending_derive()
+    chosen = None if patients is None else sorted(set(patients) | set(waiting))
+    fault_point(DERIVE)
+    outcome = recompute_patients(home, chosen, processor.validator)
+    processor.ledger.derived(chosen)
     logger = get_run_logger()
     for failure in outcome.failures:
         logger.warning("derived table not written: %s", failure)
@@ -217,6 +319,12 @@ def derive_task(home: LabHome, patients: list[str] | None) -> list[str]:
     return [str(p) for p in outcome.reports]
 
 
+def _derive(lab: LabHome, outcomes: list[FileOutcome], everyone: bool) -> None:
+    patients = None if everyone else _patients_with_new_data(outcomes)
+    if patients is None or patients or processor_for(lab).ledger.pending_derive():
+        derive_task(lab, patients)
+
+
 def _patients_with_new_data(outcomes: list[FileOutcome]) -> list[str]:
     return sorted({p for o in outcomes if o.status == INGESTED for p, _ in o.partitions})
 
@@ -225,265 +333,30 @@ def _patients_with_new_data(outcomes: list[FileOutcome]) -> list[str]:
 def ingest_file(path: str, home: str | None = None) -> list[FileOutcome]:
     """Process one file now, then recompute what depends on it."""
     lab = LabHome.locate(home)
-    outcome = ingest_task(Path(path), lab, _flow_run_id())
-    _publish([outcome], lab, f"cartflow ingest of {Path(path).name}", build_docs=False)
-    patients = _patients_with_new_data([outcome])
-    if patients:
-        derive_task(lab, patients)
-    return [outcome]
+    processor = processor_for(lab)
+    outcomes = run_batch(
+        processor, [Path(path)], PrefectTasks(lab), _flow_run_id(), _report, _log_recovery
+    )
+    title = f"cartflow ingest of {Path(path).name}"
+    _after_the_files("run summary", lambda: _publish(outcomes, lab, title, build_docs=False))
+    _after_the_files("derived tables and reports", lambda: _derive(lab, outcomes, False))
+    return outcomes
 
 
 @flow(name="process_inbox", log_prints=True)
 def process_inbox(
     home: str | None = None, paths: list[str] | None = None, recompute_all: bool = False
 ) -> list[FileOutcome]:
-    """The sweep: every file waiting in the inbox (or the given files), manifests first, the
-    others prepared one task each and validated one task per table (see the module's docstring);
-    then the derived tables of the patients with new data (of every patient with
+    """The sweep: every file waiting in the inbox (or the given files) through the engine's
+    batch, then the derived tables of the patients with new data (of every patient with
     `recompute_all`, as the nightly run does)."""
     lab = LabHome.locate(home)
-    processor_for(lab)
-    files = manifests_first([Path(p) for p in paths]) if paths else inbox_files(lab)
-    run_id = _flow_run_id()
-    manifests = [path for path in files if _manifest_now(path)]
-    others = [path for path in files if path not in manifests]
-    outcomes = _ingest_here(manifests, lab, run_id) + _ingest_batch(others, lab, run_id)
-    _publish(outcomes, lab, f"cartflow sweep of {len(files)} file(s)", build_docs=True)
-    patients = None if recompute_all else _patients_with_new_data(outcomes)
-    if patients is None or patients:
-        derive_task(lab, patients)
-    return outcomes
-
-
-def _manifest_now(path: Path) -> bool:
-    """Whether `path` is a manifest; one that another run moved away meanwhile is skipped later."""
-    try:
-        return is_manifest(path)
-    except FileNotFoundError:
-        return False
-
-
-def _worth_retrying(task: Task, task_run: TaskRun, state: State) -> bool:
-    """Retry I/O and database hiccups; a file that vanished was taken by another run."""
-    return not isinstance(state.result(raise_on_failure=False), FileNotFoundError)
-
-
-# The sweep's tasks retry what failed for transient reasons (a share that dropped, a ledger lock
-# held past its timeout); a run killed outright leaves a claim the next sweep takes over once stale.
-_sweep_task = ingest_task.with_options(
-    retries=2, retry_delay_seconds=10, retry_condition_fn=_worth_retrying
-)
-_sweep_prepare_task = prepare_task.with_options(
-    retries=2, retry_delay_seconds=10, retry_condition_fn=_worth_retrying
-)
-
-Arrival = tuple[int, Prepared | FileOutcome | BaseException]
-"""A prepare task's result, with the index of its file in the batch."""
-
-GROUP_FILES = 8
-"""At most this many files per worker task."""
-GROUPS_PER_WORKER = 4
-"""A group is at most the files left shared out into this many groups per worker."""
-
-
-def _taken_meanwhile(result: object, path: Path) -> bool:
-    """The task failed because another run moved the file away (the watcher and a sweep met)."""
-    return isinstance(result, FileNotFoundError) and not path.exists()
-
-
-def _skipped(path: Path) -> FileOutcome:
-    return FileOutcome(path.name, "", BUSY, reason="taken by another run meanwhile")
-
-
-def _ingest_here(files: list[Path], lab: LabHome, run_id: str | None) -> list[FileOutcome]:
-    """One file after the other, the whole path each, in this process (the task reports it)."""
-    outcomes = []
-    for path in files:
-        result = _sweep_task(path, lab, run_id, return_state=True).result(raise_on_failure=False)
-        if _taken_meanwhile(result, path):
-            result = _skipped(path)
-            _report(result)
-        elif isinstance(result, BaseException):
-            raise result
-        outcomes.append(result)
-    return outcomes
-
-
-def _ingest_batch(files: list[Path], lab: LabHome, run_id: str | None) -> list[FileOutcome]:
-    """Prepare every file, validate each table of them all at once, commit them in order.
-
-    Committing in the sweep's order keeps what one file after the other did: a corrected
-    re-export supersedes the earlier one. A copy of a file prepared in this batch (same bytes,
-    another name) found it claimed; it is taken once the batch is committed, as a duplicate or,
-    if the first was quarantined, as a retry.
-    """
-    if not files:
-        return []
-    results = _prepare_all(files, lab, run_id)
-    prepared = [r for r in results if isinstance(r, Prepared)]
-    claimed_here = {p.sha256 for p in prepared}
-    busy = [index for index, r in enumerate(results) if _is_busy(r)]
-    again = {index for index in busy if results[index].sha256 in claimed_here}
-    for index in busy:
-        if index not in again:
-            _report(results[index])
-    committed = iter(_validate_and_commit(prepared, lab, run_id))
-    retaken = iter(_ingest_here([files[i] for i in sorted(again)], lab, run_id))
-    return [
-        next(committed) if isinstance(r, Prepared) else next(retaken) if index in again else r
-        for index, r in enumerate(results)
-    ]
-
-
-def _is_busy(result: Prepared | FileOutcome | BaseException) -> bool:
-    return isinstance(result, FileOutcome) and result.status == BUSY
-
-
-def _prepare_all(
-    files: list[Path], lab: LabHome, run_id: str | None
-) -> list[Prepared | FileOutcome]:
-    """Each file's prepare task, here or on the batch's runner; results in file order.
-
-    Finished files (duplicates, refusals) are reported as they arrive; BUSY ones are left to
-    `_ingest_batch`. Should a task fail for good or the run be interrupted, the files prepared
-    so far give their claims back before the error propagates.
-    """
-    runner = per_file_runner(len(files))
-    arrivals = (
-        _prepare_here(files, lab, run_id) if runner is None
-        else _prepare_on(runner, files, lab, run_id)
-    )  # fmt: skip
-    results: dict[int, Prepared | FileOutcome] = {}
-    failure: BaseException | None = None
-    try:
-        for index, result in arrivals:
-            if _taken_meanwhile(result, files[index]):
-                result = _skipped(files[index])
-            if isinstance(result, BaseException):
-                failure = failure or result
-                continue
-            results[index] = result
-            if isinstance(result, FileOutcome) and not _is_busy(result):
-                _report(result)
-        if failure is not None:
-            raise failure
-    except BaseException:
-        processor_for(lab).release([r for r in results.values() if isinstance(r, Prepared)])
-        raise
-    return [results[index] for index in range(len(files))]
-
-
-def _prepare_here(files: list[Path], lab: LabHome, run_id: str | None) -> Iterator[Arrival]:
-    """One file after the other in this process (its imports are warm); stops at a failure."""
-    for index, path in enumerate(files):
-        state = _sweep_prepare_task(path, lab, run_id, return_state=True)
-        result = state.result(raise_on_failure=False)
-        yield index, result
-        if isinstance(result, BaseException) and not _taken_meanwhile(result, path):
-            return
-
-
-def _prepare_on(
-    runner: DaskTaskRunner, files: list[Path], lab: LabHome, run_id: str | None
-) -> Iterator[Arrival]:
-    """All files at once on Dask workers, a few per task, each group as it finishes.
-
-    A file that raised on a worker is prepared again here, alone, with the sweep's retries.
-    """
-    with local_cluster_settings(), runner, _warming_up(processor_for(lab)):
-        workers = len(runner.client.scheduler_info().get("workers", {}))
-        groups = file_groups(len(files), max(1, workers))
-        futures = {
-            runner.submit(
-                prepare_group_task,
-                parameters={
-                    "paths": [files[i] for i in group], "label": _group_label(files, group),
-                    "home": lab, "flow_run_id": run_id,
-                },
-            ): group
-            for group in groups
-        }  # fmt: skip
-        for future in as_completed(list(futures)):
-            results = future.result(raise_on_failure=False)
-            if isinstance(results, BaseException):
-                for index in futures[future]:
-                    yield index, results
-                continue
-            for index, result in zip(futures[future], results, strict=True):
-                if isinstance(result, Exception) and not _taken_meanwhile(result, files[index]):
-                    state = _sweep_prepare_task(files[index], lab, run_id, return_state=True)
-                    result = state.result(raise_on_failure=False)
-                yield index, result
-
-
-@contextmanager
-def _warming_up(processor: Processor) -> Iterator[None]:
-    """Set up the validator (importing Great Expectations, reading its project: 3-4 s) on a
-    thread while the workers compute, instead of after them; joined before validation."""
-    warm_up = threading.Thread(target=processor.validator.warm_up, name="validator warm-up")
-    warm_up.start()
-    try:
-        yield
-    finally:
-        warm_up.join()
-
-
-def file_groups(count: int, workers: int) -> list[list[int]]:
-    """Consecutive file indices in groups that shrink as the batch runs out: at most
-    `GROUP_FILES`, and at most the files left over `workers * GROUPS_PER_WORKER`, down to single
-    files at the end, so that the workers finish within about a file of each other (with equal
-    groups, one worker could idle for most of a group's time at the end)."""
-    groups, start = [], 0
-    while start < count:
-        size = max(1, min(GROUP_FILES, -(-(count - start) // (workers * GROUPS_PER_WORKER))))
-        groups.append(list(range(start, start + size)))
-        start += size
-    return groups
-
-
-def _group_label(files: list[Path], group: list[int]) -> str:
-    first = files[group[0]].name
-    return first if len(group) == 1 else f"{first} and {len(group) - 1} more"
-
-
-def _validate_and_commit(
-    prepared: list[Prepared], lab: LabHome, run_id: str | None
-) -> list[FileOutcome]:
-    """Validate every table once, then commit (or quarantine) each file here, in order.
-
-    Commits run in this process, not as tasks: a file's commit takes tens of milliseconds, less
-    than a task run's own bookkeeping. If the run stops half-way, the files not yet committed
-    give their claims back.
-    """
     processor = processor_for(lab)
-    try:
-        checks, seconds = _validate_all(prepared, lab)
-    except BaseException:
-        processor.release(prepared)
-        raise
-    outcomes = []
-    for index, item in enumerate(prepared):
-        try:
-            outcome = processor.commit(item, checks[item.sha256], run_id, seconds[item.sha256])
-        except BaseException:
-            processor.release(prepared[index + 1 :])
-            raise
-        _report(outcome)
-        outcomes.append(outcome)
+    files = manifests_first([Path(p) for p in paths]) if paths else inbox_files(lab)
+    outcomes = run_batch(
+        processor, files, executor_for(lab, len(files)), _flow_run_id(), _report, _log_recovery
+    )
+    title = f"cartflow sweep of {len(files)} file(s)"
+    _after_the_files("run summary", lambda: _publish(outcomes, lab, title, build_docs=True))
+    _after_the_files("derived tables and reports", lambda: _derive(lab, outcomes, recompute_all))
     return outcomes
-
-
-def _validate_all(
-    prepared: list[Prepared], lab: LabHome
-) -> tuple[dict[str, list[Check]], dict[str, float]]:
-    """One validate task per table; per file, its checks and its share of the time they took."""
-    by_table: dict[str, dict[str, Check]] = {}
-    seconds = dict.fromkeys((p.sha256 for p in prepared), 0.0)
-    for table_name in table_names(prepared):
-        having = [p for p in prepared if table_name in p.tables]
-        started = perf_counter()
-        by_table[table_name] = validate_task(table_name, having, lab)
-        share = (perf_counter() - started) / len(having)
-        for item in having:
-            seconds[item.sha256] += share
-    return {p.sha256: checks_of(p, by_table) for p in prepared}, seconds

@@ -2,12 +2,22 @@
 
 Statuses: `received` (in the raw store, not yet processed), `processing` (claimed by a run),
 `ingested`, `quarantined`, `superseded` (a corrected re-export of the same run replaced it).
-Claims are atomic, so a watcher and a nightly sweep that meet the same file process it once; a
-claim older than `STALE_CLAIM_SECONDS` belongs to a run that died and may be taken over.
+Claims are atomic, so a watcher and a nightly sweep that meet the same file process it once. A
+claim names the batch and process holding it (`pipelines.ingest.claims`): a claim whose process
+is gone is taken over at once, one from another host once its heartbeat is older than the claim
+expiry.
+
+A file's commit is journalled (`commits`): the outputs it is about to publish and, once the
+ledger has switched to them, the superseded outputs still to be removed. A run that dies half-way
+leaves its journal row, from which the next run completes the commit or rolls it back
+(`pipelines.ingest.recovery`). Every output records the SHA-256 of the Parquet file written
+(`cartflow verify`).
 """
 
 from __future__ import annotations
 
+import json
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -15,8 +25,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-STALE_CLAIM_SECONDS = 15 * 60
+import psutil
+
+if TYPE_CHECKING:
+    from pipelines.ingest.claims import ClaimOwner
+
+DEFAULT_CLAIM_EXPIRY_SECONDS = 15 * 60
+"""A claim from another host whose heartbeat is older than this belongs to a dead run."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -35,7 +52,10 @@ CREATE TABLE IF NOT EXISTS files (
     claim_token TEXT,
     claimed_at REAL,
     received_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    claim_host TEXT,
+    claim_pid INTEGER,
+    claim_started REAL
 );
 CREATE INDEX IF NOT EXISTS files_run ON files(kind, run_identity, status);
 CREATE TABLE IF NOT EXISTS outputs (
@@ -43,7 +63,19 @@ CREATE TABLE IF NOT EXISTS outputs (
     table_name TEXT NOT NULL,
     path TEXT NOT NULL,
     rows INTEGER NOT NULL,
+    file_sha256 TEXT,
     PRIMARY KEY (sha256, path)
+);
+CREATE TABLE IF NOT EXISTS commits (
+    sha256 TEXT PRIMARY KEY,
+    claim_token TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending_derive (
+    patient_id TEXT PRIMARY KEY,
+    since TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,9 +124,75 @@ class Output:
     table_name: str
     path: str  # relative to the warehouse
     rows: int
+    file_sha256: str | None = None
+    """SHA-256 of the Parquet file as written; None for files written before it was recorded."""
 
+
+@dataclass(frozen=True)
+class Claim:
+    """A file held by a batch: its token, and the process and heartbeat that say it lives."""
+
+    sha256: str
+    token: str
+    host: str | None
+    pid: int | None
+    started: float | None
+    heartbeat_at: float | None
+
+
+@dataclass(frozen=True)
+class CommitPlan:
+    """What a file's commit publishes, written to the journal before the first rename.
+
+    `staged` maps each output's path to the temporary name it is written under; `ingest` holds
+    the arguments of the ledger's switch to the new outputs (kind, format, run identity, ...), so
+    the next run can complete the commit of a run that died; `remove` lists the outputs (paths
+    relative to the warehouse) that are to go once the ledger has switched.
+    """
+
+    outputs: list[Output]
+    staged: dict[str, str]
+    ingest: dict
+    remove: list[str]
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "outputs": [[o.table_name, o.path, o.rows, o.file_sha256] for o in self.outputs],
+            "staged": self.staged, "ingest": self.ingest, "remove": self.remove,
+        })  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str) -> CommitPlan:
+        data = json.loads(text)
+        return cls(
+            outputs=[Output(*o) for o in data["outputs"]], staged=data["staged"],
+            ingest=data["ingest"], remove=data["remove"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Journalled:
+    """A commit in flight: its file, the batch that began it, how far it got, and its plan."""
+
+    sha256: str
+    token: str
+    phase: str  # STAGED: outputs being published; PUBLISHED: the ledger switched, old to remove
+    plan: CommitPlan
+
+
+STAGED, PUBLISHED = "staged", "published"
 
 _RECORD_COLUMNS = ", ".join(FileRecord.__dataclass_fields__)
+_CLAIM_COLUMNS = "sha256, claim_token, claim_host, claim_pid, claim_started, claimed_at"
+_MIGRATIONS = {
+    # columns added since the first release, for lab homes created before them
+    "files": (("claim_host", "TEXT"), ("claim_pid", "INTEGER"), ("claim_started", "REAL")),
+    "outputs": (("file_sha256", "TEXT"),),
+}
+
+
+class LedgerUnavailable(Exception):
+    """The ledger's database refused a read or an update for a reason outside any file."""
 
 
 class Ledger:
@@ -103,16 +201,26 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            for table, columns in _MIGRATIONS.items():
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for name, sql_type in columns:
+                    if name not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        """A connection; SQLite's operational errors (a full disk, a read-only share, a lock
+        held past the timeout) become `LedgerUnavailable`, naming the ledger's file."""
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=60000")
-            yield db
-        finally:
-            db.close()
+            db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA busy_timeout=60000")
+                yield db
+            finally:
+                db.close()
+        except sqlite3.OperationalError as err:
+            raise LedgerUnavailable(f"the ledger {self.path} cannot be updated ({err})") from err
 
     @contextmanager
     def _transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
@@ -120,9 +228,9 @@ class Ledger:
 
         A durable commit waits for the disk (fsync). On ext4 that also waits for the raw-store
         copies the workers are writing meanwhile: receiving and claiming the files of a 100-file
-        backfill spent 3 s per worker in fsync. Outcomes (ingested, quarantined, a manifest)
-        stay durable; a receipt or claim lost to a power cut (never to a crash of the process)
-        is taken again by the next sweep, or goes stale.
+        backfill spent 3 s per worker in fsync. Outcomes (ingested, quarantined, a manifest) and
+        the commit journal stay durable; a receipt or claim lost to a power cut (never to a crash
+        of the process) is taken again by the next sweep.
         """
         with self._connect() as db:
             if not durable:
@@ -160,31 +268,96 @@ class Ledger:
         assert record is not None
         return record
 
-    def claim(self, sha256: str, token: str) -> bool:
-        """Take the file for processing; False if another live run holds it or it is done.
+    # -- claims ---------------------------------------------------------------------------
+    def claim(
+        self,
+        sha256: str,
+        owner: ClaimOwner,
+        expiry_seconds: float = DEFAULT_CLAIM_EXPIRY_SECONDS,
+    ) -> bool:
+        """Take the file for `owner`'s batch; False if a live batch holds it or it is done.
 
         Quarantined files may be claimed again (a re-drop after the manifest or settings were
-        fixed is retried); ingested and superseded files may not.
+        fixed is retried); ingested and superseded files may not. A file held by a dead batch
+        is taken over, unless that batch left a commit in its journal: recovery settles that
+        commit first (`pipelines.ingest.recovery`).
         """
-        stale = time.time() - STALE_CLAIM_SECONDS
+        now = time.time()
         with self._transaction(durable=False) as db:
-            taken = db.execute(
-                "UPDATE files SET status = 'processing', claim_token = ?, claimed_at = ?, "
-                "updated_at = ? WHERE sha256 = ? AND (status IN ('received', 'quarantined') "
-                "OR (status = 'processing' AND claimed_at < ?))",
-                (token, time.time(), _now(), sha256, stale),
-            ).rowcount
-        return bool(taken)
+            row = db.execute(
+                f"SELECT status, {_CLAIM_COLUMNS} FROM files WHERE sha256 = ?", (sha256,)
+            ).fetchone()
+            if row is None or row[0] not in ("received", "quarantined", "processing"):
+                return False
+            if row[0] == "processing":
+                if _alive(Claim(*row[1:]), now, expiry_seconds):
+                    return False
+                if db.execute("SELECT 1 FROM commits WHERE sha256 = ?", (sha256,)).fetchone():
+                    return False
+            db.execute(
+                "UPDATE files SET status = 'processing', claim_token = ?, claim_host = ?, "
+                "claim_pid = ?, claim_started = ?, claimed_at = ?, updated_at = ? "
+                "WHERE sha256 = ?",
+                (owner.token, owner.host, owner.pid, owner.started, now, _now(), sha256),
+            )
+        return True
 
-    def release_claim(self, sha256: str) -> None:
-        """Give back a claim without an outcome (the run was interrupted)."""
+    def heartbeat(self, token: str) -> None:
+        """Renew the claims of a running batch (see `pipelines.ingest.claims.Heartbeat`)."""
         with self._transaction(durable=False) as db:
             db.execute(
-                "UPDATE files SET status = 'received', claim_token = NULL, claimed_at = NULL "
-                "WHERE sha256 = ? AND status = 'processing'",
-                (sha256,),
+                "UPDATE files SET claimed_at = ? WHERE claim_token = ? AND status = 'processing'",
+                (time.time(), token),
             )
 
+    def release_claims(self, token: str) -> list[str]:
+        """Give back every claim `token`'s batch still holds without an outcome or a commit in
+        flight (the batch ended, or was interrupted); the files are taken again by a later run."""
+        with self._transaction(durable=False) as db:
+            released = [
+                row[0]
+                for row in db.execute(
+                    "SELECT sha256 FROM files WHERE claim_token = ? AND status = 'processing' "
+                    "AND sha256 NOT IN (SELECT sha256 FROM commits)",
+                    (token,),
+                )
+            ]
+            db.executemany(
+                "UPDATE files SET status = CASE WHEN reason IS NULL THEN 'received' "
+                "ELSE 'quarantined' END, claim_token = NULL, claim_host = NULL, "
+                "claim_pid = NULL, claim_started = NULL, claimed_at = NULL WHERE sha256 = ?",
+                [(sha,) for sha in released],
+            )
+        return released
+
+    def dead_claims(self, expiry_seconds: float) -> list[Claim]:
+        """Claims whose batch is gone (see `_alive`)."""
+        now = time.time()
+        return [c for c in self._claims() if not _alive(c, now, expiry_seconds)]
+
+    def live_tokens(self, expiry_seconds: float) -> set[str]:
+        """The tokens of batches holding claims that are alive."""
+        now = time.time()
+        return {c.token for c in self._claims() if _alive(c, now, expiry_seconds)}
+
+    def _claims(self) -> list[Claim]:
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {_CLAIM_COLUMNS} FROM files WHERE status = 'processing'"
+            ).fetchall()
+        return [Claim(*row) for row in rows]
+
+    def record_failure(self, sha256: str, reason: str, flow_run_id: str | None) -> None:
+        """Note that a file could not be processed for a reason outside it (disk full, a
+        permission, a locked database); it stays waiting and is taken again by a later run."""
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
+                "VALUES (?, ?, 'failed', ?, ?)",
+                (sha256, _now(), reason, flow_run_id),
+            )
+
+    # -- runs and outputs -----------------------------------------------------------------
     def find_ingested_run(self, kind: str, run_identity: str, exclude: str) -> FileRecord | None:
         """The ingested file of the same run (an earlier export of the same plate), if any."""
         with self._connect() as db:
@@ -198,10 +371,42 @@ class Ledger:
     def outputs(self, sha256: str) -> list[Output]:
         with self._connect() as db:
             rows = db.execute(
-                "SELECT table_name, path, rows FROM outputs WHERE sha256 = ? ORDER BY path",
+                "SELECT table_name, path, rows, file_sha256 FROM outputs WHERE sha256 = ? "
+                "ORDER BY path",
                 (sha256,),
             ).fetchall()
         return [Output(*row) for row in rows]
+
+    def all_outputs(self) -> list[tuple[str, Output]]:
+        """Every output of every ingested file: (source sha256, output)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT sha256, table_name, path, rows, file_sha256 FROM outputs "
+                "ORDER BY sha256, path"
+            ).fetchall()
+        return [(row[0], Output(*row[1:])) for row in rows]
+
+    # -- the commit journal ---------------------------------------------------------------
+    def begin_commit(self, sha256: str, token: str, plan: CommitPlan) -> None:
+        """Journal a commit before its first output is renamed into place."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO commits (sha256, claim_token, phase, plan, started_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (sha256, token, STAGED, plan.to_json(), _now()),
+            )
+
+    def end_commit(self, sha256: str) -> None:
+        """The commit is complete (or rolled back): its journal row goes."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM commits WHERE sha256 = ?", (sha256,))
+
+    def journal(self) -> list[Journalled]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT sha256, claim_token, phase, plan FROM commits ORDER BY started_at"
+            ).fetchall()
+        return [Journalled(s, t, p, CommitPlan.from_json(plan)) for s, t, p, plan in rows]
 
     def mark_ingested(
         self,
@@ -214,39 +419,81 @@ class Ledger:
         flow_run_id: str | None,
         outputs: Sequence[Output],
         warnings: str | None,
-        supersedes: str | None,
-    ) -> None:
+        patients: Sequence[str] = (),
+    ) -> tuple[FileRecord | None, list[str]]:
+        """Switch the ledger to the file's new outputs, in one transaction.
+
+        The ingested file of the same run (an earlier export of the same plate), if any, is
+        superseded here, inside the transaction, so two runs that commit re-exports of one plate
+        at once leave one of them ingested. Returns the superseded file's record and the output
+        paths that are no longer the ledger's (to be removed from the warehouse); a journalled
+        commit keeps them in its journal row, now `PUBLISHED`, until they are gone.
+        """
         now = _now()
         with self._transaction() as db:
+            row = db.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM files WHERE kind = ? AND run_identity = ? "
+                "AND status = 'ingested' AND sha256 != ?",
+                (kind, run_identity, sha256),
+            ).fetchone()
+            previous = FileRecord(*row) if row else None
+            old = {
+                path
+                for (path,) in db.execute(
+                    "SELECT path FROM outputs WHERE sha256 IN (?, ?)",
+                    (sha256, previous.sha256 if previous else sha256),
+                )
+            }
+            remove = sorted(old - {o.path for o in outputs})
             db.execute(
                 "UPDATE files SET status = 'ingested', kind = ?, instrument_format = ?, "
                 "run_identity = ?, reason = NULL, warnings = ?, pipeline_version = ?, "
-                "flow_run_id = ?, claim_token = NULL, claimed_at = NULL, updated_at = ? "
-                "WHERE sha256 = ?",
+                "flow_run_id = ?, claim_token = NULL, claim_host = NULL, claim_pid = NULL, "
+                "claim_started = NULL, claimed_at = NULL, updated_at = ? WHERE sha256 = ?",
                 (kind, instrument_format, run_identity, warnings, pipeline_version,
                  flow_run_id, now, sha256),
             )  # fmt: skip
             db.execute("DELETE FROM outputs WHERE sha256 = ?", (sha256,))
             db.executemany(
-                "INSERT INTO outputs (sha256, table_name, path, rows) VALUES (?, ?, ?, ?)",
-                [(sha256, o.table_name, o.path, o.rows) for o in outputs],
+                "INSERT INTO outputs (sha256, table_name, path, rows, file_sha256) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(sha256, o.table_name, o.path, o.rows, o.file_sha256) for o in outputs],
             )
             db.execute(
                 "INSERT INTO events (sha256, at, status, flow_run_id) VALUES (?, ?, 'ingested', ?)",
                 (sha256, now, flow_run_id),
             )
-            if supersedes:
+            db.executemany(
+                "INSERT OR IGNORE INTO pending_derive (patient_id, since) VALUES (?, ?)",
+                [(patient, now) for patient in patients],
+            )
+            if previous is not None:
                 db.execute(
                     "UPDATE files SET status = 'superseded', superseded_by = ?, updated_at = ? "
                     "WHERE sha256 = ?",
-                    (sha256, now, supersedes),
+                    (sha256, now, previous.sha256),
                 )
-                db.execute("DELETE FROM outputs WHERE sha256 = ?", (supersedes,))
+                db.execute("DELETE FROM outputs WHERE sha256 = ?", (previous.sha256,))
                 db.execute(
                     "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
                     "VALUES (?, ?, 'superseded', ?, ?)",
-                    (supersedes, now, f"replaced by {sha256}", flow_run_id),
+                    (previous.sha256, now, f"replaced by {sha256}", flow_run_id),
                 )
+            self._journal_published(db, sha256, remove)
+        return previous, remove
+
+    @staticmethod
+    def _journal_published(db: sqlite3.Connection, sha256: str, remove: list[str]) -> None:
+        """Within the ledger's switch: the journalled commit (if any) is now `PUBLISHED`, with
+        the outputs that remain to be removed."""
+        journal = db.execute("SELECT plan FROM commits WHERE sha256 = ?", (sha256,)).fetchone()
+        if journal is not None:
+            plan = CommitPlan.from_json(journal[0])
+            plan = CommitPlan(plan.outputs, plan.staged, plan.ingest, remove)
+            db.execute(
+                "UPDATE commits SET phase = ?, plan = ? WHERE sha256 = ?",
+                (PUBLISHED, plan.to_json(), sha256),
+            )
 
     def mark_quarantined(
         self,
@@ -257,13 +504,27 @@ class Ledger:
         instrument_format: str | None,
         pipeline_version: str,
         flow_run_id: str | None,
-    ) -> None:
+        outputs: Sequence[Output] = (),
+    ) -> list[str]:
+        """Record the file as refused with its reason; `outputs` are what it wrote even so (its
+        validation results, so analysts see which expectations failed). Returns the paths of
+        outputs of an earlier attempt that are no longer the ledger's."""
         now = _now()
         with self._transaction() as db:
+            old = {p for (p,) in db.execute("SELECT path FROM outputs WHERE sha256 = ?", (sha256,))}
+            remove = sorted(old - {o.path for o in outputs})
+            db.execute("DELETE FROM outputs WHERE sha256 = ?", (sha256,))
+            db.executemany(
+                "INSERT INTO outputs (sha256, table_name, path, rows, file_sha256) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(sha256, o.table_name, o.path, o.rows, o.file_sha256) for o in outputs],
+            )
+            self._journal_published(db, sha256, remove)
             db.execute(
                 "UPDATE files SET status = 'quarantined', reason = ?, kind = ?, "
                 "instrument_format = ?, pipeline_version = ?, flow_run_id = ?, "
-                "claim_token = NULL, claimed_at = NULL, updated_at = ? WHERE sha256 = ?",
+                "claim_token = NULL, claim_host = NULL, claim_pid = NULL, claim_started = NULL, "
+                "claimed_at = NULL, updated_at = ? WHERE sha256 = ?",
                 (reason, kind, instrument_format, pipeline_version, flow_run_id, now, sha256),
             )
             db.execute(
@@ -271,6 +532,24 @@ class Ledger:
                 "VALUES (?, ?, 'quarantined', ?, ?)",
                 (sha256, now, reason, flow_run_id),
             )
+        return remove
+
+    # -- patients whose derived tables wait for a recompute -------------------------------
+    def pending_derive(self) -> list[str]:
+        """Patients with new rows whose derived tables and reports were not yet recomputed
+        (a run that died, or failed, after its commits)."""
+        with self._connect() as db:
+            return [row[0] for row in db.execute("SELECT patient_id FROM pending_derive")]
+
+    def derived(self, patients: Sequence[str] | None) -> None:
+        """The derived tables of `patients` (None: everyone) are up to date."""
+        with self._transaction() as db:
+            if patients is None:
+                db.execute("DELETE FROM pending_derive")
+            else:
+                db.executemany(
+                    "DELETE FROM pending_derive WHERE patient_id = ?", [(p,) for p in patients]
+                )
 
     def records(self) -> list[FileRecord]:
         with self._connect() as db:
@@ -298,3 +577,27 @@ class Ledger:
                 "SELECT accession, patient_id, timepoint, collection_date, infusion_date, "
                 "dna_input_ng FROM manifest"
             ).fetchall()
+
+
+def _alive(claim: Claim, now: float, expiry_seconds: float) -> bool:
+    """Whether a claim still belongs to a running batch.
+
+    Same host: the process decides, whatever the heartbeat says (a dead run is seen at once).
+    Another host, or a claim recorded without its process: the heartbeat must be younger than
+    the expiry.
+    """
+    if claim.host == socket.gethostname() and claim.pid is not None and claim.started is not None:
+        return process_alive(claim.pid, claim.started)
+    return claim.heartbeat_at is not None and now - claim.heartbeat_at < expiry_seconds
+
+
+def process_alive(pid: int, started: float) -> bool:
+    """Whether the process `pid` that started at `started` still runs on this host (a reused
+    pid belongs to a process started later)."""
+    try:
+        process = psutil.Process(pid)
+        return abs(process.create_time() - started) < 1.0 and (
+            process.status() != psutil.STATUS_ZOMBIE
+        )
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False

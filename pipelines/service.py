@@ -35,8 +35,8 @@ import psutil
 import yaml
 
 from pipelines.home import LabHome
-from pipelines.memory import MALLOC_ENVIRON
-from pipelines.runners import DASK_ADDRESS_ENV
+from pipelines.runtime.memory import MALLOC_ENVIRON
+from pipelines.runtime.runners import DASK_ADDRESS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = REPO_ROOT / "prefect.yaml"
@@ -255,6 +255,8 @@ class Service:
         self.children.append(server)
         self._launch(server)
         self._wait_for_server(server)
+        if self.stopping.is_set():
+            return  # asked to stop while the server was starting
         ensure_work_pool(self.settings.api_url)
         for child in (self._worker(), self._deploy(), self._watcher()):
             self.children.append(child)
@@ -264,11 +266,14 @@ class Service:
         )
 
     def _wait_for_server(self, server: Child) -> None:
+        """Until the server answers, or the service is asked to stop."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while not server_healthy(self.settings.api_url):
+            if self.stopping.is_set():
+                return
             if server.exit_code is not None:
                 raise ServiceError(f"the Prefect server exited:\n{log_tail(server.log)}")
-            if self.stopping.is_set() or time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 raise ServiceError(
                     f"the Prefect server did not answer within {STARTUP_TIMEOUT_SECONDS:.0f} s; "
                     f"see {server.log}"
@@ -312,7 +317,11 @@ class Service:
 
 
 def _terminate(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM each process group and every descendant, then SIGKILL what outlives the timeout."""
+    """SIGTERM each process group and every descendant, then SIGKILL what outlives the timeout.
+
+    A descendant in one of the groups gets the group's SIGTERM only: a second one would cut
+    short the clean-up the first started (the watcher finishing or rolling back its file)."""
+    groups = {process.pid for process in processes}
     victims: list[psutil.Process] = []
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess):
@@ -321,8 +330,9 @@ def _terminate(processes: list[subprocess.Popen]) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGTERM)
     for victim in victims:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            victim.terminate()
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            if os.getpgid(victim.pid) not in groups:  # Prefect's flow runs: sessions of their own
+                victim.terminate()
     _, alive = psutil.wait_procs(victims, timeout=STOP_TIMEOUT_SECONDS)
     for process in processes:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -45,8 +45,31 @@ def read_settings_file(home: Path) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    """`[ingest]`: how the engine treats claims (`pipelines.ingest.claims`)."""
+
+    claim_expiry_minutes: float = 15.0
+    """A claim held by a run on another host is taken to be dead once its heartbeat (renewed
+    every 30 s while the run lives) is older than this; a claim of a process on this host is
+    judged by that process at once."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestSettings:
+        unknown = sorted(set(data) - {"claim_expiry_minutes"})
+        if unknown:
+            raise ValueError(f"[ingest]: unknown setting(s) {', '.join(unknown)}")
+        expiry = data.get("claim_expiry_minutes", cls.claim_expiry_minutes)
+        if isinstance(expiry, bool) or not isinstance(expiry, int | float) or expiry <= 0:
+            raise ValueError(
+                f"[ingest] claim_expiry_minutes = {expiry!r}: expected a positive number"
+            )
+        return cls(claim_expiry_minutes=float(expiry))
+
+
+@dataclass(frozen=True)
 class Settings:
     sample_name_pattern: str = DEFAULT_SAMPLE_NAME_PATTERN
+    ingest: IngestSettings = field(default_factory=IngestSettings)
     qpcr: QpcrSettings = field(default_factory=QpcrSettings)
     flow: FlowSettings = field(default_factory=FlowSettings)
     cba: CbaSettings = field(default_factory=CbaSettings)
@@ -58,6 +81,7 @@ class Settings:
         identity = data.get("identity", {})
         return cls(
             sample_name_pattern=identity.get("sample_name_pattern", DEFAULT_SAMPLE_NAME_PATTERN),
+            ingest=IngestSettings.from_dict(data.get("ingest", {})),
             qpcr=QpcrSettings.from_dict(data.get("qpcr", {})),
             flow=flow_settings_from_dict(data.get("flow", {})),
             cba=CbaSettings.from_dict(data.get("cba", {})),

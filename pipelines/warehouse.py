@@ -3,16 +3,19 @@
 Layout: `warehouse/<table>/patient_id=<p>/timepoint=<t>/<sha256>.parquet` for patient tables,
 `warehouse/<table>/<sha256>.parquet` for plate-level tables. Partition values live in the folder
 names only, as hive partitioning expects. Every file is written under a dot-prefixed temporary
-name and renamed into place only after all of a source's files are written, so readers (pyarrow
-and DuckDB both skip dot-files) never see half a source; re-running a source replaces exactly its
-own files. pyarrow's `write_dataset` is not used because its `delete_matching` is neither atomic
+name (`stage_source`) and renamed into place (`publish`) only after all of a source's files are
+written, so readers (pyarrow and DuckDB both skip dot-files) never see half a source; the engine
+journals the renames so that a crash between them is completed or rolled back
+(`pipelines.ingest.recovery`). pyarrow's `write_dataset` is not used because its `delete_matching` is neither atomic
 nor per-source (NOTES.md).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -21,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines.hashing import sha256_of
 from pipelines.ledger import Output
 from validation.schemas import TABLES, Table
 
@@ -91,42 +95,97 @@ def _target_paths(table: Table, data: pa.Table, sha256: str) -> list[tuple[str, 
     ]
 
 
-def write_source(
+@dataclass(frozen=True)
+class Staged:
+    """One output written under its temporary name, waiting to be renamed into place."""
+
+    temporary: Path
+    final: Path
+    output: Output
+
+
+def temporary_name(final: Path, token: str) -> Path:
+    """The dot-prefixed name an output is written under first; readers skip dot-files, and the
+    token names the batch, so recovery can tell a dead batch's leftovers from a live one's."""
+    return final.with_name(f".{final.name}.{token}.tmp")
+
+
+def temporary_token(name: str) -> str | None:
+    """The batch token of a `temporary_name`, or None for any other name."""
+    parts = name.split(".")
+    if name.startswith(".") and len(parts) >= 4 and parts[-1] == "tmp":
+        return parts[-2]
+    return None
+
+
+def stage_source(
     warehouse: Path,
     sha256: str,
     tables: Mapping[str, pa.Table],
-    previous: Sequence[Output] = (),
-) -> list[Output]:
-    """Write one source file's tables; remove what an earlier run of it wrote and no longer does.
+    token: str,
+    on_written: Callable[[], None] = lambda: None,
+) -> list[Staged]:
+    """Write one source file's tables under temporary names, each with its SHA-256.
 
-    Two phases: every file goes to a dot-prefixed temporary name first; only when all are written
-    are they renamed into place. A failure in the first phase leaves the warehouse untouched.
+    Nothing is visible to readers yet (`publish`). Should writing fail (a full disk), the files
+    written so far are removed before the error propagates. `on_written` is called after each
+    file (the engine's fault-injection point).
     """
-    staged: list[tuple[Path, Path, Output]] = []
+    staged: list[Staged] = []
     try:
         for name, data in tables.items():
             table = TABLES[name]
             for relative, part in _target_paths(table, data, sha256):
                 final = warehouse / relative
                 final.parent.mkdir(parents=True, exist_ok=True)
-                temporary = final.with_name(f".{final.name}.tmp")
+                temporary = temporary_name(final, token)
+                staged.append(Staged(temporary, final, Output(name, relative, part.num_rows)))
                 pq.write_table(part, temporary, compression="zstd")
-                staged.append((temporary, final, Output(name, relative, part.num_rows)))
+                staged[-1] = Staged(
+                    temporary, final,
+                    Output(name, relative, part.num_rows, sha256_of(temporary)),
+                )  # fmt: skip
+                on_written()
     except BaseException:
-        for temporary, _, _ in staged:
-            temporary.unlink(missing_ok=True)
+        discard(staged)
         raise
-    for temporary, final, _ in staged:
-        os.replace(temporary, final)
-    written = {output.path for _, _, output in staged}
-    remove_outputs(warehouse, [o for o in previous if o.path not in written])
-    return [output for _, _, output in staged]
+    return staged
 
 
-def remove_outputs(warehouse: Path, outputs: Sequence[Output]) -> None:
+def publish(staged: Sequence[Staged]) -> None:
+    """Rename staged outputs into place (each rename is atomic; a crash between two is
+    completed or rolled back from the commit journal)."""
+    for item in staged:
+        os.replace(item.temporary, item.final)
+
+
+def discard(staged: Sequence[Staged]) -> None:
+    """Remove staged outputs that will not be published."""
+    for item in staged:
+        item.temporary.unlink(missing_ok=True)
+
+
+def write_source(
+    warehouse: Path,
+    sha256: str,
+    tables: Mapping[str, pa.Table],
+    previous: Sequence[Output] = (),
+) -> list[Output]:
+    """Write a source's tables and remove what an earlier write of it no longer holds, without
+    a journal: for tables the warehouse rebuilds whole from the curated ones (the derived
+    tables), which a crash leaves to the next recompute. Curated tables go through the
+    engine's journalled commit (`pipelines.ingest`)."""
+    staged = stage_source(warehouse, sha256, tables, "derive")
+    publish(staged)
+    written = {item.output.path for item in staged}
+    remove_outputs(warehouse, [o.path for o in previous if o.path not in written])
+    return [item.output for item in staged]
+
+
+def remove_outputs(warehouse: Path, paths: Sequence[str]) -> None:
     """Delete files a source wrote (superseded or re-partitioned), and empty partition folders."""
-    for output in outputs:
-        path = warehouse / output.path
+    for relative in paths:
+        path = warehouse / relative
         path.unlink(missing_ok=True)
         parent = path.parent
         while parent != warehouse and parent.is_dir() and not any(parent.iterdir()):
@@ -138,9 +197,12 @@ def write_whole_table(warehouse: Path, name: str, data: pa.Table) -> Path:
     """Replace a table held in one file (e.g. the exported ledger), atomically."""
     final = warehouse / name / f"{name}.parquet"
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".{final.name}.tmp")
-    pq.write_table(data, temporary, compression="zstd")
-    os.replace(temporary, final)
+    temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(data, temporary, compression="zstd")
+        os.replace(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
     return final
 
 

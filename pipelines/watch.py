@@ -38,9 +38,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from pipelines.flows import is_candidate, manifests_first
 from pipelines.home import LabHome
 from pipelines.ingest import BUSY, FileOutcome
+from pipelines.ingest.inbox import is_candidate, manifests_first
 
 INLINE, DEPLOYMENT = "inline", "deployment"
 SUBMIT_MODES = (INLINE, DEPLOYMENT)
@@ -225,12 +225,14 @@ class Watcher:
             self._unwritten.add(path)
             self._arrivals.note(path)
 
-    def _submit_ready(self) -> None:
+    def _submit_ready(self, stop: threading.Event | None = None) -> None:
         ready = dict(self._arrivals.ready(time.monotonic()))
         for path in [p for p in ready if p in self._unwritten and ready[p].st_size == 0]:
             del ready[path]  # created, still empty: its writer has not started; wait for the close
         self._unwritten.difference_update(ready)
         for path in manifests_first(list(ready)):
+            if stop is not None and stop.is_set():
+                return  # the rest wait in the inbox for the next sweep
             key = submission_key(path, ready[path])
             if key in self._submitted:
                 continue
@@ -245,7 +247,8 @@ class Watcher:
                 self._submitted.discard(key)  # another run holds it: look again at the next rescan
 
     def run(self, stop: threading.Event) -> None:
-        """Watch until `stop` is set; the file being processed at that moment is finished first."""
+        """Watch until `stop` is set; the file being processed at that moment is finished first
+        (unless a KeyboardInterrupt or Prefect's TerminationSignal abandons it: they propagate)."""
         observer = self._observer()
         observer.schedule(_InboxEvents(self._events), str(self.inbox),
                           recursive=True)  # fmt: skip
@@ -258,7 +261,7 @@ class Watcher:
                 if time.monotonic() >= next_rescan:
                     self.sweep()
                     next_rescan = time.monotonic() + self.settings.rescan_seconds
-                self._submit_ready()
+                self._submit_ready(stop)
         finally:
             observer.stop()
             observer.join(timeout=10)

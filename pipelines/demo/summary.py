@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.demo.generate import DemoTrial
 from pipelines.home import LabHome
+from pipelines.names import shown
 from pipelines.warehouse import connect
 
 _KINETICS_SQL = """
@@ -67,7 +69,7 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
         expected = (
             " (expected: the demo's failing plate)" if name in demo.expected_quarantined else ""
         )
-        console.print(f"quarantined{expected}: {name}\n  {reason}")
+        console.print(f"quarantined{expected}: {escape(shown(name))}\n  {escape(shown(reason))}")
     console.print(
         f"reports: {home.reports} (cohort.html, qc.html, one page per patient)\n"
         f"tables: {home.warehouse}\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines import __version__
+from pipelines import __version__, names
 
 NOTICE = "Research use; not a clinical decision."
 
@@ -66,7 +66,8 @@ def paragraph(text: str) -> str:
 
 
 def cell(value: object) -> str:
-    """One table cell; missing values (None, NaN, NA, NaT) are left empty."""
+    """One table cell; missing values (None, NaN, NA, NaT) are left empty. Text goes through
+    `names.shown`: a file name or reason cannot reorder the page (U+202E) nor hide in it."""
     if value is None or (not isinstance(value, str | bytes) and pd.isna(value)):
         return "<td></td>"
     if isinstance(value, bool | np.bool_):
@@ -76,7 +77,7 @@ def cell(value: object) -> str:
         return f"<td>{escape(str(shown))}</td>"
     if isinstance(value, int | float | np.integer | np.floating):
         return f'<td class="num">{number(float(value))}</td>'
-    text = str(value)
+    text = names.shown(str(value))
     css = f' class="status-{escape(text)}"' if text.isidentifier() else ""
     return f"<td{css}>{escape(text)}</td>"
 

@@ -6,31 +6,32 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import date, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from pipelines.demo.qpcr_files import write_quantstudio_text
-from pipelines.demo.qpcr_plates import FAILING_CURVES, GOOD_CURVES, TrueCurve, build_plate
-from pipelines.demo.trial import Sample
+from pipelines.demo.qpcr_plates import FAILING_CURVES
 from pipelines.home import LabHome
 from pipelines.ingest import (
     BUSY,
     DUPLICATE,
+    FAILED,
     INGESTED,
     QUARANTINED,
+    ClaimOwner,
     FileOutcome,
+    InProcess,
     Prepared,
     Processor,
+    run_batch,
     sha256_of,
 )
 from pipelines.ledger import Ledger
 from pipelines.warehouse import connect
 from qpcr.settings import QpcrSettings
+from tests.plates import qpcr_plate as _plate
 from validation.runner import VALIDATED_TABLES, Validator
 
 RESULTS_PER_PLATE = 16 + 16 + 21
@@ -65,25 +66,6 @@ def suite_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
     monkeypatch.setattr(Validator, "_run", counted)
     return runs
-
-
-def _plate(
-    path: Path, patient: str, run_id: str, curves: dict[str, TrueCurve] = GOOD_CURVES,
-    shift: float = 0.0,
-) -> Path:  # fmt: skip
-    """A 96-well QuantStudio export of `patient`'s D7 and D14 samples (two car_copies rows);
-    `shift` moves every Cq, as a corrected re-export of the same run would."""
-    sample = Sample("x", "P001", "D14", date(2026, 1, 1), 200.0)
-    curves = {t: TrueCurve(c.slope, c.intercept + shift) for t, c in curves.items()}
-    plate = build_plate(
-        instrument_format="quantstudio-text", run_id=run_id, instrument="QuantStudio 7 Flex",
-        run_started=datetime(2026, 5, 1, 9), samples=[(f"{patient}_D7", sample),
-                                                      (f"{patient}_D14", sample)],
-        curves=curves, rng=np.random.default_rng(0), wells_per_plate=96,
-        cq_noise_sd=0.0,
-    )  # fmt: skip
-    write_quantstudio_text(path, plate)
-    return path
 
 
 def _by_table(runs: list[tuple[str, int]]) -> dict[str, list[int]]:
@@ -386,10 +368,10 @@ def _group_of_three(
     plates = [_plate(lab.inbox / f"plate_{n}.txt", f"P80{n}", f"{stem}-{n}") for n in range(3)]
     original = Processor.prepare
 
-    def prepare(self, path: Path, flow_run_id: str | None = None):
+    def prepare(self, path: Path, flow_run_id: str | None = None, owner=None):
         if path.name == failing:
             raise error
-        return original(self, path, flow_run_id)
+        return original(self, path, flow_run_id, owner)
 
     monkeypatch.setattr(Processor, "prepare", prepare)
     flows.forget_processors()
@@ -402,23 +384,35 @@ def test_a_file_that_raises_in_a_group_is_handed_back_alone(
     from pipelines import flows
 
     plates = _group_of_three(lab, monkeypatch, "GROUP", "plate_1.txt", OSError("share dropped"))
-    results = flows.prepare_group(plates, "plate_0.txt and 2 more", lab, "run-1")
+    owner = ClaimOwner.this_process()
+    results = flows.prepare_group(plates, "plate_0.txt and 2 more", lab, owner, "run-1")
 
     assert [type(r).__name__ for r in results] == ["Prepared", "OSError", "Prepared"]
     assert str(results[1]) == "share dropped"
     assert _statuses(lab) == {"plate_0.txt": "processing", "plate_2.txt": "processing"}
 
 
-def test_an_interrupted_group_gives_its_claims_back(
+def test_a_file_that_keeps_raising_fails_alone_and_stays_in_the_inbox(
     lab: LabHome, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pipelines import flows
+    plates = _group_of_three(lab, monkeypatch, "GROUP", "plate_1.txt", OSError("share dropped"))
+    processor = Processor(lab)
+    outcomes = run_batch(processor, plates, InProcess(processor))
+    assert [o.status for o in outcomes] == [INGESTED, FAILED, INGESTED]
+    assert "share dropped" in outcomes[1].reason and plates[1].exists()
+    assert _statuses(lab) == {"plate_0.txt": INGESTED, "plate_2.txt": INGESTED}
 
+
+def test_an_interrupted_batch_gives_its_claims_back(
+    lab: LabHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
     plates = _group_of_three(lab, monkeypatch, "STOP", "plate_2.txt", KeyboardInterrupt())
+    processor = Processor(lab)
     with pytest.raises(KeyboardInterrupt):
-        flows.prepare_group(plates, "plate_0.txt and 2 more", lab, "run-1")
+        run_batch(processor, plates, InProcess(processor))
     assert _statuses(lab) == {"plate_0.txt": "received", "plate_1.txt": "received"}
     assert all(p.exists() for p in plates)
+    assert not list(lab.warehouse.rglob("*.parquet"))
 
 
 def test_a_sweep_on_local_workers_takes_files_a_few_per_task(

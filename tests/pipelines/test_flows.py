@@ -70,10 +70,11 @@ def test_raw_store_keeps_every_file_read_only(demo_lab):
     stored = [p for p in home.raw.rglob("*") if p.is_file()]
     assert len(stored) == len(demo.files)
     assert all(not (p.stat().st_mode & stat.S_IWUSR) for p in stored)
-    # processed originals are the raw store's bytes under their own names; the quarantined
-    # plate is a copy of its own, which a technician may fix
+    # the raw store's bytes are its own: no processed or quarantined file shares them, so a
+    # technician who edits one (the failing plate, to fix it) cannot change the raw store
     inodes = {p.stat().st_ino for p in stored}
-    assert {p.stat().st_ino for p in home.processed.iterdir()} <= inodes
+    assert all(p.stat().st_nlink == 1 for p in stored)
+    assert not {p.stat().st_ino for p in home.processed.iterdir()} & inodes
     assert (home.quarantine / FAILING_PLATE).stat().st_ino not in inodes
 
 

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import dataclasses
+import subprocess
+import sys
+
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.ledger import Ledger
+from pipelines.ingest.claims import ClaimOwner
+from pipelines.ledger import Ledger, Output
 from pipelines.warehouse import SchemaMismatch, conform, connect, write_source
 from validation.schemas import CAR_COPIES, QPCR_RUNS
 
@@ -14,24 +19,61 @@ def test_same_bytes_are_recorded_once_and_claimed_once(tmp_path):
     first = ledger.receive("a" * 64, 10, "plate.txt")
     again = ledger.receive("a" * 64, 10, "plate copy.txt")
     assert first == again and again.original_name == "plate.txt"
-    assert ledger.claim("a" * 64, "run-1")
-    assert not ledger.claim("a" * 64, "run-2")  # the first run holds it
+    assert ledger.claim("a" * 64, ClaimOwner.this_process())
+    assert not ledger.claim("a" * 64, ClaimOwner.this_process())  # the first batch holds it
 
 
 def test_ingested_run_is_superseded_by_corrected_export(tmp_path):
     ledger = Ledger(tmp_path / "ledger.sqlite")
     for sha in ("a" * 64, "b" * 64):
         ledger.receive(sha, 1, f"{sha[0]}.txt")
-        ledger.claim(sha, "t")
+        ledger.claim(sha, ClaimOwner.this_process())
     common = dict(kind="qpcr", instrument_format="x", run_identity="plate-1",
                   pipeline_version="0", flow_run_id=None, warnings=None)  # fmt: skip
-    ledger.mark_ingested("a" * 64, outputs=[], supersedes=None, **common)
+    a_output = Output("car_copies", "car_copies/a.parquet", 3, "f" * 64)
+    assert ledger.mark_ingested("a" * 64, outputs=[a_output], **common) == (None, [])
     previous = ledger.find_ingested_run("qpcr", "plate-1", exclude="b" * 64)
     assert previous is not None and previous.sha256 == "a" * 64
-    ledger.mark_ingested("b" * 64, outputs=[], supersedes=previous.sha256, **common)
+    superseded, remove = ledger.mark_ingested("b" * 64, outputs=[], **common)
+    assert superseded.sha256 == "a" * 64 and remove == ["car_copies/a.parquet"]
     statuses = {r.sha256[0]: (r.status, r.superseded_by) for r in ledger.records()}
     assert statuses == {"a": ("superseded", "b" * 64), "b": ("ingested", None)}
-    assert not ledger.claim("a" * 64, "t")  # superseded bytes are not processed again
+    assert not ledger.claim("a" * 64, ClaimOwner.this_process())  # superseded: never again
+
+
+def test_a_claim_of_a_dead_process_is_taken_over_at_once(tmp_path):
+    """No waiting for an expiry: the claim names a process that is gone."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.receive("a" * 64, 1, "plate.txt")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = dataclasses.replace(ClaimOwner.this_process(), pid=int(gone.stdout))
+    assert ledger.claim("a" * 64, dead)
+    assert [c.token for c in ledger.dead_claims(expiry_seconds=900)] == [dead.token]
+    assert ledger.claim("a" * 64, ClaimOwner.this_process())
+
+
+def test_a_claim_from_another_host_lives_until_its_heartbeat_expires(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger.receive("a" * 64, 1, "plate.txt")
+    elsewhere = dataclasses.replace(ClaimOwner.this_process(), host="another-lab-server")
+    assert ledger.claim("a" * 64, elsewhere)
+    assert not ledger.claim("a" * 64, ClaimOwner.this_process(), expiry_seconds=60)
+    assert ledger.claim("a" * 64, ClaimOwner.this_process(), expiry_seconds=0)
+
+
+def test_released_claims_return_a_refused_file_to_quarantined(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    owner = ClaimOwner.this_process()
+    for sha in ("a" * 64, "b" * 64):
+        ledger.receive(sha, 1, f"{sha[0]}.txt")
+        assert ledger.claim(sha, owner)
+    ledger.mark_quarantined("b" * 64, reason="bad", kind=None, instrument_format=None,
+                            pipeline_version="0", flow_run_id=None)  # fmt: skip
+    assert ledger.claim("b" * 64, owner)  # a retry
+    assert sorted(ledger.release_claims(owner.token)) == ["a" * 64, "b" * 64]
+    statuses = {r.sha256[0]: r.status for r in ledger.records()}
+    assert statuses == {"a": "received", "b": "quarantined"}
 
 
 def _copies_frame(patient_timepoints):

@@ -50,3 +50,8 @@ def test_table_cells_leave_missing_values_empty():
     markup = html.table(["a", "b", "c"], [[None, float("nan"), 207371.8]])
     assert markup.count("<td></td>") == 2
     assert "207,372" in markup
+
+
+def test_a_file_name_in_a_cell_cannot_reorder_the_page():
+    markup = html.table(["file"], [["evil\u202ecod.fcs\n<b>"]])
+    assert "<td>evil\\u202ecod.fcs\\n&lt;b&gt;</td>" in markup

@@ -11,6 +11,7 @@ is stopped (then killed, with every descendant) when the module ends. Every wait
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -35,14 +36,13 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from pipelines import ledger as ledger_module
 from pipelines.demo.qpcr_files import write_quantstudio_text
 from pipelines.demo.qpcr_plates import GOOD_CURVES, build_plate
 from pipelines.demo.trial import Sample
 from pipelines.home import LabHome
-from pipelines.ingest import BUSY, DUPLICATE, INGESTED, QUARANTINED, sha256_of
+from pipelines.ingest import BUSY, DUPLICATE, INGESTED, QUARANTINED, ClaimOwner, sha256_of
 from pipelines.ledger import Ledger
-from pipelines.runners import DASK_ADDRESS_ENV
+from pipelines.runtime.runners import DASK_ADDRESS_ENV
 from pipelines.warehouse import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -265,26 +265,36 @@ def test_watcher_and_sweep_meeting_the_same_files_process_each_once(
     assert {name: events[name] for name in names} == dict.fromkeys(names, 1)
 
 
-def test_sweep_skips_a_live_claim_and_takes_over_a_stale_one(
-    serve: Serve, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run killed half-way leaves its claim; the next sweep takes it over once stale."""
+def test_sweep_skips_a_live_claim_and_takes_over_a_dead_one(serve: Serve, tmp_path: Path) -> None:
+    """A claim of another host's live run is skipped until its heartbeat expires; a claim of a
+    process that is gone is taken over at once."""
     from pipelines import flows
 
     home = LabHome(tmp_path / "lab").ensure()
     (home.root / "cartflow.toml").write_text(LAB_SETTINGS, encoding="utf-8")
-    export = qpcr_export(home.inbox / "killed_run.txt", "P501", "KILLED-1")
-    sha256 = sha256_of(export)
+    elsewhere = qpcr_export(home.inbox / "other_host.txt", "P501", "ELSEWHERE-1")
+    killed = qpcr_export(home.inbox / "killed_run.txt", "P502", "KILLED-1")
     ledger = Ledger(home.ledger_path)
-    ledger.receive(sha256, export.stat().st_size, export.name)
-    assert ledger.claim(sha256, token="a-run-that-was-killed")
+    for export in (elsewhere, killed):
+        ledger.receive(sha256_of(export), export.stat().st_size, export.name)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    this = ClaimOwner.this_process()
+    assert ledger.claim(sha256_of(elsewhere), dataclasses.replace(this, host="lab-server-2"))
+    assert ledger.claim(sha256_of(killed), dataclasses.replace(this, pid=int(gone.stdout)))
     with on_service(serve):
-        [skipped] = flows.process_inbox(home=str(home.root))
-        assert skipped.status == BUSY and export.exists()
-        monkeypatch.setattr(ledger_module, "STALE_CLAIM_SECONDS", 0)
+        flows.forget_processors()
+        taken, skipped = flows.process_inbox(home=str(home.root))  # in the order of their names
+        assert (taken.status, skipped.status) == (INGESTED, BUSY), taken.reason
+        assert elsewhere.exists() and not killed.exists()
+        (home.root / "cartflow.toml").write_text(
+            LAB_SETTINGS + "[ingest]\nclaim_expiry_minutes = 0.0001\n", encoding="utf-8"
+        )
+        flows.forget_processors()
         [taken] = flows.process_inbox(home=str(home.root))
+        flows.forget_processors()
     assert taken.status == INGESTED, taken.reason
-    assert not export.exists() and (home.processed / export.name).exists()
+    assert not elsewhere.exists() and (home.processed / elsewhere.name).exists()
 
 
 def test_a_batch_on_a_dask_cluster_gives_the_local_tables(

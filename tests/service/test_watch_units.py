@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from pipelines.home import LabHome
-from pipelines.memory import MALLOC_ENVIRON, tune_malloc
-from pipelines.runners import (
+from pipelines.runtime.memory import MALLOC_ENVIRON, tune_malloc
+from pipelines.runtime.runners import (
     DASK_ADDRESS_ENV,
     LOCAL_CLUSTER_MIN_FILES_ENV,
     LOCAL_WORKERS_ENV,

@@ -28,7 +28,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
 
 from gating import THREADS_ENV
-from pipelines.memory import MALLOC_ENVIRON
+from pipelines.runtime.memory import MALLOC_ENVIRON
 
 DASK_ADDRESS_ENV = "CARTFLOW_DASK_ADDRESS"
 LOCAL_WORKERS_ENV = "CARTFLOW_LOCAL_WORKERS"
@@ -36,7 +36,7 @@ LOCAL_CLUSTER_MIN_FILES_ENV = "CARTFLOW_LOCAL_CLUSTER_MIN_FILES"
 DEFAULT_LOCAL_CLUSTER_MIN_FILES = 12
 _WORKER_ENVIRON = "distributed.nanny.pre-spawn-environ"
 _START_METHOD = "distributed.worker.multiprocessing-method"
-WORKER_PRELOAD = "pipelines.worker_start"
+WORKER_PRELOAD = "pipelines.runtime.worker_start"
 """Imported once by the process local workers are forked from (see `local_cluster_settings`)."""
 
 
