@@ -87,7 +87,8 @@ def per_file_runner(file_count: int) -> DaskTaskRunner | None:
 def local_cluster_settings() -> Iterator[None]:
     """Settings a local cluster's workers must start with; none for a remote cluster.
 
-    - PREFECT_API_URL: the command line runs flows on a temporary server and sets none; tasks
+    - PREFECT_API_URL: the command line sets it to its temporary server (`server`), but a flow
+      called from Python without one runs on Prefect's own temporary server and sets none; tasks
       take the flow's settings with them, so each worker's first task would start a temporary
       server of its own (on the same database): seconds of start-up, and one more server
       process per worker competing with the files for the cores.

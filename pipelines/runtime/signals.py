@@ -21,7 +21,8 @@ exists is taken over by the next run, and the temporary server ends with its par
 
 A long-running command (`cartflow watch`) asks for `graceful()` once it is running: the first
 signal then only sets the returned event, so that the file in hand is finished, and a second one
-raises as above.
+raises as above. The event is also found set after a signal whose exception was swallowed, and
+the block then ends as a graceful stop.
 
 The terminal sees that one line only: from the first signal on, console log records are dropped
 (Prefect logs the interruption of its flow and task runs as crashes, with tracebacks; they still
@@ -115,6 +116,23 @@ class _Arrivals:
             return self._seen[0] if self._seen else None
 
 
+class _Stop(threading.Event):
+    """Set by the first signal; also found set once a signal has arrived whose handler never
+    ran (Prefect's, whose exception was swallowed on its way), at the next look."""
+
+    def __init__(self, arrivals: _Arrivals) -> None:
+        super().__init__()
+        self._arrivals = arrivals
+
+    def is_set(self) -> bool:
+        if not super().is_set() and self._arrivals.first() is not None:
+            self.set()
+        return super().is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return super().wait(timeout) or self.is_set()
+
+
 class _NotAfterSignal(logging.Filter):
     """Keeps console log records out of the terminal from the first signal on."""
 
@@ -134,7 +152,8 @@ class Interruptible:
         self._status = status
         self._arrivals = _Arrivals()
         self._raised = False
-        self._stop: threading.Event | None = None
+        self._stop: _Stop | None = None
+        self._stopping = False  # the first signal has set `_stop`
         self._previous: dict[int, object] = {}
         self._filter = _NotAfterSignal(self._arrivals)
         self._filtered: list[logging.Handler] = []
@@ -146,7 +165,7 @@ class Interruptible:
 
     def graceful(self) -> threading.Event:
         """From now on the first signal sets the returned event; the next one raises."""
-        self._stop = threading.Event()
+        self._stop = _Stop(self._arrivals)
         self.quiet_console()
         return self._stop
 
@@ -164,7 +183,8 @@ class Interruptible:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._raised:
             return  # unwinding already
-        if self._stop is not None and not self._stop.is_set():
+        if self._stop is not None and not self._stopping:
+            self._stopping = True
             self._stop.set()
             return
         self._raised = True

@@ -279,9 +279,10 @@ def test_sweep_skips_a_live_claim_and_takes_over_a_dead_one(serve: Serve, tmp_pa
         ledger.receive(sha256_of(export), export.stat().st_size, export.name)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
-    this = ClaimOwner.this_process()
-    assert ledger.claim(sha256_of(elsewhere), dataclasses.replace(this, host="lab-server-2"))
-    assert ledger.claim(sha256_of(killed), dataclasses.replace(this, pid=int(gone.stdout)))
+    other_host = dataclasses.replace(ClaimOwner.this_process(), host="lab-server-2")
+    dead_process = dataclasses.replace(ClaimOwner.this_process(), pid=int(gone.stdout))
+    assert ledger.claim(sha256_of(elsewhere), other_host)
+    assert ledger.claim(sha256_of(killed), dead_process)
     with on_service(serve):
         flows.forget_processors()
         taken, skipped = flows.process_inbox(home=str(home.root))  # in the order of their names

@@ -118,3 +118,30 @@ def test_the_signal_pipe_is_closed_after_a_normal_block() -> None:
     assert signal.set_wakeup_fd(-1) == -1  # nothing left registered
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_signal_whose_handler_was_replaced_still_stops_a_graceful_block() -> None:
+    """Prefect's SIGTERM handler raises its own exception, which a library may swallow."""
+    result = run_script("""
+        import os, signal
+        from pipelines.runtime.signals import interruptible
+
+        class Bridge(BaseException):
+            pass
+
+        def bridge(signum, frame):
+            raise Bridge
+
+        with interruptible(lambda signum: print("reported"), lambda signum: 0) as signals:
+            stop = signals.graceful()
+            mine = signal.signal(signal.SIGTERM, bridge)
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+            except Bridge:
+                pass  # swallowed: this block's handler never ran
+            signal.signal(signal.SIGTERM, mine)
+            print("stop seen", stop.wait(0.01), flush=True)
+        print("ended", flush=True)
+        """)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["stop seen True", "ended"]
