@@ -361,12 +361,7 @@ class Ledger:
     def find_ingested_run(self, kind: str, run_identity: str, exclude: str) -> FileRecord | None:
         """The ingested file of the same run (an earlier export of the same plate), if any."""
         with self._connect() as db:
-            row = db.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM files WHERE kind = ? AND run_identity = ? "
-                "AND status = 'ingested' AND sha256 != ?",
-                (kind, run_identity, exclude),
-            ).fetchone()
-        return FileRecord(*row) if row else None
+            return _ingested_run(db, kind, run_identity, exclude)
 
     def outputs(self, sha256: str) -> list[Output]:
         with self._connect() as db:
@@ -431,12 +426,7 @@ class Ledger:
         """
         now = _now()
         with self._transaction() as db:
-            row = db.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM files WHERE kind = ? AND run_identity = ? "
-                "AND status = 'ingested' AND sha256 != ?",
-                (kind, run_identity, sha256),
-            ).fetchone()
-            previous = FileRecord(*row) if row else None
+            previous = _ingested_run(db, kind, run_identity, sha256)
             old = {
                 path
                 for (path,) in db.execute(
@@ -577,6 +567,17 @@ class Ledger:
                 "SELECT accession, patient_id, timepoint, collection_date, infusion_date, "
                 "dna_input_ng FROM manifest"
             ).fetchall()
+
+
+def _ingested_run(
+    db: sqlite3.Connection, kind: str, run_identity: str, exclude: str
+) -> FileRecord | None:
+    row = db.execute(
+        f"SELECT {_RECORD_COLUMNS} FROM files WHERE kind = ? AND run_identity = ? "
+        "AND status = 'ingested' AND sha256 != ?",
+        (kind, run_identity, exclude),
+    ).fetchone()
+    return FileRecord(*row) if row else None
 
 
 def _alive(claim: Claim, now: float, expiry_seconds: float) -> bool:

@@ -142,15 +142,8 @@ Check = ValidationOutcome | Rejection
 it raised (a defect, reported as an internal error as any other)."""
 
 
-class ResourceError(Exception):
-    """A file could not be processed for a reason outside it: the reason says which path and
-    what the machine refused (disk full, permission denied, read-only, a locked database)."""
-
-
 def resource_problem(err: BaseException) -> str | None:
     """The one-line cause of a resource error, or None when `err` is anything else."""
-    if isinstance(err, ResourceError):
-        return str(err)
     if isinstance(err, OSError) and err.errno in RESOURCE_ERRNOS:
         named = next((e for e in _chain(err) if isinstance(e, OSError) and e.filename), err)
         where = f" ({named.filename})" if named.filename else ""

@@ -16,17 +16,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 
-from pipelines.demo.qpcr_files import write_quantstudio_text
-from pipelines.demo.qpcr_plates import GOOD_CURVES, build_plate
-from pipelines.demo.trial import Sample
 from pipelines.home import LabHome
+from tests.plates import qpcr_plate
 
 pytestmark = pytest.mark.slow
 
@@ -35,23 +31,12 @@ STARTUP_TIMEOUT = 240.0  # a busy two-core machine
 INTERRUPTED = "interrupted: files in flight were rolled back and will be taken by the next run"
 
 
-def plate(path: Path, patient: str, run_id: str) -> None:
-    sample = Sample("x", "P001", "D14", datetime(2026, 1, 1).date(), 200.0)
-    build = build_plate(
-        instrument_format="quantstudio-text", run_id=run_id, instrument="QuantStudio 7 Flex",
-        run_started=datetime(2026, 5, 1, 9), samples=[(f"{patient}_D14", sample),
-                                                      (f"{patient}_D28", sample)],
-        curves=GOOD_CURVES, rng=np.random.default_rng(len(run_id)), wells_per_plate=96,
-    )  # fmt: skip
-    write_quantstudio_text(path, build)
-
-
 @pytest.fixture
 def lab(tmp_path: Path) -> LabHome:
     home = LabHome(tmp_path / "lab").ensure()
     (home.root / "cartflow.toml").write_text("[qpcr]\ndefault_dna_input_ng = 200\n")
     for n in range(6):
-        plate(home.inbox / f"plate_{n}.txt", f"P9{n:02d}", f"LIFE-{n}")
+        qpcr_plate(home.inbox / f"plate_{n}.txt", f"P9{n:02d}", f"LIFE-{n}")
     return home
 
 
