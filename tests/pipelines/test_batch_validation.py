@@ -34,7 +34,7 @@ from qpcr.settings import QpcrSettings
 from tests.plates import qpcr_plate as _plate
 from validation.runner import VALIDATED_TABLES, Validator
 
-RESULTS_PER_PLATE = 16 + 16 + 21
+RESULTS_PER_PLATE = 16 + 16 + 27
 """Expectations of the qpcr_wells, qpcr_runs and car_copies suites: one validation_results row each."""
 QPCR_TABLES = ("qpcr_wells", "qpcr_runs", "car_copies")
 FROM_FILES = "source_sha256 != 'derived'"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from qpcr.analysis import analyse_plate
+from qpcr.analysis import RESULTS, analyse_plate
 from qpcr.curve import CurveError, fit_standard_curve
 from qpcr.model import WELL_COLUMNS, QpcrPlate
 from qpcr.settings import QpcrSettings
@@ -289,3 +292,36 @@ def test_without_an_loq_nothing_is_called_quantified():
     assert row["result_reason"].startswith("no LOQ for CAR on this plate")
     assert row["result_reason"].endswith("set [qpcr] loq_copies_per_reaction")
     assert np.isnan(row["copies_per_ug"])
+
+
+_REPLICATE = st.one_of(
+    st.floats(min_value=8.0, max_value=40.0),  # a readable Cq
+    st.just(np.nan),  # no Cq: not amplified
+    st.sampled_from([np.inf, -np.inf, -5.0, 0.0]),  # unreadable, yet marked amplified
+)
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(cqs=st.lists(_REPLICATE, min_size=1, max_size=4), dna=st.sampled_from([np.nan, 200.0]))
+def test_every_row_keeps_the_result_contract(cqs, dna):
+    wells = _standards("CAR", *CAR_CURVE)
+    for i, cq in enumerate(cqs):
+        well = _well(f"U{i}", "P001_D7", "CAR", "UNKNOWN", cq, dna=dna)
+        well["amplified"] = not np.isnan(cq)  # an inf or negative Cq claims amplification
+        wells.append(well)
+    [row] = analyse_plate(_plate(wells), QpcrSettings()).copies.to_dict("records")
+    per_reaction, per_ug, result = row["copies_per_reaction"], row["copies_per_ug"], row["result"]
+    assert result in RESULTS
+    assert (row["result_reason"] is None) == (result == "quantified")
+    if result in ("not_detected", "not_measured"):
+        assert np.isnan(per_ug)
+    if result == "not_detected":
+        assert np.isnan(per_reaction) and all(np.isnan(cqs))
+    for value in (per_reaction, per_ug):
+        assert np.isnan(value) or (np.isfinite(value) and value >= 0)
+    readable = [c for c in cqs if np.isfinite(c) and c > 0]
+    if len(readable) < len([c for c in cqs if not np.isnan(c)]):  # an unreadable Cq was given
+        assert result == "not_measured" and np.isnan(per_reaction)
+    if not np.isnan(per_reaction):
+        truth = np.mean([10 ** ((c - CAR_CURVE[1]) / CAR_CURVE[0]) for c in readable])
+        assert per_reaction == pytest.approx(truth, rel=1e-9)
