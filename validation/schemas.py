@@ -333,10 +333,12 @@ CAR_KINETICS = Table(
         ("clast_copies_per_ug", f64),
         ("loq_copies_per_ug", f64),
         ("n_qpcr_samples", i32),
-        ("n_qpcr_below_loq", i32),
+        ("n_qpcr_below_loq", i32),  # post-infusion days below_loq or not_detected
+        ("qpcr_not_measured_json", s),  # samples that are no data point: timepoint, day, reason
+        ("last_detected_day", i32),  # last day quantified or detected below the LOQ
         ("persistence_status", s),  # persisting, lost, not_expanded, no_data
-        ("persistence_lost_day", i32),
-        ("persistence_json", s),  # per timepoint after day 28: day, status, copies/ug
+        ("persistence_lost_day", i32),  # first not-detected day after the last detection
+        ("persistence_json", s),  # per timepoint after day 28: day, status (result), copies/ug
         ("cmax_car_cells_per_ul", f64),
         ("tmax_car_cells_day", i32),
         ("auc_0_28_car_cells_per_ul", f64),  # CAR+ cells/uL x day

@@ -204,6 +204,9 @@ def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
             _between("auc_0_28", 0, None, "AUC0-28 is not negative"),
             _between("tmax_day", 0, None, "Tmax is on or after the infusion day"),
             _a_at_least_b("tlast_day", "tmax_day", "Tlast is not before Tmax"),
+            _a_at_least_b(
+                "last_detected_day", "tlast_day", "the last detection is not before Tlast"
+            ),
             _a_at_least_b("cmax_copies_per_ug", "clast_copies_per_ug", "Clast <= Cmax"),
             _a_at_least_b("n_qpcr_samples", "n_qpcr_below_loq", "BLQ samples <= samples"),
             _in_set(
