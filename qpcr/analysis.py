@@ -2,8 +2,9 @@
 
 Conventions (documented because labs differ):
 - The curve is fitted per target over every amplified, non-omitted standard well.
-- Each sample x target row carries a `result` (`RESULTS`) and, unless quantified, a one-line
-  `result_reason`:
+- A sample gets a row per CAR target (also when that target has no curve) and per other target
+  whose standards are on the plate; the reference gene normalises and has no row of its own.
+- Each row carries a `result` (`RESULTS`) and, unless quantified, a one-line `result_reason`:
   - `not_measured` when no number can be given: the target has no standard curve, its plate QC
     failed, an amplified replicate has no usable Cq, no LOQ could be set, or the sample has no DNA
     input (copies per reaction are then kept, copies per ug are NULL). Never a number standing in.
@@ -63,6 +64,7 @@ class QpcrResult:
 
 @dataclass(frozen=True)
 class TargetQc:
+    has_standards: bool
     curve: StandardCurve | None
     curve_problem: str
     loq: float | None
@@ -121,6 +123,7 @@ def _target_qc(target_wells: pd.DataFrame, settings: QpcrSettings) -> TargetQc:
     controls = unknowns["sample_name"].astype(str).map(settings.is_positive_control)
     sds = unknowns[~controls].groupby("sample_name")["cq"].std(ddof=1)
     return TargetQc(
+        has_standards=not standards.empty,
         curve=curve,
         curve_problem=problem,
         loq=_limit_of_quantification(standards, settings) if curve else None,
@@ -226,7 +229,7 @@ def _sample_copies(
     reference = _reference_per_sample(unknowns, qc_by_target, settings)
     rows = []
     for (sample, target), reps in unknowns.groupby(["sample_name", "target"], sort=True):
-        if settings.role_of(str(target)) == "reference":
+        if not _reported(str(target), qc_by_target[str(target)], settings):
             continue
         rows.append(
             _copies_row(
@@ -243,6 +246,14 @@ def _sample_copies(
         "loq_copies_per_reaction", "plate_qc_verdict",
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def _reported(target: str, qc: TargetQc, settings: QpcrSettings) -> bool:
+    """A CAR target always gets sample rows (not measured when it has no curve); the reference
+    gene never (it normalises); another target only where the plate carries its standards, since
+    a target run without them (e.g. an internal amplification control) is not quantified."""
+    role = settings.role_of(target)
+    return role == "car" or (role == "other" and qc.has_standards)
 
 
 @dataclass(frozen=True)

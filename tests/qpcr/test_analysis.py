@@ -325,3 +325,11 @@ def test_every_row_keeps_the_result_contract(cqs, dna):
     if not np.isnan(per_reaction):
         truth = np.mean([10 ** ((c - CAR_CURVE[1]) / CAR_CURVE[0]) for c in readable])
         assert per_reaction == pytest.approx(truth, rel=1e-9)
+
+
+def test_a_target_run_without_standards_that_is_not_car_is_not_reported():
+    wells = _standards("CAR", *CAR_CURVE)
+    wells += [_well("U1", "P001_D7", "CAR", "UNKNOWN", _cq(300.0), dna=200.0),
+              _well("U1", "P001_D7", "IPC", "UNKNOWN", 27.0, dna=200.0)]  # fmt: skip
+    copies = analyse_plate(_plate(wells), QpcrSettings()).copies
+    assert list(copies["target"]) == ["CAR"] and list(copies["result"]) == ["quantified"]
