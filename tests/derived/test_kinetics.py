@@ -7,6 +7,9 @@ import math
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from pipelines.derived.kinetics import (
     auc_linear_up_log_down,
@@ -191,3 +194,32 @@ def test_only_not_measured_samples_are_no_data():
     row = car_kinetics_row(_results({"D7": (7, "not_measured", None)}), NO_FLOW, 28)
     assert row["persistence_status"] == "no_data" and row["n_qpcr_samples"] == 0
     assert row["cmax_copies_per_ug"] is None and row["auc_0_28"] is None
+
+
+_NCA_COLUMNS = (
+    "cmax_copies_per_ug", "tmax_day", "auc_0_28", "auc_0_28_end_day", "tlast_day",
+    "clast_copies_per_ug", "n_qpcr_samples", "n_qpcr_below_loq", "last_detected_day",
+    "persistence_status", "persistence_lost_day",
+)  # fmt: skip
+_DAYS = [1, 4, 7, 10, 14, 21, 28, 60, 90, 180]
+_MEASURED = st.one_of(
+    st.tuples(st.just("quantified"), st.floats(min_value=60.0, max_value=1e6)),
+    st.tuples(st.just("below_loq"), st.floats(min_value=1.0, max_value=49.0)),
+    st.tuples(st.just("not_detected"), st.none()),
+)
+
+
+@hypothesis_settings(max_examples=100, deadline=None)
+@given(
+    measured=st.dictionaries(st.sampled_from(_DAYS), _MEASURED, min_size=1),
+    not_measured=st.sets(st.sampled_from(_DAYS)),
+)
+def test_not_measured_samples_never_change_the_kinetics(measured, not_measured):
+    """Adding samples that could not be measured, on any day, changes no kinetic value."""
+    values = {f"D{d}": (d, result, copies) for d, (result, copies) in measured.items()}
+    with_missing = _results(values)
+    extra = _results({f"X{d}": (d, "not_measured", None) for d in not_measured})
+    plain = car_kinetics_row(_results(values), NO_FLOW, 28)
+    row = car_kinetics_row(pd.concat([with_missing, extra]), NO_FLOW, 28)
+    assert {c: row[c] for c in _NCA_COLUMNS} == {c: plain[c] for c in _NCA_COLUMNS}
+    assert len(json.loads(row["qpcr_not_measured_json"])) == len(not_measured)
