@@ -2,9 +2,27 @@
 
 Conventions (documented because labs differ):
 - The curve is fitted per target over every amplified, non-omitted standard well.
-- Copies per reaction of a sample are the mean over its replicate wells of the copies each well's
-  Cq gives, a replicate without amplification counting as zero copies; a sample with no amplified
-  replicate has 0 copies and is below the LOD.
+- A sample gets a row per CAR target (also when that target has no curve) and per other target
+  whose standards are on the plate; the reference gene normalises and has no row of its own.
+- Each row carries a `result` (`RESULTS`) and, unless quantified, a one-line `result_reason`:
+  - `not_measured` when no number can be given: the target has no standard curve, its plate QC
+    failed, an amplified replicate has no usable Cq, no LOQ could be set, or the sample has no DNA
+    input (copies per reaction are then kept, copies per ug are NULL). Never a number standing in.
+  - `not_detected` when no replicate amplified (the vendor's "Undetermined"/"No Ct"): copies NULL,
+    never 0.
+  - `below_loq` when it amplified but the estimate is under the LOQ: the estimate is kept, flagged.
+  - `quantified` at or above the LOQ.
+- Replicates: copies per reaction are the mean over the replicates that amplified, and
+  `n_amplified` says how many did. A replicate without amplification is not counted as zero
+  copies. At the LOQ (tens of copies per reaction) the Poisson chance that a reaction received no
+  template is exp(-LOQ), effectively nil, so a silent replicate there is a failed reaction, and
+  counting it as zero would cut the result by a third, as a lab excludes a failed well. Below
+  the LOQ, where Poisson zeros are real, the result is an estimate flagged `below_loq` anyway, and
+  the reason says in how many replicates it was detected. A value at or above the LOQ from a
+  single replicate while the others failed has no replicate to agree with: it is `not_measured`
+  (repeat the sample).
+- The run's positive control is averaged with a failed replicate counting as zero copies, so a
+  failing control shows in its Levey-Jennings series instead of dropping out of it.
 - The LOQ is the `loq_copies_per_reaction` setting, else the lowest standard level whose
   replicates all amplified with an SD within the replicate limit.
 - Copies per ug genomic DNA = copies per reaction / (ng DNA per reaction / 1000).
@@ -14,6 +32,7 @@ Conventions (documented because labs differ):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,6 +44,15 @@ from qpcr.model import QpcrPlate
 from qpcr.settings import QpcrSettings
 
 COPIES_UNIT = "copies/ug gDNA"
+QUANTIFIED, BELOW_LOQ, NOT_DETECTED, NOT_MEASURED = (
+    "quantified", "below_loq", "not_detected", "not_measured",
+)  # fmt: skip
+RESULTS: tuple[str, ...] = (QUANTIFIED, BELOW_LOQ, NOT_DETECTED, NOT_MEASURED)
+"""The values of `car_copies.result`."""
+NO_DNA_INPUT = (
+    "no DNA input for this sample: add dna_input_ng to the manifest or set "
+    "[qpcr] default_dna_input_ng"
+)
 
 
 @dataclass
@@ -36,6 +64,7 @@ class QpcrResult:
 
 @dataclass(frozen=True)
 class TargetQc:
+    has_standards: bool
     curve: StandardCurve | None
     curve_problem: str
     loq: float | None
@@ -65,13 +94,11 @@ def analyse_plate(
     for target, target_wells in usable.groupby("target", sort=True):
         qc_by_target[str(target)] = _target_qc(target_wells, settings)
 
-    runs = pd.DataFrame(
-        [_run_row(plate, target, qc, settings) for target, qc in qc_by_target.items()]
-    )
-    verdict_by_target = (
-        dict(zip(runs["target"], runs["qc_verdict"], strict=True)) if len(runs) else {}
-    )
-    copies = _sample_copies(usable, qc_by_target, verdict_by_target, settings, dna_input_ng or {})
+    run_rows = {
+        target: _run_row(plate, target, qc, settings) for target, qc in qc_by_target.items()
+    }
+    runs = pd.DataFrame([row for row, _ in run_rows.values()])
+    copies = _sample_copies(usable, qc_by_target, run_rows, settings, dna_input_ng or {})
     return QpcrResult(wells=wells, runs=runs, copies=copies)
 
 
@@ -96,6 +123,7 @@ def _target_qc(target_wells: pd.DataFrame, settings: QpcrSettings) -> TargetQc:
     controls = unknowns["sample_name"].astype(str).map(settings.is_positive_control)
     sds = unknowns[~controls].groupby("sample_name")["cq"].std(ddof=1)
     return TargetQc(
+        has_standards=not standards.empty,
         curve=curve,
         curve_problem=problem,
         loq=_limit_of_quantification(standards, settings) if curve else None,
@@ -119,7 +147,10 @@ def _limit_of_quantification(standards: pd.DataFrame, settings: QpcrSettings) ->
     return None
 
 
-def _run_row(plate: QpcrPlate, target: str, qc: TargetQc, settings: QpcrSettings) -> dict:
+def _run_row(
+    plate: QpcrPlate, target: str, qc: TargetQc, settings: QpcrSettings
+) -> tuple[dict, list[str]]:
+    """The target's `qpcr_runs` row and the QC rules it failed."""
     rules: list[str] = []
     curve_verdict = "NONE"
     if qc.curve is None:
@@ -149,6 +180,7 @@ def _run_row(plate: QpcrPlate, target: str, qc: TargetQc, settings: QpcrSettings
     rules.append(
         f"replicate SD <= {settings.replicate_sd_max:g} Cq: {qc.n_high_sd} sample(s) above"
     )
+    failed = [rule for rule in rules if rule.endswith(": FAIL")]
     if qc.curve is None:
         verdict = "NO_CURVE" if ntc_verdict != "FAIL" else "FAIL"
     else:
@@ -182,13 +214,13 @@ def _run_row(plate: QpcrPlate, target: str, qc: TargetQc, settings: QpcrSettings
         "positive_control_copies_per_reaction": qc.positive_control_copies,
         "qc_verdict": verdict,
         "qc_rules": "; ".join(rules),
-    }
+    }, failed
 
 
 def _sample_copies(
     usable: pd.DataFrame,
     qc_by_target: Mapping[str, TargetQc],
-    verdict_by_target: Mapping[str, str],
+    run_rows: Mapping[str, tuple[dict, list[str]]],
     settings: QpcrSettings,
     manifest_dna: Mapping[str, float],
 ) -> pd.DataFrame:
@@ -197,23 +229,31 @@ def _sample_copies(
     reference = _reference_per_sample(unknowns, qc_by_target, settings)
     rows = []
     for (sample, target), reps in unknowns.groupby(["sample_name", "target"], sort=True):
-        qc = qc_by_target[str(target)]
-        if qc.curve is None or settings.role_of(str(target)) == "reference":
+        if not _reported(str(target), qc_by_target[str(target)], settings):
             continue
         rows.append(
             _copies_row(
-                str(sample), str(target), reps, qc, verdict_by_target[str(target)],
+                str(sample), str(target), reps, qc_by_target[str(target)], run_rows[str(target)],
                 reference.get(str(sample)), settings, manifest_dna,
             )
         )  # fmt: skip
     columns = [
         "run_id", "sample_name", "target", "n_replicates", "n_amplified", "cq_mean", "cq_sd",
         "replicate_sd_ok", "copies_per_reaction", "dna_input_ng", "dna_input_source",
-        "copies_per_ug", "copies_unit", "reference_target", "reference_cq_mean",
-        "reference_copies_per_reaction", "copies_per_reference_copy", "delta_cq", "below_lod",
-        "below_loq", "lod_copies_per_reaction", "loq_copies_per_reaction", "plate_qc_verdict",
+        "copies_per_ug", "copies_unit", "result", "result_reason", "reference_target",
+        "reference_cq_mean", "reference_copies_per_reaction", "copies_per_reference_copy",
+        "delta_cq", "below_lod", "below_loq", "lod_copies_per_reaction",
+        "loq_copies_per_reaction", "plate_qc_verdict",
     ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
+
+
+def _reported(target: str, qc: TargetQc, settings: QpcrSettings) -> bool:
+    """A CAR target always gets sample rows (not measured when it has no curve); the reference
+    gene never (it normalises); another target only where the plate carries its standards, since
+    a target run without them (e.g. an internal amplification control) is not quantified."""
+    role = settings.role_of(target)
+    return role == "car" or (role == "other" and qc.has_standards)
 
 
 @dataclass(frozen=True)
@@ -232,15 +272,89 @@ def _reference_per_sample(
             continue
         curve = qc_by_target[target].curve
         for sample, reps in unknowns[unknowns["target"] == target].groupby("sample_name"):
-            cq_mean = float(reps["cq"].mean())
-            copies = _mean_copies(reps, curve) if curve else np.nan
+            cqs = _amplified_cqs(reps)
+            cq_mean = float(cqs.mean()) if len(cqs) else np.nan
+            copies = float(np.mean(curve.copies(cqs.to_numpy()))) if curve and len(cqs) else np.nan
             references.setdefault(str(sample), _Reference(target, cq_mean, copies))
     return references
 
 
 def _mean_copies(reps: pd.DataFrame, curve: StandardCurve) -> float:
+    """Mean copies over replicates, a replicate without amplification counting as zero (the
+    positive control's rule: a failing control must show in its trend)."""
     per_well = np.where(reps["amplified"].astype(bool), curve.copies(reps["cq"].to_numpy()), 0.0)
     return float(np.mean(per_well))
+
+
+def _amplified_cqs(reps: pd.DataFrame) -> pd.Series:
+    """The Cq values of the replicates that amplified."""
+    return reps.loc[reps["amplified"].astype(bool), "cq"].astype(float)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a sample's replicates say about one target, before the DNA input is applied."""
+
+    result: str
+    reason: str | None
+    copies_per_reaction: float
+    """The estimate: NaN where there is none (not detected, not measured)."""
+
+
+def classify_replicates(
+    reps: pd.DataFrame, target: str, qc: TargetQc, run: tuple[dict, list[str]],
+    settings: QpcrSettings,
+) -> Finding:  # fmt: skip
+    """The result of one sample x target from its replicate wells and its plate's QC."""
+    n, cqs = len(reps), _amplified_cqs(reps)
+    if qc.curve is None:
+        return Finding(
+            NOT_MEASURED,
+            f"no standard curve for {target} on this plate ({qc.curve_problem}); quantify the "
+            "sample on a plate with the plasmid standards",
+            np.nan,
+        )
+    run_row, failed_rules = run
+    if run_row["qc_verdict"] != "PASS":
+        failed = "; ".join(failed_rules) or run_row["qc_verdict"]
+        return Finding(
+            NOT_MEASURED,
+            f"{target} plate QC failed ({failed}); re-run the sample on a plate that passes QC",
+            np.nan,
+        )
+    unusable = ~np.isfinite(cqs.to_numpy()) | (cqs.to_numpy() <= 0)
+    if unusable.any():
+        wells = ", ".join(reps.loc[cqs.index[unusable], "well"].astype(str))
+        return Finding(
+            NOT_MEASURED,
+            f"well {wells}: amplified but its Cq is not a positive number; check the export",
+            np.nan,
+        )
+    if cqs.empty:
+        return Finding(NOT_DETECTED, f"not detected: 0 of {n} replicates amplified", np.nan)
+    if qc.loq is None:
+        return Finding(
+            NOT_MEASURED,
+            f"no LOQ for {target} on this plate: no standard level amplified in every replicate "
+            f"within {settings.replicate_sd_max:g} Cq; set [qpcr] loq_copies_per_reaction",
+            np.nan,
+        )
+    copies = float(np.mean(qc.curve.copies(cqs.to_numpy())))
+    if copies < qc.loq:
+        return Finding(
+            BELOW_LOQ,
+            f"detected in {len(cqs)} of {n} replicates, {copies:.3g} copies/reaction < LOQ "
+            f"{qc.loq:g}",
+            copies,
+        )
+    if len(cqs) == 1 and n > 1:
+        return Finding(
+            NOT_MEASURED,
+            f"only 1 of {n} replicates amplified, at {copies:.3g} copies/reaction (LOQ "
+            f"{qc.loq:g}): the others failed; repeat the sample",
+            np.nan,
+        )
+    return Finding(QUANTIFIED, None, copies)
 
 
 def _copies_row(
@@ -248,45 +362,69 @@ def _copies_row(
     target: str,
     reps: pd.DataFrame,
     qc: TargetQc,
-    plate_verdict: str,
+    run: tuple[dict, list[str]],
     reference: _Reference | None,
     settings: QpcrSettings,
     manifest_dna: Mapping[str, float],
 ) -> dict:
-    assert qc.curve is not None
-    amplified = reps["amplified"].astype(bool)
-    cqs = reps.loc[amplified, "cq"]
+    finding = classify_replicates(reps, target, qc, run, settings)
+    n_amplified = int(reps["amplified"].astype(bool).sum())
+    cqs = _amplified_cqs(reps)
+    cqs = cqs[np.isfinite(cqs) & (cqs > 0)]  # Cq statistics over readable Cq values only
     cq_sd = float(cqs.std(ddof=1)) if len(cqs) > 1 else np.nan
-    copies = _mean_copies(reps, qc.curve)
-    dna_ng, dna_source = _dna_input(sample, reps, settings, manifest_dna)
-    ref_copies = reference.copies_per_reaction if reference else np.nan
     cq_mean = float(cqs.mean()) if len(cqs) else np.nan
+    copies = finding.copies_per_reaction
+    dna_ng, dna_source = _dna_input(sample, reps, settings, manifest_dna)
+    has_dna = bool(dna_ng > 0)  # NaN compares False
+    result, reason = finding.result, finding.reason
+    if result in (QUANTIFIED, BELOW_LOQ) and not has_dna:
+        result = NOT_MEASURED
+        reason = (
+            NO_DNA_INPUT
+            if dna_source is None
+            else f"DNA input {dna_ng:g} ng (from the {dna_source}) is not a positive amount; "
+            "correct it"
+        )
+    ref_copies = reference.copies_per_reaction if reference else np.nan
     return {
         "run_id": reps["run_id"].iloc[0],
         "sample_name": sample,
         "target": target,
         "n_replicates": len(reps),
-        "n_amplified": int(amplified.sum()),
+        "n_amplified": n_amplified,
         "cq_mean": cq_mean,
         "cq_sd": cq_sd,
         "replicate_sd_ok": bool(cq_sd <= settings.replicate_sd_max) if len(cqs) > 1 else None,
         "copies_per_reaction": copies,
         "dna_input_ng": dna_ng,
         "dna_input_source": dna_source,
-        "copies_per_ug": copies / (dna_ng / 1000.0) if dna_ng and dna_ng > 0 else np.nan,
+        "copies_per_ug": copies / (dna_ng / 1000.0) if has_dna else np.nan,
         "copies_unit": COPIES_UNIT,
+        "result": result,
+        "result_reason": reason,
         "reference_target": reference.target if reference else None,
         "reference_cq_mean": reference.cq_mean if reference else np.nan,
         "reference_copies_per_reaction": ref_copies,
-        "copies_per_reference_copy": copies / ref_copies
-        if ref_copies and ref_copies > 0
-        else np.nan,
+        "copies_per_reference_copy": copies / ref_copies if ref_copies > 0 else np.nan,
         "delta_cq": cq_mean - reference.cq_mean if reference else np.nan,
-        "below_lod": bool(copies < settings.lod_copies_per_reaction),
-        "below_loq": bool(qc.loq is None or copies < qc.loq),
+        **_limit_flags(finding, qc, settings),
         "lod_copies_per_reaction": settings.lod_copies_per_reaction,
         "loq_copies_per_reaction": qc.loq if qc.loq is not None else np.nan,
-        "plate_qc_verdict": plate_verdict,
+        "plate_qc_verdict": run[0]["qc_verdict"],
+    }
+
+
+def _limit_flags(finding: Finding, qc: TargetQc, settings: QpcrSettings) -> dict:
+    """`below_lod` / `below_loq`: true when not detected, from the estimate where there is one,
+    and NULL (unknown) where nothing was measured, so a missing value never reads as "CAR lost"."""
+    if finding.result == NOT_DETECTED:
+        return {"below_lod": True, "below_loq": True}
+    copies = finding.copies_per_reaction
+    if math.isnan(copies):
+        return {"below_lod": None, "below_loq": None}
+    return {
+        "below_lod": copies < settings.lod_copies_per_reaction,
+        "below_loq": qc.loq is None or copies < qc.loq,
     }
 
 

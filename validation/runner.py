@@ -42,6 +42,7 @@ BATCH_DEFINITION = "whole table"
 ROW_WISE_EXPECTATIONS = frozenset(
     {
         "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
         "expect_column_values_to_be_unique",
         "expect_compound_columns_to_be_unique",
         "expect_column_values_to_match_regex",

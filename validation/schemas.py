@@ -132,7 +132,10 @@ QPCR_RUNS = Table(
 
 CAR_COPIES = Table(
     name="car_copies",
-    description="One row per sample x quantified target: replicate Cq, copies per reaction and per ug gDNA.",
+    description=(
+        "One row per sample x target: result (quantified, below_loq, not_detected, not_measured) "
+        "and reason, replicate Cq, copies per reaction and per ug gDNA."
+    ),
     assay_columns=(
         ("run_id", s),
         ("sample_name", s),
@@ -146,21 +149,23 @@ CAR_COPIES = Table(
         ("copies_per_reaction", f64),
         ("dna_input_ng", f64),
         ("dna_input_source", s),  # export, manifest, setting
-        ("copies_per_ug", f64),
+        ("copies_per_ug", f64),  # NULL unless quantified or below_loq (never 0 for "none")
         ("copies_unit", s),
+        ("result", s),  # quantified, below_loq (estimate kept), not_detected, not_measured
+        ("result_reason", s),  # NULL when quantified; else one line: why, and what to do
         ("reference_target", s),
         ("reference_cq_mean", f64),
         ("reference_copies_per_reaction", f64),
         ("copies_per_reference_copy", f64),
         ("delta_cq", f64),
-        ("below_lod", b),
-        ("below_loq", b),
+        ("below_lod", b),  # NULL when not measured without an estimate
+        ("below_loq", b),  # true for below_loq and not_detected
         ("lod_copies_per_reaction", f64),
         ("loq_copies_per_reaction", f64),
         ("plate_qc_verdict", s),
     ),
     key=("run_id", "sample_name", "target"),
-    required=("run_id", "sample_name", "target", "n_replicates", "below_lod", "below_loq"),
+    required=("run_id", "sample_name", "target", "n_replicates", "result"),
 )
 
 FLOW_SAMPLES = Table(
@@ -328,10 +333,12 @@ CAR_KINETICS = Table(
         ("clast_copies_per_ug", f64),
         ("loq_copies_per_ug", f64),
         ("n_qpcr_samples", i32),
-        ("n_qpcr_below_loq", i32),
+        ("n_qpcr_below_loq", i32),  # post-infusion days below_loq or not_detected
+        ("qpcr_not_measured_json", s),  # samples that are no data point: timepoint, day, reason
+        ("last_detected_day", i32),  # last day quantified or detected below the LOQ
         ("persistence_status", s),  # persisting, lost, not_expanded, no_data
-        ("persistence_lost_day", i32),
-        ("persistence_json", s),  # per timepoint after day 28: day, status, copies/ug
+        ("persistence_lost_day", i32),  # first not-detected day after the last detection
+        ("persistence_json", s),  # per timepoint after day 28: day, status (result), copies/ug
         ("cmax_car_cells_per_ul", f64),
         ("tmax_car_cells_day", i32),
         ("auc_0_28_car_cells_per_ul", f64),  # CAR+ cells/uL x day

@@ -8,12 +8,18 @@ values and QC rules such as the amplification-efficiency window. Each expectatio
 
 from __future__ import annotations
 
+import sys
+
 import great_expectations.expectations as gxe
 from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.row_conditions import Column, Condition
 
+from qpcr.analysis import BELOW_LOQ, NOT_DETECTED, NOT_MEASURED, QUANTIFIED, RESULTS
 from qpcr.settings import QpcrSettings
 from validation.schemas import PROVENANCE_COLUMNS, SAFE_ID_PATTERN, TABLES, Table
 
+FINITE_MAX = sys.float_info.max
+"""Upper bound that only infinity exceeds: `between 0 and FINITE_MAX` means finite, not negative."""
 TIMEPOINT_PATTERN = r"^(?:SCREEN|PRODUCT|BL|D(?:[0-9]|1[0-9]|2[0-8])|M(?:2|3|6|9|12|18|24))$"
 
 
@@ -70,8 +76,62 @@ def _between(column: str, low: float | None, high: float | None, rule: str, **kw
     )
 
 
-def _in_set(column: str, values: list[str], rule: str) -> Expectation:
-    return _rule(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values), rule)
+def _in_set(column: str, values: list, rule: str, where: Condition | None = None) -> Expectation:
+    return _rule(
+        gxe.ExpectColumnValuesToBeInSet(column=column, value_set=values, row_condition=where), rule
+    )
+
+
+def _null_where(column: str, where: Condition, rule: str) -> Expectation:
+    return _rule(gxe.ExpectColumnValuesToBeNull(column=column, row_condition=where), rule)
+
+
+def _filled_where(column: str, where: Condition, rule: str) -> Expectation:
+    return _rule(gxe.ExpectColumnValuesToNotBeNull(column=column, row_condition=where), rule)
+
+
+def car_copies_expectations() -> list[Expectation]:
+    """The result contract of `car_copies` (see `qpcr.analysis`): four results, a number only
+    where there is one, a reason wherever the result is not a plain quantification."""
+    result = Column("result")
+    without_number = result.is_in([NOT_DETECTED, NOT_MEASURED])
+    return [
+        _in_set("result", list(RESULTS), f"result is one of {', '.join(RESULTS)}"),
+        _between(
+            "copies_per_reaction", 0, FINITE_MAX, "copies per reaction are finite and not negative"
+        ),
+        _between("copies_per_ug", 0, FINITE_MAX, "copies per ug are finite and not negative"),
+        _null_where(
+            "copies_per_reaction", result == NOT_DETECTED, "not detected has no copy number, not 0"
+        ),
+        _null_where(
+            "copies_per_ug", without_number, "not detected or not measured has no copies per ug"
+        ),
+        _filled_where(
+            "copies_per_ug",
+            result.is_in([QUANTIFIED, BELOW_LOQ]),
+            "quantified and below-LOQ results carry their copies per ug",
+        ),
+        _filled_where(
+            "result_reason", result != QUANTIFIED, "every result but quantified says why"
+        ),
+        _null_where("result_reason", result == QUANTIFIED, "a quantified result needs no reason"),
+        _in_set(
+            "below_loq",
+            [True],
+            "below_loq is true for below-LOQ and not-detected results",
+            result.is_in([BELOW_LOQ, NOT_DETECTED]),
+        ),
+        _in_set(
+            "plate_qc_verdict",
+            ["PASS"],
+            "results other than not_measured come only from plates that passed QC",
+            result != NOT_MEASURED,
+        ),
+        _between("cq_sd", 0, None, "replicate SD is not negative"),
+        _a_at_least_b("n_replicates", "n_amplified", "amplified replicates <= replicates"),
+        _between("dna_input_ng", 0, None, "DNA input is positive", strict_min=True),
+    ]
 
 
 def _a_at_least_b(a: str, b: str, rule: str) -> Expectation:
@@ -112,14 +172,7 @@ def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
             _in_set("role", ["car", "reference", "other"], "target role is known"),
         ]
     if name == "car_copies":
-        return [
-            _between("copies_per_reaction", 0, None, "copy numbers are not negative"),
-            _between("copies_per_ug", 0, None, "copies per ug are not negative"),
-            _between("cq_sd", 0, None, "replicate SD is not negative"),
-            _a_at_least_b("n_replicates", "n_amplified", "amplified replicates <= replicates"),
-            _in_set("plate_qc_verdict", ["PASS"], "copies come only from plates that passed QC"),
-            _between("dna_input_ng", 0, None, "DNA input is positive", strict_min=True),
-        ]
+        return car_copies_expectations()
     if name == "flow_samples":
         return [_between("event_count", 1, None, "the file holds events")]
     if name == "flow_populations":
@@ -151,6 +204,9 @@ def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
             _between("auc_0_28", 0, None, "AUC0-28 is not negative"),
             _between("tmax_day", 0, None, "Tmax is on or after the infusion day"),
             _a_at_least_b("tlast_day", "tmax_day", "Tlast is not before Tmax"),
+            _a_at_least_b(
+                "last_detected_day", "tlast_day", "the last detection is not before Tlast"
+            ),
             _a_at_least_b("cmax_copies_per_ug", "clast_copies_per_ug", "Clast <= Cmax"),
             _a_at_least_b("n_qpcr_samples", "n_qpcr_below_loq", "BLQ samples <= samples"),
             _in_set(

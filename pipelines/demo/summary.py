@@ -13,16 +13,17 @@ from pipelines.warehouse import connect
 
 _KINETICS_SQL = """
 WITH c AS (
-    SELECT patient_id, timepoint, study_day, copies_per_ug, below_loq
+    SELECT patient_id, timepoint, study_day, result,
+           CASE WHEN result = 'quantified' THEN copies_per_ug END AS quantified_per_ug
     FROM car_copies WHERE target = 'CAR'
 )
 SELECT
     patient_id,
     count(*) AS samples,
-    max(copies_per_ug) AS peak_copies_per_ug,
-    arg_max(timepoint, copies_per_ug) AS peak_timepoint,
-    arg_max(timepoint, CASE WHEN NOT below_loq THEN study_day END) AS last_quantifiable,
-    max(copies_per_ug) FILTER (WHERE timepoint = 'M3') AS m3_copies_per_ug
+    max(quantified_per_ug) AS peak_copies_per_ug,
+    arg_max(timepoint, quantified_per_ug) AS peak_timepoint,
+    arg_max(timepoint, CASE WHEN result = 'quantified' THEN study_day END) AS last_quantifiable,
+    max(quantified_per_ug) FILTER (WHERE timepoint = 'M3') AS m3_copies_per_ug
 FROM c GROUP BY patient_id ORDER BY patient_id
 """
 
@@ -41,9 +42,9 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
         table.add_row(
             patient,
             str(samples),
-            f"{peak:,.0f}",
+            f"{peak:,.0f}" if peak is not None else "—",
             f"{true_peak:,.0f}",
-            str(at),
+            str(at or "—"),
             str(last or "—"),
             f"{m3:,.0f}" if m3 is not None else "—",
         )

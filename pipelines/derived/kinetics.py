@@ -4,7 +4,18 @@ Exposure is the CAR transgene in blood (copies per ug genomic DNA by qPCR) and, 
 panel was run, CAR+ T cells per uL by flow. Pre-infusion samples (BL, SCREEN, PRODUCT, negative
 study days) never enter the analysis.
 
-Values below the limit of quantification (BLQ) follow common NCA practice:
+qPCR results (`car_copies.result`) enter the NCA as follows:
+
+- `quantified` values are the data points of Cmax, Tmax, AUC0-28, Tlast and Clast;
+- `below_loq` (detected, estimate kept) and `not_detected` are both below the limit of
+  quantification (BLQ): the estimate of a below-LOQ result never enters Cmax or the AUC. This is
+  the NCA practice of CAR-T cellular-kinetics reports, where Cmax, AUC0-28d and Tlast are computed
+  from quantifiable transgene levels only; substituting LOQ/2 (Beal's M5/M6) is a population-
+  modelling device that would put a value the assay did not certify into the AUC;
+- `not_measured` (no curve, plate QC failed, no DNA input, ...) is not a data point at all: never
+  0, never BLQ. Those samples are listed with their reason in `qpcr_not_measured_json`.
+
+BLQ values follow common NCA practice:
 
 - BLQ before the first quantifiable sample counts as 0 (the transgene is absent before expansion);
 - BLQ between the first quantifiable sample and Tlast is dropped (treated as missing), so one
@@ -16,6 +27,11 @@ the transgene is not in blood before it. AUC0-28 uses the linear trapezoid while
 stay level and the log trapezoid while they fall ("linear-up / log-down"); when day 28 itself was
 not sampled the value there is interpolated the same way. If the last quantifiable sample is before
 day 28, AUC0-28 is AUC0-Tlast and `auc_0_28_end_day` says so.
+
+Persistence is about detection, not quantification: the transgene persists while it is still
+detected (quantified or below the LOQ) at the patient's last measured sample. It is `lost` only
+when, after it was quantified, the last measured samples are `not_detected`; the loss is dated at
+the first of them. A `not_measured` sample never makes a patient "CAR lost".
 """
 
 from __future__ import annotations
@@ -28,10 +44,16 @@ import numpy as np
 import pandas as pd
 
 BLQ_HANDLING = (
-    "BLQ before first quantifiable = 0; BLQ between first quantifiable and Tlast dropped; "
-    "BLQ after Tlast dropped (no extrapolation); C(day 0) = 0 unless sampled"
+    "quantified values only; below_loq (estimate not used) and not_detected are BLQ; "
+    "not_measured skipped; BLQ before first quantifiable = 0; BLQ between first quantifiable and "
+    "Tlast dropped; BLQ after Tlast dropped (no extrapolation); C(day 0) = 0 unless sampled"
 )
 PRE_INFUSION_TIMEPOINTS = frozenset({"SCREEN", "BL", "PRODUCT"})
+QUANTIFIED, BELOW_LOQ, NOT_DETECTED, NOT_MEASURED = (
+    "quantified", "below_loq", "not_detected", "not_measured",
+)  # fmt: skip
+MEASURED_RESULTS = (QUANTIFIED, BELOW_LOQ, NOT_DETECTED)
+"""Results that are a data point; anything else (not_measured) is absent."""
 
 
 @dataclass(frozen=True)
@@ -142,51 +164,86 @@ def nca(profile: Profile, end_day: float) -> NcaResult:
     )  # fmt: skip
 
 
-def persistence(
-    qpcr: pd.DataFrame, result: NcaResult, after_day: int
-) -> tuple[str, int | None, str]:
-    """Overall status, the first sampled day after Tlast when lost, and per later timepoint
-    (study day > `after_day`) whether the transgene was quantifiable, detected below the LOQ,
-    or not detected (below the LOD)."""
-    later = qpcr[qpcr["study_day"].notna() & (qpcr["study_day"] > after_day)]
+def day_result(results: pd.Series) -> str:
+    """One result for a day measured more than once (e.g. a re-run plate): the strongest finding
+    (quantified, then below the LOQ, then not detected)."""
+    return next(r for r in MEASURED_RESULTS if (results == r).any())
+
+
+@dataclass(frozen=True)
+class Persistence:
+    status: str  # persisting, lost, not_expanded, no_data
+    lost_day: int | None
+    last_detected_day: int | None
+    later_json: str
+    """Per timepoint after the AUC window: day, result, copies/ug (the estimate when below the
+    LOQ), and the reason when not measured."""
+
+
+def persistence(qpcr: pd.DataFrame, result: NcaResult, after_day: int) -> Persistence:
+    """Whether the transgene is still detected at the last measured sample, the first day of a
+    loss, and per later timepoint (study day > `after_day`) what was found."""
+    dated = qpcr[qpcr["study_day"].notna()]
+    measured = dated[dated["result"].isin(MEASURED_RESULTS) & (dated["study_day"] >= 0)]
+    measured = measured[~measured["timepoint"].isin(PRE_INFUSION_TIMEPOINTS)]
+    by_day = measured.groupby("study_day", sort=True)["result"].agg(day_result)
+    detected_days = [int(d) for d, r in by_day.items() if r != NOT_DETECTED]
+    last_detected = detected_days[-1] if detected_days else None
+    later_json = json.dumps(_later_timepoints(dated[dated["study_day"] > after_day]))
+    if by_day.empty:
+        return Persistence("no_data", None, last_detected, later_json)
+    if result.tlast_day is None:
+        return Persistence("not_expanded", None, last_detected, later_json)
+    undetected_after = [int(d) for d in by_day.index if d > (last_detected or 0)]
+    if not undetected_after:
+        return Persistence("persisting", None, last_detected, later_json)
+    return Persistence("lost", undetected_after[0], last_detected, later_json)
+
+
+def _later_timepoints(later: pd.DataFrame) -> list[dict]:
     statuses = []
     for (day, timepoint), group in later.groupby(["study_day", "timepoint"], sort=True):
-        quantified = group[~group["below_loq"].astype(bool)]
-        if not quantified.empty:
-            status, value = "quantifiable", float(quantified["copies_per_ug"].mean())
-        elif (~group["below_lod"].astype(bool)).any():
-            status, value = "below_loq", None
+        measured = group[group["result"].isin(MEASURED_RESULTS)]
+        entry: dict = {"timepoint": timepoint, "study_day": int(day)}
+        if measured.empty:
+            entry.update(status=NOT_MEASURED, copies_per_ug=None, reason=_reasons(group))
         else:
-            status, value = "not_detected", None
-        statuses.append(
-            {
-                "timepoint": timepoint,
-                "study_day": int(day),
-                "status": status,
-                "copies_per_ug": value,
-            }
-        )
-    sampled = qpcr[qpcr["study_day"].notna() & (qpcr["study_day"] >= 0)]
-    if sampled.empty:
-        return "no_data", None, json.dumps(statuses)
-    if result.tlast_day is None:
-        return "not_expanded", None, json.dumps(statuses)
-    after_tlast = sorted(int(d) for d in sampled["study_day"].unique() if d > result.tlast_day)
-    if not after_tlast:
-        return "persisting", None, json.dumps(statuses)
-    return "lost", after_tlast[0], json.dumps(statuses)
+            status = day_result(measured["result"])
+            values = measured.loc[measured["result"] == status, "copies_per_ug"].dropna()
+            entry.update(status=status, copies_per_ug=float(values.mean()) if len(values) else None)
+        statuses.append(entry)
+    return statuses
+
+
+def _reasons(rows: pd.DataFrame) -> str:
+    reasons = rows["result_reason"].fillna("no result recorded; ingest the export again")
+    return "; ".join(dict.fromkeys(reasons.astype(str)))
+
+
+def not_measured_json(qpcr: pd.DataFrame) -> str:
+    """The samples that are not a data point, with their reasons, so they are listed, not lost."""
+    missing = qpcr[~qpcr["result"].isin(MEASURED_RESULTS)]
+    entries = [
+        {"timepoint": t, "study_day": None if pd.isna(d) else int(d), "reason": _reasons(group)}
+        for (t, d), group in missing.groupby(["timepoint", "study_day"], sort=True, dropna=False)
+    ]
+    return json.dumps(sorted(entries, key=lambda e: (e["study_day"] is None, e["study_day"] or 0)))
 
 
 def car_kinetics_row(qpcr: pd.DataFrame, flow_car: pd.DataFrame, end_day: int) -> dict:
     """The assay columns of one patient's `car_kinetics` row.
 
     `qpcr`: the patient's CAR-target `car_copies` rows (study_day, timepoint, copies_per_ug,
-    below_loq, below_lod, loq_copies_per_ug). `flow_car`: CAR+ T-cell rows of `flow_populations`
-    (study_day, timepoint, cells_per_ul); a tube without CAR+ events counts as BLQ.
+    result, result_reason, loq_copies_per_ug). `flow_car`: CAR+ T-cell rows of
+    `flow_populations` (study_day, timepoint, cells_per_ul); a tube without CAR+ events counts
+    as BLQ.
     """
-    qpcr = qpcr.assign(quantifiable=~qpcr["below_loq"].astype(bool) & qpcr["copies_per_ug"].notna())
-    copies = nca(post_infusion_profile(qpcr, "copies_per_ug", "quantifiable"), end_day)
-    status, lost_day, later = persistence(qpcr, copies, end_day)
+    measured = qpcr[qpcr["result"].isin(MEASURED_RESULTS)]
+    measured = measured.assign(
+        quantifiable=(measured["result"] == QUANTIFIED) & measured["copies_per_ug"].notna()
+    )
+    copies = nca(post_infusion_profile(measured, "copies_per_ug", "quantifiable"), end_day)
+    kept = persistence(qpcr, copies, end_day)
     flow_car = flow_car[flow_car["cells_per_ul"].notna()]
     flow_car = flow_car.assign(quantifiable=flow_car["cells_per_ul"] > 0)
     cells = nca(post_infusion_profile(flow_car, "cells_per_ul", "quantifiable"), end_day)
@@ -197,8 +254,10 @@ def car_kinetics_row(qpcr: pd.DataFrame, flow_car: pd.DataFrame, end_day: int) -
         "tlast_day": copies.tlast_day, "clast_copies_per_ug": copies.clast,
         "loq_copies_per_ug": float(loq.max()) if not loq.empty else None,
         "n_qpcr_samples": copies.n_samples, "n_qpcr_below_loq": copies.n_blq,
-        "persistence_status": status, "persistence_lost_day": lost_day,
-        "persistence_json": later,
+        "qpcr_not_measured_json": not_measured_json(qpcr),
+        "last_detected_day": kept.last_detected_day,
+        "persistence_status": kept.status, "persistence_lost_day": kept.lost_day,
+        "persistence_json": kept.later_json,
         "cmax_car_cells_per_ul": cells.cmax, "tmax_car_cells_day": cells.tmax_day,
         "auc_0_28_car_cells_per_ul": cells.auc_0_end, "tlast_car_cells_day": cells.tlast_day,
         "blq_handling": BLQ_HANDLING,

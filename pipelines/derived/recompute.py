@@ -86,7 +86,6 @@ def load_patient_data(
     where = f"patient_id IN ({_in_list(patients)})"
     copies = con.execute(f"SELECT * FROM car_copies WHERE {where}").fetchdf()
     copies = copies[copies["target"].map(settings.qpcr.role_of) == "car"]
-    copies = copies[copies["plate_qc_verdict"] == "PASS"]
     copies = copies.assign(
         loq_copies_per_ug=copies["loq_copies_per_reaction"] * 1000.0 / copies["dna_input_ng"]
     )

@@ -34,7 +34,7 @@ from qpcr.settings import QpcrSettings
 from tests.plates import qpcr_plate as _plate
 from validation.runner import VALIDATED_TABLES, Validator
 
-RESULTS_PER_PLATE = 16 + 16 + 21
+RESULTS_PER_PLATE = 16 + 16 + 27
 """Expectations of the qpcr_wells, qpcr_runs and car_copies suites: one validation_results row each."""
 QPCR_TABLES = ("qpcr_wells", "qpcr_runs", "car_copies")
 FROM_FILES = "source_sha256 != 'derived'"
@@ -195,18 +195,17 @@ def test_one_failing_plate_in_a_batch_is_the_only_one_quarantined(
     ]  # fmt: skip
     assert outcomes[3].reason == (
         "validation failed: qpcr_runs: the plate passes QC (1 row(s) failed, e.g. FAIL); "
-        "qpcr_runs: amplification efficiency within 90-110 % (1 row(s) failed, e.g. 74.17); "
-        "car_copies: copies come only from plates that passed QC (2 row(s) failed, e.g. FAIL, "
-        "FAIL)"
+        "qpcr_runs: amplification efficiency within 90-110 % (1 row(s) failed, e.g. 74.17)"
     )
     reason_file = lab.quarantine / "plate_bad.txt.reason.txt"
     assert reason_file.read_text() == outcomes[3].reason + "\n"
     assert [o.rows for o in outcomes[:3]] == [
         {"qpcr_wells": 60, "qpcr_runs": 2, "car_copies": 2}
     ] * 3
-    # qpcr_wells passes as one batch; the other two tables halve down to the bad plate
+    # qpcr_wells and car_copies (the bad plate's rows are not_measured, as the contract asks)
+    # pass as one batch; qpcr_runs halves down to the bad plate
     assert _by_table(suite_runs) == {
-        "qpcr_wells": [4], "qpcr_runs": [4, 2, 2, 1, 1], "car_copies": [4, 2, 2, 1, 1],
+        "qpcr_wells": [4], "qpcr_runs": [4, 2, 2, 1, 1], "car_copies": [4],
     }  # fmt: skip
 
     assert _rows_per_source(lab, "car_copies") == dict.fromkeys(good_shas, 2)
@@ -220,7 +219,6 @@ def test_one_failing_plate_in_a_batch_is_the_only_one_quarantined(
         "from validation_results where not success order by all"
     ).fetchall()
     assert failed == [
-        (bad_sha, "car_copies", "plate_qc_verdict", 2),
         (bad_sha, "qpcr_runs", "efficiency_pct", 1),
         (bad_sha, "qpcr_runs", "qc_verdict", 1),
     ]
