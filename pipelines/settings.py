@@ -269,7 +269,7 @@ def expected(hint: Any) -> str:
 
 
 _SCALAR_WORDS = {
-    bool: "true or false", int: "a whole number", float: "a finite number",
+    bool: "true or false", int: "a whole number", float: "a number",
     str: "text in quotes", Path: "a file path in quotes",
 }  # fmt: skip
 _SCALAR_PLURALS = {bool: "true/false values", int: "whole numbers", float: "numbers",
