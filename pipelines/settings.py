@@ -215,7 +215,7 @@ def _value_problems(hint: Any, value: Any, where: str) -> list[str]:
         if not isinstance(value, dict):
             return [_wrong(hint, value, where)]
         return _table_problems(hint, value, where)
-    if origin is tuple:
+    if origin in (tuple, list):
         if not isinstance(value, list):
             return [_wrong(hint, value, where)]
         return [
@@ -261,7 +261,7 @@ def expected(hint: Any) -> str:
         return expected(hint)
     if is_dataclass(hint):
         return "a table with " + ", ".join(f.name for f in fields(hint))
-    if origin is tuple:
+    if origin in (tuple, list):
         return f"a list of {_plural(args[0])}"
     if origin in (dict, Mapping):
         return f"a table of {_plural(args[1])}"

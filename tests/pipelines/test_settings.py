@@ -72,7 +72,7 @@ def as_toml(value: Any) -> Any:
     """A default as the file would spell it."""
     if dataclasses.is_dataclass(value):
         return {k: as_toml(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, tuple):
+    if isinstance(value, tuple | list):
         return [as_toml(v) for v in value]
     if isinstance(value, Mapping):
         return {k: as_toml(v) for k, v in value.items()}
@@ -93,7 +93,7 @@ def sample(hint: Any) -> Any:
     if dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
         return {f.name: sample(hints[f.name]) for f in dataclasses.fields(hint)}
-    if origin is tuple:
+    if origin in (tuple, list):
         return [sample(args[0])]
     if origin in (dict, Mapping):
         return {"tcell": sample(args[1])}
@@ -121,7 +121,7 @@ def wrong_value(hint: Any) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint) or origin in (dict, Mapping):
         return 3
-    if origin is tuple:
+    if origin in (tuple, list):
         return "a single text, not a list"
     return WRONG[hint]
 
