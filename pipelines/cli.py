@@ -3,8 +3,9 @@
 Exit status: 0 when every file was taken, 3 when any was quarantined (its reason printed), 1 when
 any failed for a reason outside the file (disk full, permission denied: it stays in the inbox),
 2 for a usage error, a settings file or a `CARTFLOW_*` variable that cannot be used (every
-command checks both before it does anything: `checked_lab`). Prefect is imported only after the environment below is set, so the
-embedded server keeps its history in the lab home and nothing phones home.
+command checks both before it does anything: `checked_lab`). Prefect is imported only after the
+environment below is set, so the embedded server keeps its history in the lab home and nothing
+phones home.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,6 +26,9 @@ from pipelines.names import shown
 from pipelines.runtime.memory import tune_malloc
 from pipelines.runtime.signals import exit_status, interruptible
 from pipelines.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from pipelines.watch import WatchSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
 
@@ -479,7 +483,7 @@ SubmitOption = Annotated[
 def watch_settings(
     steady_seconds: float | None, polling: bool | None, rescan_seconds: float | None,
     submit: str | None,
-):  # fmt: skip
+) -> WatchSettings:  # fmt: skip
     """The watcher's settings from its options, else their `CARTFLOW_*` variables."""
     from pipelines.watch import INLINE, WatchSettings
 

@@ -92,19 +92,19 @@ class IngestSettings:
             )
 
 
-def section(factory: Callable[[], Any], read: Callable[[dict[str, Any]], Any]) -> Any:
-    """A section of `cartflow.toml`: its defaults, and how its checked table becomes settings
-    (the section's own `from_dict`, where a value means more than itself: a default table it
-    extends, a list kept as a tuple)."""
-    return field(default_factory=factory, metadata={"read": read})
+def section(cls: type, read: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """A section of `cartflow.toml`: the dataclass of its defaults, and how its checked table
+    becomes settings: the section's own `from_dict` where a value means more than itself (a
+    default table it extends, a list kept as a tuple), else the dataclass itself."""
+    return field(default_factory=cls, metadata={"read": read or (lambda table: cls(**table))})
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every section of `cartflow.toml`: the fields of this class are the file's sections."""
 
-    identity: IdentitySettings = section(IdentitySettings, lambda table: IdentitySettings(**table))
-    ingest: IngestSettings = section(IngestSettings, lambda table: IngestSettings(**table))
+    identity: IdentitySettings = section(IdentitySettings)
+    ingest: IngestSettings = section(IngestSettings)
     qpcr: QpcrSettings = section(QpcrSettings, QpcrSettings.from_dict)
     flow: FlowSettings = section(FlowSettings, flow_settings_from_dict)
     cba: CbaSettings = section(CbaSettings, CbaSettings.from_dict)
@@ -118,8 +118,7 @@ class Settings:
     def load(cls, home: Path) -> Settings:
         """Settings from `<home>/cartflow.toml`, defaults where the file or a key is absent;
         raises SettingsError listing every problem in the file."""
-        path = home / SETTINGS_FILE
-        return settings_from_table(read_settings_file(home), path)
+        return settings_from_table(read_settings_file(home), home / SETTINGS_FILE)
 
 
 def read_settings_file(home: Path) -> dict[str, Any]:
@@ -286,10 +285,12 @@ def _shown(value: Any) -> str:
     """A value as the file spells it, cut short."""
     if isinstance(value, bool):
         text = str(value).lower()
-    elif isinstance(value, str):
+    elif isinstance(value, str | int | float):
         text = repr(value)
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_shown(v) for v in value) + "]"
     elif isinstance(value, dict):
         text = "{" + ", ".join(f"{k} = {_shown(v)}" for k, v in value.items()) + "}"
-    else:
-        text = repr(value)
+    else:  # a TOML date or time
+        text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
