@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 MODELS = ("auto", "4PL", "5PL")
@@ -35,24 +35,29 @@ class CbaSettings:
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
-            raise ValueError(f"CBA setting model={self.model!r}: expected one of {MODELS}")
+            raise ValueError(f"model = {self.model!r}: expected one of {', '.join(MODELS)}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(
-                f"CBA setting weighting={self.weighting!r}: expected one of {WEIGHTINGS}"
+                f"weighting = {self.weighting!r}: expected one of {', '.join(WEIGHTINGS)}"
             )
         if not 0 < self.recovery_low_pct < 100 < self.recovery_high_pct:
             raise ValueError(
-                "CBA settings recovery_low_pct/recovery_high_pct must bracket 100 "
-                f"(got {self.recovery_low_pct}-{self.recovery_high_pct})"
+                f"recovery_low_pct = {self.recovery_low_pct:g}, recovery_high_pct = "
+                f"{self.recovery_high_pct:g}: expected a window around 100 (e.g. 80 and 120)"
+            )
+        if not 0 < self.min_fraction_standards_passed <= 1:
+            raise ValueError(
+                f"min_fraction_standards_passed = {self.min_fraction_standards_passed:g}: "
+                "expected a fraction above 0, at most 1 (e.g. 0.75)"
             )
         if self.dilution_factor is not None and self.dilution_factor <= 1:
-            raise ValueError(f"CBA setting dilution_factor={self.dilution_factor}: must be > 1")
+            raise ValueError(f"dilution_factor = {self.dilution_factor:g}: expected above 1")
+        if self.dilution_tolerance_pct <= 0:
+            raise ValueError(
+                f"dilution_tolerance_pct = {self.dilution_tolerance_pct:g}: expected above 0"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CbaSettings:
-        """Settings from a mapping (e.g. a TOML table); unknown keys are refused by name."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown CBA setting(s) {unknown}; known: {sorted(known)}")
+        """Settings from a `[cba]` table whose keys and types `pipelines.settings` checked."""
         return cls(**values)

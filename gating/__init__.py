@@ -1,6 +1,7 @@
 """FCS reading, compensation, transforms, gating templates and population statistics.
 
-A plain library (no Prefect, no pipeline, no validation imports): a file in, typed tables out.
+A plain library (no Prefect, no validation imports; of the pipeline only `pipelines.environment`,
+the one reader of `CARTFLOW_*` variables): a file in, typed tables out.
 
 - `sniff(path)` -> "fcs" | None; `fcs_keywords(path)` (TEXT only); `is_bead_array(keywords)`
 - `read_fcs(path)` -> every dataset, or `FlowFormatError` naming the problem
@@ -8,7 +9,6 @@ A plain library (no Prefect, no pipeline, no validation imports): a file in, typ
   assay columns, warnings, identity hints)
 - `gate_file(fcs, template)` -> populations for a scientist checking a template
 - `FlowSettings`, `flow_settings_from_dict(mapping)`
-- `THREADS_ENV`: the environment variable capping the threads one file is gated on
 - `compile_kernels()`: the numba kernels compiled into their cache (the install runs it)
 """
 
@@ -19,7 +19,6 @@ import numpy as np
 from gating._compensation import compensate_rows
 from gating._fast_shapes import band_decision
 from gating._medians import population_medians
-from gating._threads import THREADS_ENV
 from gating.analysis import FlowResult, analyse_fcs, gate_file
 from gating.errors import FlowFormatError, FlowTemplateError
 from gating.fcs import FcsDataset, fcs_keywords, read_fcs, sniff
@@ -28,7 +27,6 @@ from gating.settings import FlowSettings, flow_settings_from_dict
 from gating.templates import load_template
 
 __all__ = [
-    "THREADS_ENV",
     "compile_kernels",
     "FcsDataset",
     "FlowFormatError",

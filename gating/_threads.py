@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-THREADS_ENV = "CARTFLOW_GATING_THREADS"
+from pipelines.environment import GATING_THREADS, env_value
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -21,12 +21,7 @@ Result = TypeVar("Result")
 
 def gating_threads() -> int:
     """Threads for one file's work: `CARTFLOW_GATING_THREADS`, else the cores (at most 4)."""
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw:
-        return min(4, os.cpu_count() or 1)
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{THREADS_ENV}={raw!r}: expected a whole number, 1 or more")
-    return int(raw)
+    return env_value(GATING_THREADS, min(4, os.cpu_count() or 1))
 
 
 def thread_map(

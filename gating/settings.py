@@ -15,8 +15,9 @@ taken from `beads_per_test` / `sample_volume_ul`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,20 +74,29 @@ class FlowSettings:
     def __post_init__(self) -> None:
         if self.gating_engine not in GATING_ENGINES:
             raise ValueError(
-                f"flow setting gating_engine={self.gating_engine!r}: expected one of {GATING_ENGINES}"
+                f"gating_engine = {self.gating_engine!r}: expected one of {', '.join(GATING_ENGINES)}"
             )
+        for name in ("beads_per_test", "sample_volume_ul"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} = {value:g}: expected a number above 0")
+        for panel, pattern in self.panel_patterns.items():
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(
+                    f"panel_patterns.{panel} = {pattern!r}: not a valid regular expression ({err})"
+                ) from err
 
 
 def flow_settings_from_dict(values: Mapping[str, Any]) -> FlowSettings:
-    """Settings from a mapping such as the `[flow]` table of cartflow.toml.
+    """Settings from a mapping such as the `[flow]` table of cartflow.toml, whose keys and types
+    `pipelines.settings` checked.
 
-    Unknown keys are an error; `templates` paths may be relative to the working directory;
-    `marker_aliases` extends the default alias table (a canonical name given here adds spellings).
+    `templates` paths may be relative to the working directory; `templates` and `panel_patterns`
+    replace the defaults of the panels they name; `marker_aliases` extends the default alias
+    table (a canonical name given here adds spellings).
     """
-    known = {f.name for f in fields(FlowSettings)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown flow setting(s): {', '.join(unknown)}; known: {sorted(known)}")
     converted: dict[str, Any] = {}
     for key, value in values.items():
         if key == "templates":

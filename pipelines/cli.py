@@ -2,8 +2,10 @@
 
 Exit status: 0 when every file was taken, 3 when any was quarantined (its reason printed), 1 when
 any failed for a reason outside the file (disk full, permission denied: it stays in the inbox),
-2 for a usage error. Prefect is imported only after the environment below is set, so the
-embedded server keeps its history in the lab home and nothing phones home.
+2 for a usage error, a settings file or a `CARTFLOW_*` variable that cannot be used (every
+command checks both before it does anything: `checked_lab`). Prefect is imported only after the
+environment below is set, so the embedded server keeps its history in the lab home and nothing
+phones home.
 """
 
 from __future__ import annotations
@@ -11,16 +13,22 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from pipelines import environment
+from pipelines.environment import EnvironmentValueError, Variable, env_value, environment_problems
 from pipelines.home import LabHome
 from pipelines.names import shown
 from pipelines.runtime.memory import tune_malloc
 from pipelines.runtime.signals import exit_status, interruptible
+from pipelines.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from pipelines.watch import WatchSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
 
@@ -38,6 +46,37 @@ HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Lab home directory (default: $CARTFLOW_HOME, else ./lab)."),
 ]
+Value = TypeVar("Value")
+
+
+def checked_lab(home: Path | None) -> tuple[LabHome, Settings]:
+    """The lab home and its settings, once `cartflow.toml` and every `CARTFLOW_*` variable are
+    known to be usable; otherwise one line per problem and exit status 2, before any work."""
+    problems = environment_problems()
+    if not problems:
+        lab = LabHome.locate(home)
+        try:
+            return lab, Settings.load(lab.root)
+        except SettingsError as err:
+            problems = err.problems
+    for problem in problems:
+        err_console.print(f"[red]cartflow:[/] {_safe(problem)}")
+    err_console.print("nothing was done: fix the settings above and run again")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def option_or_environment(
+    given: Value | None, variable: Variable[Value], option: str, default: Value
+) -> Value:
+    """An option as given on the command line, checked by its variable's parser; else its
+    `CARTFLOW_*` variable (`checked_lab` checked it); else `default`."""
+    if given is None:
+        return env_value(variable, default)
+    try:
+        return variable.parse(str(given))
+    except ValueError as err:
+        err_console.print(f"{option} {_safe(repr(given))}: expected {variable.expected}")
+        raise typer.Exit(EXIT_USAGE) from err
 
 
 def prepare_environment(home: LabHome) -> None:
@@ -198,7 +237,7 @@ def ingest(
     if missing:
         err_console.print(f"no such file: {_safe(', '.join(missing))}")
         raise typer.Exit(EXIT_USAGE)
-    lab = LabHome.locate(home)
+    lab, _ = checked_lab(home)
     with _interruptible(lab):
         raise typer.Exit(_exit_for(run_files(lab, [f.resolve() for f in files])))
 
@@ -206,7 +245,7 @@ def ingest(
 @app.command()
 def run(home: HomeOption = None) -> None:
     """Sweep the inbox (what the nightly deployment runs)."""
-    lab = LabHome.locate(home)
+    lab, _ = checked_lab(home)
     with _interruptible(lab):
         raise typer.Exit(_exit_for(run_files(lab, None)))
 
@@ -221,7 +260,7 @@ def status(
     """The ledger: taken, superseded, quarantined with reasons."""
     from pipelines.ledger import Ledger
 
-    lab = LabHome.locate(home)
+    lab, _ = checked_lab(home)
     if not lab.ledger_path.exists():
         console.print(f"no ledger yet in {lab.root}: nothing has been ingested")
         return
@@ -254,7 +293,7 @@ def verify(home: HomeOption = None) -> None:
     """
     from pipelines.verify import NOT_HASHED, verify_home
 
-    lab = LabHome.locate(home)
+    lab, _ = checked_lab(home)
     if not lab.root.is_dir():
         err_console.print(f"no lab home at {_safe(lab.root)} (--home DIR, else $CARTFLOW_HOME)")
         raise typer.Exit(EXIT_USAGE)
@@ -295,7 +334,7 @@ def query(
     if output_format not in ("table", "csv", "json"):
         err_console.print("--format must be table, csv or json")
         raise typer.Exit(EXIT_USAGE)
-    lab = LabHome.locate(home)
+    lab, _ = checked_lab(home)
     try:
         frame = connect(lab.warehouse).execute(sql).fetchdf()
     except duckdb.Error as err:
@@ -336,15 +375,14 @@ def gate(
 ) -> None:
     """Gate one file with a Gating-ML file or FlowJo workspace and print the populations."""
     import gating
-    from pipelines.settings import Settings
 
     for path in (fcs, template):
         if not path.is_file():
             err_console.print(f"no such file: {_safe(path)}")
             raise typer.Exit(EXIT_USAGE)
-    settings = Settings.load(LabHome.locate(home).root).flow
+    _, settings = checked_lab(home)
     try:
-        populations = gating.gate_file(fcs, template, settings)
+        populations = gating.gate_file(fcs, template, settings.flow)
     except (gating.FlowFormatError, gating.FlowTemplateError) as err:
         err_console.print(f"cannot gate {_safe(fcs.name)}: {_safe(err)}")
         raise typer.Exit(EXIT_QUARANTINED) from err
@@ -371,7 +409,7 @@ def demo(
     """Write a small demo trial's exports into the inbox, process them, print a summary."""
     from pipelines.demo.generate import write_demo_trial
 
-    lab = LabHome.locate(home).ensure()
+    lab = checked_lab(home)[0].ensure()
     with _interruptible(lab):
         written = write_demo_trial(lab.inbox, seed=seed)
         console.print(f"demo trial: {len(written.files)} export(s) written to {lab.inbox}")
@@ -394,20 +432,19 @@ def report(
     home: HomeOption = None,
 ) -> None:
     """Recompute the derived tables and write the HTML report(s) to <home>/reports/."""
-    lab = LabHome.locate(home)
+    lab, settings = checked_lab(home)
     if not lab.warehouse.is_dir():
         err_console.print(f"no warehouse in {lab.root}: ingest some files first")
         raise typer.Exit(EXIT_USAGE)
     prepare_environment(lab)
     from pipelines.derived.recompute import known_patients, recompute_patients
-    from pipelines.settings import Settings
     from pipelines.warehouse import connect
     from validation.runner import Validator
 
     if patient and patient not in known_patients(connect(lab.warehouse)):
         err_console.print(f"no data for patient {patient} in {lab.root}")
         raise typer.Exit(EXIT_USAGE)
-    validator = Validator(lab.gx, Settings.load(lab.root).qpcr)
+    validator = Validator(lab.gx, settings.qpcr)
     outcome = recompute_patients(lab, [patient] if patient else None, validator)
     for failure in outcome.failures:
         err_console.print(f"[red]not written[/]  {failure}")
@@ -417,55 +454,73 @@ def report(
 
 
 SteadyOption = Annotated[
-    float,
+    float | None,
     typer.Option(
-        "--steady-seconds", envvar="CARTFLOW_STEADY_SECONDS",
-        help="A closed file is taken once its size has not changed for this long.",
+        "--steady-seconds",
+        help="A closed file is taken once its size has not changed for this long "
+        "(default: $CARTFLOW_STEADY_SECONDS, else 1).",
     ),
 ]  # fmt: skip
 PollingOption = Annotated[
-    bool,
+    bool | None,
     typer.Option(
-        "--polling", envvar="CARTFLOW_WATCH_POLLING",
-        help="Poll the inbox instead of inotify (network shares deliver no events).",
+        "--polling/--no-polling",
+        help="Poll the inbox instead of inotify (network shares deliver no events; "
+        "default: $CARTFLOW_WATCH_POLLING, else off).",
     ),
 ]  # fmt: skip
 SubmitOption = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--submit", envvar="CARTFLOW_WATCH_SUBMIT",
+        "--submit",
         help="inline: the watcher runs the ingest flow itself (seconds from drop to rows); "
-        "deployment: it asks the ingest-file deployment's workers to.",
+        "deployment: it asks the ingest-file deployment's workers to "
+        "(default: $CARTFLOW_WATCH_SUBMIT, else inline).",
     ),
 ]  # fmt: skip
+
+
+def watch_settings(
+    steady_seconds: float | None, polling: bool | None, rescan_seconds: float | None,
+    submit: str | None,
+) -> WatchSettings:  # fmt: skip
+    """The watcher's settings from its options, else their `CARTFLOW_*` variables."""
+    from pipelines.watch import INLINE, WatchSettings
+
+    return WatchSettings(
+        steady_seconds=option_or_environment(
+            steady_seconds, environment.STEADY_SECONDS, "--steady-seconds", 1.0
+        ),
+        polling=option_or_environment(polling, environment.WATCH_POLLING, "--polling", False),
+        rescan_seconds=option_or_environment(
+            rescan_seconds, environment.RESCAN_SECONDS, "--rescan-seconds", 60.0
+        ),
+        submit=option_or_environment(submit, environment.WATCH_SUBMIT, "--submit", INLINE),
+    )  # fmt: skip
 
 
 @app.command()
 def watch(
     home: HomeOption = None,
-    steady_seconds: SteadyOption = 1.0,
-    polling: PollingOption = False,
+    steady_seconds: SteadyOption = None,
+    polling: PollingOption = None,
     rescan_seconds: Annotated[
-        float,
-        typer.Option(envvar="CARTFLOW_RESCAN_SECONDS", help="Sweep the inbox this often too."),
-    ] = 60.0,
-    submit: SubmitOption = "inline",
+        float | None,
+        typer.Option(
+            help="Sweep the inbox this often too (default: $CARTFLOW_RESCAN_SECONDS, else 60).",
+        ),
+    ] = None,
+    submit: SubmitOption = None,
 ) -> None:
     """Watch the inbox and ingest each file once it is complete."""
-    from pipelines.watch import DEPLOYMENT, WatchSettings
+    from pipelines.watch import DEPLOYMENT
 
-    try:
-        settings = WatchSettings(
-            steady_seconds=steady_seconds, polling=polling, rescan_seconds=rescan_seconds,
-            submit=submit,
-        )  # fmt: skip
-    except ValueError as err:
-        err_console.print(str(err))
-        raise typer.Exit(EXIT_USAGE) from err
+    lab, _ = checked_lab(home)
+    settings = watch_settings(steady_seconds, polling, rescan_seconds, submit)
     if settings.submit == DEPLOYMENT and not os.environ.get("PREFECT_API_URL"):
         err_console.print("--submit deployment needs a Prefect server: set PREFECT_API_URL")
         raise typer.Exit(EXIT_USAGE)
-    lab = LabHome.locate(home).ensure()
+    lab.ensure()
     in_hand: list[Path] = []  # the file being processed, while it is
 
     def stopped(signum: int) -> None:
@@ -488,7 +543,7 @@ def watch(
         else:
             submitter = inline_submitter(lab, _print_outcome)
 
-        def submit(path: Path, key: str):
+        def submit_file(path: Path, key: str):
             in_hand.append(path)
             try:
                 outcome = submitter(path, key)
@@ -500,13 +555,16 @@ def watch(
 
         with embedded_server():
             stop = signals.graceful()
-            mode = f"polling every {settings.poll_interval_seconds:g} s" if polling else "inotify"
+            mode = (
+                f"polling every {settings.poll_interval_seconds:g} s" if settings.polling
+                else "inotify"
+            )  # fmt: skip
             console.print(
-                f"watching {lab.inbox} ({mode}; a file is taken {steady_seconds:g} s after it is "
-                f"complete; {settings.submit} runs); Ctrl-C stops"
+                f"watching {lab.inbox} ({mode}; a file is taken {settings.steady_seconds:g} s "
+                f"after it is complete; {settings.submit} runs); Ctrl-C stops"
             )
             Watcher(
-                lab, settings, submit,
+                lab, settings, submit_file,
                 lambda path, err: err_console.print(
                     f"[red]error[/]       {_safe(path.name)}: {_safe(err)}"
                 ),
@@ -517,47 +575,75 @@ def watch(
 def serve(
     home: HomeOption = None,
     host: Annotated[
-        str,
-        typer.Option(envvar="CARTFLOW_HOST", help="Interface the Prefect server listens on."),
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="CARTFLOW_PORT", help="Prefect server port.")] = 4200,
+        str | None,
+        typer.Option(
+            help="Interface the Prefect server listens on (default: $CARTFLOW_HOST, else "
+            "127.0.0.1)."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Prefect server port (default: $CARTFLOW_PORT, else 4200)."),
+    ] = None,
     dask_address: Annotated[
         str | None,
         typer.Option(
-            envvar="CARTFLOW_DASK_ADDRESS",
-            help="Run the sweep's per-file tasks on this Dask scheduler (tcp://host:8786).",
+            help="Run the sweep's per-file tasks on this Dask scheduler (tcp://host:8786; "
+            "default: $CARTFLOW_DASK_ADDRESS).",
         ),
     ] = None,
     cron: Annotated[
         str | None,
-        typer.Option(envvar="CARTFLOW_NIGHTLY_CRON", help="Nightly schedule (prefect.yaml's)."),
+        typer.Option(
+            help="Nightly schedule (default: $CARTFLOW_NIGHTLY_CRON, else prefect.yaml's)."
+        ),
     ] = None,
     timezone: Annotated[
         str | None,
         typer.Option(
-            envvar="CARTFLOW_TIMEZONE", help="Time zone of the nightly schedule, e.g. Europe/Paris."
+            help="Time zone of the nightly schedule, e.g. Europe/Paris (default: "
+            "$CARTFLOW_TIMEZONE, else prefect.yaml's)."
         ),
     ] = None,
     worker_query_seconds: Annotated[
-        float,
-        typer.Option(envvar="CARTFLOW_WORKER_QUERY_SECONDS", help="How often the worker polls."),
-    ] = 5.0,
-    steady_seconds: SteadyOption = 1.0,
-    polling: PollingOption = False,
-    submit: SubmitOption = "inline",
+        float | None,
+        typer.Option(
+            help="How often the worker polls (default: $CARTFLOW_WORKER_QUERY_SECONDS, else 5).",
+        ),
+    ] = None,
+    steady_seconds: SteadyOption = None,
+    polling: PollingOption = None,
+    submit: SubmitOption = None,
 ) -> None:
-    """Start Prefect server, worker, deployments and watcher; stop all on Ctrl-C."""
-    lab = LabHome.locate(home).ensure()
+    """Start Prefect server, worker, deployments and watcher; stop all on Ctrl-C.
+
+    Settings, variables and options are all checked first: a problem ends the command with
+    exit status 2 before any process is started."""
+    lab, _ = checked_lab(home)
+    watching = watch_settings(steady_seconds, polling, None, submit)
+    from pipelines.service import ServiceSettings
+
+    settings = ServiceSettings(
+        host=option_or_environment(host, environment.HOST, "--host", "127.0.0.1"),
+        port=option_or_environment(port, environment.PORT, "--port", 4200),
+        dask_address=option_or_environment(
+            dask_address, environment.DASK_ADDRESS, "--dask-address", None
+        ),
+        timezone=option_or_environment(timezone, environment.TIMEZONE, "--timezone", None),
+        cron=option_or_environment(cron, environment.NIGHTLY_CRON, "--cron", None),
+        worker_query_seconds=option_or_environment(
+            worker_query_seconds, environment.WORKER_QUERY_SECONDS, "--worker-query-seconds", 5.0
+        ),
+        watch_args=(
+            "--steady-seconds", str(watching.steady_seconds), "--submit", watching.submit,
+            "--polling" if watching.polling else "--no-polling",
+        ),
+    )  # fmt: skip
+    lab.ensure()
     # run_service handles SIGINT and SIGTERM itself once it runs; before that, nothing to stop
     with _interruptible(lab, lambda signum: console.print("stopped"), lambda signum: EXIT_OK):
-        from pipelines.service import ServiceError, ServiceSettings, run_service
+        from pipelines.service import ServiceError, run_service
 
-        watch_args = ["--steady-seconds", str(steady_seconds), "--submit", submit]
-        settings = ServiceSettings(
-            host=host, port=port, dask_address=dask_address, timezone=timezone, cron=cron,
-            worker_query_seconds=worker_query_seconds,
-            watch_args=(*watch_args, *(["--polling"] if polling else [])),
-        )  # fmt: skip
         try:
             run_service(lab, settings, console.print)
         except ServiceError as err:
@@ -567,10 +653,14 @@ def serve(
 
 
 def main() -> None:
-    """The command line; a resource error that stops a command (the lab home's disk full, a
+    """The command line; settings that stopped being usable while it ran end in exit status 2
+    and their message, and a resource error that stops a command (the lab home's disk full, a
     permission, a read-only share, a locked database) ends in one line, not a traceback."""
     try:
         app()
+    except (SettingsError, EnvironmentValueError) as err:  # changed while the command ran
+        err_console.print(f"[red]cartflow:[/] {_safe(err)}")
+        sys.exit(EXIT_USAGE)
     except Exception as err:
         from pipelines.ingest.processor import resource_problem
 

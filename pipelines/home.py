@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-HOME_ENV = "CARTFLOW_HOME"
+from pipelines.environment import HOME, env_value
+
 DEFAULT_HOME = Path("lab")
 
 
@@ -17,7 +18,7 @@ class LabHome:
     @classmethod
     def locate(cls, explicit: str | os.PathLike | None = None) -> LabHome:
         """`--home DIR`, else `$CARTFLOW_HOME`, else `./lab`; always absolute."""
-        chosen = explicit or os.environ.get(HOME_ENV) or DEFAULT_HOME
+        chosen = explicit or env_value(HOME, DEFAULT_HOME)
         return cls(Path(chosen).expanduser().resolve())
 
     @property

@@ -9,7 +9,8 @@ supervisor, which then stops them in order:
 3. `prefect deploy --all` from `prefect.yaml` (one shot): the nightly sweep and `ingest-file`;
 4. `cartflow watch`, whose one line per file is the technician's console.
 
-A child that dies is restarted (at most `MAX_RESTARTS` times in `RESTART_WINDOW_SECONDS`).
+A child that dies is restarted (at most `MAX_RESTARTS` times in `RESTART_WINDOW_SECONDS`), unless
+it refused its settings (exit status 2): then the service stops.
 Stopping sends SIGTERM to every child's group and to every descendant (Prefect starts flow-run
 processes in sessions of their own), waits `STOP_TIMEOUT_SECONDS`, then SIGKILLs what is left.
 Server and worker output goes to `<home>/logs/`.
@@ -34,9 +35,9 @@ from pathlib import Path
 import psutil
 import yaml
 
+from pipelines.environment import DASK_ADDRESS
 from pipelines.home import LabHome
 from pipelines.runtime.memory import MALLOC_ENVIRON
-from pipelines.runtime.runners import DASK_ADDRESS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = REPO_ROOT / "prefect.yaml"
@@ -51,6 +52,9 @@ STOP_TIMEOUT_SECONDS = 20.0
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 600.0
 PREFECT = [sys.executable, "-m", "prefect"]
+SETTINGS_REFUSED = 2
+"""A child's exit status for settings or options it cannot use (cartflow's and click's usage
+error): restarting it would only refuse them again, so the service stops and says so."""
 
 
 class ServiceError(RuntimeError):
@@ -130,7 +134,7 @@ def service_environment(home: LabHome, settings: ServiceSettings) -> dict[str, s
         PYTHONUNBUFFERED="1",
     )
     if settings.dask_address:
-        env[DASK_ADDRESS_ENV] = settings.dask_address
+        env[DASK_ADDRESS.name] = settings.dask_address
     for name, value in MALLOC_ENVIRON.items():  # flow runs gate files in their own process
         env.setdefault(name, value)
     return env
@@ -290,6 +294,12 @@ class Service:
                 if child.one_shot:
                     self.children.remove(child)
                     self._finished(child, code)
+                elif code == SETTINGS_REFUSED:
+                    raise ServiceError(
+                        f"{child.name} refused its settings or options (exit {code}; its message "
+                        f"is above{' and in ' + str(child.log) if child.log else ''}): fix them "
+                        "and start the service again"
+                    )
                 elif child.may_restart(time.monotonic()):
                     self.say(f"{child.name} exited with code {code}; restarting it")
                     if child.name == "server":

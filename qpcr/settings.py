@@ -8,7 +8,7 @@ the Poisson limit at which 95 % of reactions still contain a template copy (MIQE
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -39,17 +39,38 @@ class QpcrSettings:
     reference_copies_per_cell: float = 2.0
     """A single-copy autosomal reference gene has two copies per diploid cell."""
 
+    def __post_init__(self) -> None:
+        if not 0 < self.efficiency_min_pct < self.efficiency_max_pct:
+            raise ValueError(
+                f"efficiency_min_pct = {self.efficiency_min_pct:g}, efficiency_max_pct = "
+                f"{self.efficiency_max_pct:g}: expected 0 < min < max (published: 90 and 110)"
+            )
+        if not 0 < self.r_squared_min <= 1:
+            raise ValueError(f"r_squared_min = {self.r_squared_min:g}: expected above 0, at most 1")
+        if self.min_standard_levels < 2:
+            raise ValueError(
+                f"min_standard_levels = {self.min_standard_levels}: expected 2 or more "
+                "(a curve needs two levels)"
+            )
+        if self.ntc_max_amplified < 0:
+            raise ValueError(f"ntc_max_amplified = {self.ntc_max_amplified}: expected 0 or more")
+        positive = {
+            "replicate_sd_max": self.replicate_sd_max,
+            "ntc_cq_cutoff": self.ntc_cq_cutoff,
+            "lod_copies_per_reaction": self.lod_copies_per_reaction,
+            "loq_copies_per_reaction": self.loq_copies_per_reaction,
+            "default_dna_input_ng": self.default_dna_input_ng,
+            "reference_copies_per_cell": self.reference_copies_per_cell,
+        }
+        for name, value in positive.items():
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} = {value:g}: expected a number above 0")
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> QpcrSettings:
-        """Settings from a mapping (e.g. the `[qpcr]` table of cartflow.toml); unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown qpcr setting(s): {', '.join(unknown)}; known: {sorted(known)}"
-            )
-        converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**converted)
+        """Settings from a `[qpcr]` table whose keys and types `pipelines.settings` checked:
+        lists become tuples."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
     def is_positive_control(self, sample_name: str) -> bool:
         name = " ".join(sample_name.strip().upper().replace("_", " ").replace("-", " ").split())

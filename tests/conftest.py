@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.environment import SHARED_DATA, env_value
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _shared_data_dir() -> Path:
-    configured = os.environ.get("CARTFLOW_SHARED_DATA")
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "data"
+    return env_value(SHARED_DATA, REPO_ROOT.parent / "shared" / "data")
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,10 @@ sd = 0.05
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pipelines.settings import read_settings_file
 
 SHIPPED_CRS_RULES = Path(__file__).resolve().parent.parent / "rules" / "crs_rules.toml"
 
@@ -29,6 +28,10 @@ class ControlTarget:
 
     mean: float
     sd: float
+
+    def __post_init__(self) -> None:
+        if self.sd <= 0:
+            raise ValueError(f"sd = {self.sd:g}: expected a number above 0")
 
 
 @dataclass(frozen=True)
@@ -54,29 +57,46 @@ class DerivedSettings:
     """Flow tubes whose sample name matches are control material, trended in qc_trends."""
     qc_targets: dict[str, ControlTarget] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        positive = {
+            "aplasia_threshold_cells_per_ul": self.aplasia_threshold_cells_per_ul,
+            "aplasia_threshold_pct_of_lymphocytes": self.aplasia_threshold_pct_of_lymphocytes,
+            "auc_end_day": self.auc_end_day,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{name} = {value:g}: expected a number above 0")
+        if not 2 <= self.qc_min_runs_for_limits <= self.qc_baseline_runs:
+            raise ValueError(
+                f"qc_min_runs_for_limits = {self.qc_min_runs_for_limits}, qc_baseline_runs = "
+                f"{self.qc_baseline_runs}: expected 2 <= qc_min_runs_for_limits <= qc_baseline_runs"
+            )
+        try:
+            re.compile(self.flow_control_pattern)
+        except re.error as err:
+            raise ValueError(
+                f"flow_control_pattern = {self.flow_control_pattern!r}: not a valid regular "
+                f"expression ({err})"
+            ) from err
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DerivedSettings:
-        """Settings from the `[derived]` table; unknown keys are an error, as for the assays."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown derived setting(s): {', '.join(unknown)}; known: {sorted(known)}"
-            )
+        """Settings from a `[derived]` table whose keys and types `pipelines.settings` checked:
+        lists become tuples, each `qc_targets` table a ControlTarget."""
         converted: dict[str, Any] = {}
         for key, value in values.items():
             if key == "qc_targets":
-                converted[key] = {
-                    name: ControlTarget(float(t["mean"]), float(t["sd"]))
-                    for name, t in value.items()
-                }
+                converted[key] = {name: ControlTarget(**target) for name, target in value.items()}
             else:
                 converted[key] = tuple(value) if isinstance(value, list) else value
         return cls(**converted)
 
     @classmethod
     def load(cls, home: Path) -> DerivedSettings:
-        return cls.from_dict(read_settings_file(home).get("derived", {}))
+        """The `[derived]` section of the lab's settings, the whole file checked."""
+        from pipelines.settings import Settings  # it holds this class: imported when called
+
+        return Settings.load(home).derived
 
     def crs_rules_path(self, home: Path) -> Path:
         return home / self.crs_rules if self.crs_rules else SHIPPED_CRS_RULES

@@ -13,7 +13,7 @@ import os
 import signal
 from collections import Counter
 
-FAULT_ENV = "CARTFLOW_FAULT"
+from pipelines.environment import FAULT, env_value
 
 RAW_STORED = "raw-stored"
 """The file's bytes are in the raw store; it is not yet received or claimed."""
@@ -40,12 +40,9 @@ _reached: Counter[str] = Counter()
 
 def fault_point(step: str) -> None:
     """Kill this process here if `CARTFLOW_FAULT` names `step` (and this is its n-th time)."""
-    wanted = os.environ.get(FAULT_ENV)
-    if not wanted:
-        return
-    name, _, nth = wanted.partition(":")
-    if name != step:
+    wanted = env_value(FAULT, None)
+    if wanted is None or wanted[0] != step:
         return
     _reached[step] += 1
-    if _reached[step] >= int(nth or 1):
+    if _reached[step] >= wanted[1]:
         os.kill(os.getpid(), signal.SIGKILL)

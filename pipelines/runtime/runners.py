@@ -27,12 +27,15 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
 
-from gating import THREADS_ENV
+from pipelines.environment import (
+    DASK_ADDRESS,
+    GATING_THREADS,
+    LOCAL_CLUSTER_MIN_FILES,
+    LOCAL_WORKERS,
+    env_value,
+)
 from pipelines.runtime.memory import MALLOC_ENVIRON
 
-DASK_ADDRESS_ENV = "CARTFLOW_DASK_ADDRESS"
-LOCAL_WORKERS_ENV = "CARTFLOW_LOCAL_WORKERS"
-LOCAL_CLUSTER_MIN_FILES_ENV = "CARTFLOW_LOCAL_CLUSTER_MIN_FILES"
 DEFAULT_LOCAL_CLUSTER_MIN_FILES = 12
 _WORKER_ENVIRON = "distributed.nanny.pre-spawn-environ"
 _START_METHOD = "distributed.worker.multiprocessing-method"
@@ -40,27 +43,14 @@ WORKER_PRELOAD = "pipelines.runtime.worker_start"
 """Imported once by the process local workers are forked from (see `local_cluster_settings`)."""
 
 
-def _positive_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as err:
-        raise ValueError(f"{name}={raw!r}: expected a whole number") from err
-    if value < 1:
-        raise ValueError(f"{name}={raw!r}: expected 1 or more")
-    return value
-
-
 def dask_address() -> str | None:
     """The configured Dask scheduler address, if any."""
-    return os.environ.get(DASK_ADDRESS_ENV, "").strip() or None
+    return env_value(DASK_ADDRESS, None)
 
 
 def local_workers() -> int:
     """Local worker processes for large batches: the setting, else every core."""
-    return _positive_int(LOCAL_WORKERS_ENV, os.cpu_count() or 1)
+    return env_value(LOCAL_WORKERS, os.cpu_count() or 1)
 
 
 def per_file_runner(file_count: int) -> DaskTaskRunner | None:
@@ -69,7 +59,7 @@ def per_file_runner(file_count: int) -> DaskTaskRunner | None:
     if address:
         return DaskTaskRunner(address=address)
     workers = local_workers()
-    minimum = _positive_int(LOCAL_CLUSTER_MIN_FILES_ENV, DEFAULT_LOCAL_CLUSTER_MIN_FILES)
+    minimum = env_value(LOCAL_CLUSTER_MIN_FILES, DEFAULT_LOCAL_CLUSTER_MIN_FILES)
     if workers < 2 or file_count < minimum:
         return None
     return DaskTaskRunner(
@@ -109,11 +99,8 @@ def local_cluster_settings() -> Iterator[None]:
     if dask_address():
         yield
         return
-    environ = {
-        **MALLOC_ENVIRON,
-        THREADS_ENV: os.environ.get(THREADS_ENV)
-        or str(max(1, (os.cpu_count() or 1) // local_workers())),
-    }
+    threads = env_value(GATING_THREADS, max(1, (os.cpu_count() or 1) // local_workers()))
+    environ = {**MALLOC_ENVIRON, GATING_THREADS.name: str(threads)}
     with ExitStack() as stack:
         if not PREFECT_API_URL.value():
             api_url = str(get_client(sync_client=True).api_url)

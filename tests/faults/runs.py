@@ -8,8 +8,8 @@ import sys
 
 import psutil
 
+from pipelines.environment import FAULT
 from pipelines.home import LabHome
-from pipelines.ingest import faults
 
 RUN_TIMEOUT = 300
 
@@ -22,9 +22,9 @@ def cartflow_environment(api_url: str, fault: str | None = None) -> dict[str, st
     """The test's environment, against the shared server, no local Dask cluster, and the
     fault to inject (`pipelines.ingest.faults`) if any."""
     environ = {**os.environ, "PREFECT_API_URL": api_url, "CARTFLOW_LOCAL_CLUSTER_MIN_FILES": "1000"}
-    environ.pop(faults.FAULT_ENV, None)
+    environ.pop(FAULT.name, None)
     if fault:
-        environ[faults.FAULT_ENV] = fault
+        environ[FAULT.name] = fault
     return environ
 
 

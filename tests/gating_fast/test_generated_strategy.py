@@ -9,8 +9,9 @@ from flowkit import Dimension, QuadrantDivider
 from flowkit import gates as fk_gates
 from flowkit import transforms as fk_transforms
 
-from gating._threads import THREADS_ENV, gating_threads
+from gating._threads import gating_threads
 from gating.fast import evaluate, evaluate_events, read_transform_bounds
+from pipelines.environment import GATING_THREADS
 
 LABELS = ["FSC-A", "FSC-H", "SSC-A", "FL1-A", "FL2-A", "FL3-A", "FL4-A", "FL5-A", "Time"]
 DETECTORS = LABELS[3:8]
@@ -177,9 +178,9 @@ def test_chunk_boundaries_do_not_matter(strategy, monkeypatch) -> None:
 def test_one_thread_or_many_give_the_same_memberships(strategy, monkeypatch) -> None:
     events = generate(3000, seed=6)
     monkeypatch.setattr("gating.fast.CHUNK_EVENTS", 257)
-    monkeypatch.setenv(THREADS_ENV, "1")
+    monkeypatch.setenv(GATING_THREADS.name, "1")
     single = evaluate_events(strategy, events, LABELS)
-    monkeypatch.setenv(THREADS_ENV, "3")
+    monkeypatch.setenv(GATING_THREADS.name, "3")
     threaded = evaluate_events(strategy, events, LABELS)
     for key, gate in single.gates.items():
         assert np.array_equal(gate.membership, threaded.gates[key].membership)
@@ -187,8 +188,8 @@ def test_one_thread_or_many_give_the_same_memberships(strategy, monkeypatch) -> 
 
 @pytest.mark.parametrize("raw", ["0", "two", "-1"])
 def test_gating_threads_setting_is_checked(raw, monkeypatch) -> None:
-    monkeypatch.setenv(THREADS_ENV, raw)
-    with pytest.raises(ValueError, match=THREADS_ENV):
+    monkeypatch.setenv(GATING_THREADS.name, raw)
+    with pytest.raises(ValueError, match=GATING_THREADS.name):
         gating_threads()
 
 

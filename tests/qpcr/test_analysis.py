@@ -158,11 +158,6 @@ def test_omitted_wells_are_left_out():
     assert len(result.wells) == len(wells) + 2  # omitted wells are still recorded
 
 
-def test_unknown_setting_is_refused():
-    with pytest.raises(ValueError, match="efficency_min"):
-        QpcrSettings.from_dict({"efficency_min": 80})
-
-
 def test_positive_control_is_quantified_per_run_not_reported_as_a_sample():
     wells = _standards("CAR", -3.32, 38.0)
     pc_cq = -3.32 * np.log10(2_000) + 38.0

@@ -39,10 +39,10 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from pipelines.demo.qpcr_files import write_quantstudio_text
 from pipelines.demo.qpcr_plates import GOOD_CURVES, build_plate
 from pipelines.demo.trial import Sample
+from pipelines.environment import DASK_ADDRESS
 from pipelines.home import LabHome
 from pipelines.ingest import BUSY, DUPLICATE, INGESTED, QUARANTINED, ClaimOwner, sha256_of
 from pipelines.ledger import Ledger
-from pipelines.runtime.runners import DASK_ADDRESS_ENV
 from pipelines.warehouse import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -316,7 +316,7 @@ def test_a_batch_on_a_dask_cluster_gives_the_local_tables(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None,
         ) as cluster:  # fmt: skip
-            monkeypatch.setenv(DASK_ADDRESS_ENV, cluster.scheduler_address)
+            monkeypatch.setenv(DASK_ADDRESS.name, cluster.scheduler_address)
             remote = flows.process_inbox(home=str(homes["dask"].root))
     assert [(o.name, o.status, o.rows) for o in remote] == [
         (o.name, o.status, o.rows) for o in local

@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipelines.environment import DASK_ADDRESS, LOCAL_CLUSTER_MIN_FILES, LOCAL_WORKERS
 from pipelines.home import LabHome
 from pipelines.runtime.memory import MALLOC_ENVIRON, tune_malloc
-from pipelines.runtime.runners import (
-    DASK_ADDRESS_ENV,
-    LOCAL_CLUSTER_MIN_FILES_ENV,
-    LOCAL_WORKERS_ENV,
-    per_file_runner,
-)
+from pipelines.runtime.runners import per_file_runner
 from pipelines.service import PREFECT_YAML, ServiceSettings, deployment_file, service_environment
 from pipelines.watch import (
     CLOSED,
@@ -72,21 +68,21 @@ def test_watch_settings_are_checked() -> None:
 
 
 def test_runner_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
-    monkeypatch.setenv(LOCAL_WORKERS_ENV, "2")
-    monkeypatch.setenv(LOCAL_CLUSTER_MIN_FILES_ENV, "5")
+    monkeypatch.delenv(DASK_ADDRESS.name, raising=False)
+    monkeypatch.setenv(LOCAL_WORKERS.name, "2")
+    monkeypatch.setenv(LOCAL_CLUSTER_MIN_FILES.name, "5")
     assert per_file_runner(4) is None  # a small batch stays in this process
     local = per_file_runner(5)
     assert local is not None and local.address is None
     assert local.cluster_kwargs["n_workers"] == 2 and local.cluster_kwargs["processes"]
-    monkeypatch.setenv(LOCAL_WORKERS_ENV, "1")
+    monkeypatch.setenv(LOCAL_WORKERS.name, "1")
     assert per_file_runner(100) is None
-    monkeypatch.setenv(DASK_ADDRESS_ENV, "tcp://10.0.0.5:8786")
+    monkeypatch.setenv(DASK_ADDRESS.name, "tcp://10.0.0.5:8786")
     remote = per_file_runner(1)
     assert remote is not None and remote.address == "tcp://10.0.0.5:8786"
-    monkeypatch.delenv(DASK_ADDRESS_ENV)
-    monkeypatch.setenv(LOCAL_WORKERS_ENV, "none")
-    with pytest.raises(ValueError, match=LOCAL_WORKERS_ENV):
+    monkeypatch.delenv(DASK_ADDRESS.name)
+    monkeypatch.setenv(LOCAL_WORKERS.name, "none")
+    with pytest.raises(ValueError, match=LOCAL_WORKERS.name):
         per_file_runner(100)
 
 
