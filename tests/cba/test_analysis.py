@@ -70,11 +70,15 @@ def test_recovery_per_standard_is_reported(exact_plate) -> None:
 
 def test_a_1000x_slip_in_the_standards_is_flagged_not_fitted() -> None:
     levels = [10000 / 4**i for i in range(7)]
-    levels[4] *= 1000  # 39.0625 written as 39062.5
+    levels[4] *= 1000  # C3: 39.0625 written as 39062.5
     result = analyse_plate(make_plate(levels=[*levels, 0.0]))
     assert set(result.curves["verdict"]) == {"FAIL"}
     assert set(result.curves["model"]) == {"NONE"}
-    assert result.curves["verdict_reason"].str.contains("out of order").all()
+    assert result.curves["verdict_reason"].str.contains(
+        r"C3 = 39062\.5 pg/mL is 1e\+03x what the series predicts \(39\.06\)"
+    ).all()
+    assert result.series_breaks == {"C3 1e+03x the series": ["IL-6", "IFN-γ"]}
+    assert "standard series broken: C3 1e+03x the series for IL-6, IFN-γ" in result.warnings[-1]
     assert result.cytokines["concentration_pg_ml"].isna().all()
     assert set(result.cytokines["curve_verdict"]) == {"FAIL"}
 
@@ -85,12 +89,20 @@ def test_series_check_names_the_broken_step() -> None:
     unnumbered.sort(key=lambda lv: -lv.expected_pg_ml)
     with pytest.raises(StandardSeriesError, match="divided by the dilution factor"):
         check_standard_series(unnumbered, CbaSettings())
-    numbered = [StandardLevel("Standard 1", 5000, 1), StandardLevel("Standard 2", 1250, 1),
-                StandardLevel("Standard 3", 2500, 1)]  # fmt: skip
-    with pytest.raises(StandardSeriesError, match="out of order"):
+    numbered = [StandardLevel(f"Standard{i + 1}", 5000 / 3**i, 1) for i in range(7)]
+    numbered[0] = StandardLevel("Standard1", 5, 1)  # the top standard written in ng/mL
+    with pytest.raises(StandardSeriesError, match=r"^standard series broken: Standard1 = 5 pg/mL "
+                       r"is 0\.001x what the series predicts \(5000\)") as caught:  # fmt: skip
         check_standard_series(numbered, CbaSettings())
+    assert caught.value.fault == "Standard1 0.001x the series"
+    swapped = [StandardLevel("Standard 1", 5000, 1), StandardLevel("Standard 2", 1250, 1),
+               StandardLevel("Standard 3", 2500, 1), StandardLevel("Standard 4", 312.5, 1)]  # fmt: skip
+    with pytest.raises(StandardSeriesError, match="Standard 2 = 1250 pg/mL is 0.5x"):
+        check_standard_series(swapped, CbaSettings())
     fine = [StandardLevel(f"C{7 - i}", 10000 / 4**i, 1) for i in range(7)]
     assert check_standard_series(fine, CbaSettings()) == 4
+    rounded = [StandardLevel(f"S{i + 1}", float(f"{10000 / 3**i:.3g}"), 1) for i in range(8)]
+    assert check_standard_series(rounded, CbaSettings()) == pytest.approx(3, rel=0.01)
 
 
 def test_a_plate_without_standards_is_refused() -> None:
