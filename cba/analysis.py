@@ -19,7 +19,7 @@ import pandas as pd
 
 from cba.curves import Curve, choose_curve
 from cba.errors import CbaAnalysisError, StandardSeriesError
-from cba.model import CbaPlate, parse_reported_value
+from cba.model import CbaPlate, ReportedValue, parse_reported_value
 from cba.settings import CbaSettings
 
 CURVE_COLUMNS: tuple[str, ...] = (
@@ -173,8 +173,8 @@ def _level_number(name: str) -> int | None:
 
 
 def _times(ratio: float) -> str:
-    """`1000x`, `0.001x`, `3.2x`: how far a standard is from where the series puts it."""
-    return f"{ratio:.3g}x"
+    """`1000x`, `0.001x`, `0.354x`: how far a standard is from where the series puts it."""
+    return f"{float(f'{ratio:.3g}'):g}x"
 
 
 def check_standard_series(levels: list[StandardLevel], settings: CbaSettings) -> float:
@@ -387,7 +387,7 @@ def _concentration(mfi: float | None, dilution: float, judged: AnalyteCurve) -> 
 def _vendor_concentration(replicates: pd.DataFrame) -> dict[str, object]:
     """The vendor's reported concentration (replicates averaged); censored text stays censored,
     and a replicate without a value (`---`, `N/A`) counts only when no replicate has one."""
-    parsed = [parse_reported_value(t) for t in replicates["reported_concentration"]]
+    parsed = [_reported(row) for row in replicates.itertuples()]
     values = [v for v in parsed if v.censoring != "not_measured"] or parsed
     numbers = [v.value for v in values if v.value is not None]
     if numbers and len(numbers) == len(values):
@@ -396,6 +396,19 @@ def _vendor_concentration(replicates: pd.DataFrame) -> dict[str, object]:
     censored = next((v for v in values if v.censoring != "none"), values[0])
     return {"concentration_pg_ml": None, "censoring": censored.censoring,
             "censor_limit_pg_ml": censored.limit}  # fmt: skip
+
+
+def _reported(well: object) -> ReportedValue:
+    """A well's vendor concentration; CbaAnalysisError naming the well when it is not one."""
+    try:
+        return parse_reported_value(well.reported_concentration)
+    except ValueError:
+        raise CbaAnalysisError(
+            f"well {well.well} ({well.sample_name}), {well.analyte_as_exported}: the software's "
+            f"concentration {well.reported_concentration!r} is neither a number of 0 or more, a "
+            "censored value (< 3.2, OOR >) nor a no-value mark (N/A, ---); no measurement was "
+            "stored. Export the plate's MFI with its standards instead"
+        ) from None
 
 
 def _cytokines_frame(rows: list[dict[str, object]]) -> pd.DataFrame:

@@ -219,7 +219,9 @@ def compute_cba(
         plate = cba.read_plate(path, vocabulary=settings.cba.vocabulary)
         result = cba.analyse_plate(plate, settings.cba)
     except cba.CbaFormatError as err:
-        raise Rejection(str(err), CBA, instrument_format) from err
+        # the readers name the file by its path; the technician reads its name
+        reason = str(err).replace(str(path), path.name)
+        raise Rejection(reason, CBA, instrument_format) from err
     except cba.CbaAnalysisError as err:
         raise Rejection(f"{path.name}: {err.reason}", CBA, instrument_format) from err
     curves = result.curves

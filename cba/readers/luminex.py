@@ -100,7 +100,7 @@ def read_xponent(path: Path, vocabulary: Vocabulary = VOCABULARY) -> CbaPlate:
     names = resolve_analytes([n for _, n in analyte_columns], source, vocabulary, warnings)
     dilutions = _dilutions(sections.get("Dilution Factor"), source)
     counts = _analyte_section(sections, lambda name: name == "Count")
-    expected = _analyte_section(sections, lambda name: "expected" in name.lower())
+    expected = _analyte_section(sections, _is_standard_expected)
     reported = _analyte_section(sections, lambda name: name.lower() in _REPORTED_SECTIONS)
     out = []
     for location, row in medians.items():
@@ -127,6 +127,12 @@ def read_xponent(path: Path, vocabulary: Vocabulary = VOCABULARY) -> CbaPlate:
         ["xponent", header.get("SN", ""), header.get("Batch", ""), header.get("BatchStartTime", "")]
     )
     return CbaPlate(XPONENT, run_id, wells_frame(out, source), source, warnings)
+
+
+def _is_standard_expected(section_name: str) -> bool:
+    """The section of the standards' expected concentrations, not the controls' expected ones."""
+    name = section_name.lower()
+    return "expected" in name and "control" not in name
 
 
 def _dilutions(section: list[list[str]] | None, source: str) -> dict[str, float]:

@@ -74,11 +74,13 @@ def test_a_1000x_slip_in_the_standards_is_flagged_not_fitted() -> None:
     result = analyse_plate(make_plate(levels=[*levels, 0.0]))
     assert set(result.curves["verdict"]) == {"FAIL"}
     assert set(result.curves["model"]) == {"NONE"}
-    assert result.curves["verdict_reason"].str.contains(
-        r"C3 = 39062\.5 pg/mL is 1e\+03x what the series predicts \(39\.06\)"
-    ).all()
-    assert result.series_breaks == {"C3 1e+03x the series": ["IL-6", "IFN-γ"]}
-    assert "standard series broken: C3 1e+03x the series for IL-6, IFN-γ" in result.warnings[-1]
+    assert (
+        result.curves["verdict_reason"]
+        .str.contains(r"C3 = 39062\.5 pg/mL is 1000x what the series predicts \(39\.06\)")
+        .all()
+    )
+    assert result.series_breaks == {"C3 1000x the series": ["IL-6", "IFN-γ"]}
+    assert "standard series broken: C3 1000x the series for IL-6, IFN-γ" in result.warnings[-1]
     assert result.cytokines["concentration_pg_ml"].isna().all()
     assert set(result.cytokines["curve_verdict"]) == {"FAIL"}
 
