@@ -227,7 +227,7 @@ def _check_numbered_series(ordered: list[StandardLevel], settings: CbaSettings) 
     ]
     if wrong:
         listing = ", ".join(
-            f"{lv.level} = {lv.expected_pg_ml:g} pg/mL is {_times(r)} what the series predicts "
+            f"{lv.level} = {lv.expected_pg_ml:.10g} pg/mL is {_times(r)} what the series predicts "
             f"({lv.expected_pg_ml / r:.4g})"
             for lv, r in wrong
         )

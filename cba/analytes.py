@@ -263,7 +263,7 @@ class Vocabulary:
     def suggestion(self, name: str) -> str | None:
         """The closest canonical name, for a "did you mean" after an unknown name."""
         by_key = {spelling_key(c): c for c in self.canonical_names}
-        close = difflib.get_close_matches(spelling_key(name), list(by_key), n=1, cutoff=0.75)
+        close = difflib.get_close_matches(spelling_key(name), list(by_key), n=1, cutoff=0.85)
         return by_key[close[0]] if close else None
 
     def with_aliases(self, aliases: Mapping[str, str]) -> Vocabulary:
