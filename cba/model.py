@@ -83,6 +83,7 @@ def _refuse_impossible_values(frame: pd.DataFrame, source: str) -> None:
         values = frame[column].to_numpy()
         with np.errstate(invalid="ignore"):
             too_low = values <= 0 if must_be_positive else values < 0
+        too_low |= np.signbit(values) & ~np.isnan(values)  # `-0.000`: a negative value rounded
         bad = np.isinf(values) | too_low
         if column == "sample_dilution":
             bad |= np.isnan(values)
@@ -158,7 +159,8 @@ def _censored(raw: str, censoring: str, limit: float | None) -> ReportedValue:
 
 
 def _non_negative(value: float, raw: str) -> float:
-    """The value; ValueError when it is negative or too large to be finite (`1e400`)."""
-    if value < 0 or not math.isfinite(value):
+    """The value; ValueError when it is negative (`-0.0` included: a negative value rounded) or
+    too large to be finite (`1e400`)."""
+    if math.copysign(1.0, value) < 0 or not math.isfinite(value):
         raise ValueError(f"not a concentration of 0 or more: {raw!r}")
     return value

@@ -131,3 +131,40 @@ def test_settings_from_dict_and_refusals() -> None:
         CbaSettings.from_dict({"modle": "4PL"})
     with pytest.raises(ValueError, match="model"):
         CbaSettings(model="3PL")
+
+
+def test_a_sample_without_an_mfi_is_not_measured_not_not_detected() -> None:
+    plate = make_plate()
+    no_beads = (plate.wells["sample_name"] == "S26-0101") & (plate.wells["analyte"] == "IL-6")
+    plate.wells.loc[no_beads, "mfi"] = float("nan")
+    rows = by_sample(analyse_plate(plate).cytokines, "IL-6")
+    assert rows.loc["S26-0101", ["censoring", "n_replicates"]].tolist() == ["not_measured", 0]
+    assert np.isnan(rows.loc["S26-0101", "concentration_pg_ml"])
+    assert rows.loc["S26-0100", "censoring"] == "none"
+
+
+def test_unrecognised_analytes_are_analysed_and_flagged_on_both_tables() -> None:
+    plate = make_plate()
+    ifn = plate.wells["analyte"] == "IFN-γ"
+    plate.wells.loc[ifn, ["analyte", "analyte_as_exported"]] = "Zorbin"
+    plate.wells.loc[ifn, "analyte_recognised"] = False
+    result = analyse_plate(plate)
+    assert result.curves.set_index("analyte")["analyte_recognised"].to_dict() == {
+        "IL-6": True, "Zorbin": False,
+    }  # fmt: skip
+    assert set(result.curves["verdict"]) == {"PASS"}
+    zorbin = by_sample(result.cytokines, "Zorbin")
+    assert not zorbin["analyte_recognised"].any()
+    assert zorbin.loc["S26-0101", "concentration_pg_ml"] == pytest.approx(150.0, rel=1e-3)
+
+
+def test_vendor_concentration_text_that_is_no_value_refuses_the_plate_naming_the_well() -> None:
+    plate = make_plate()
+    plate.wells = plate.wells[plate.wells["type"] == "sample"].copy()
+    plate.wells["mfi"] = float("nan")
+    plate.wells["reported_concentration"] = "12.5"
+    plate.wells.loc[plate.wells.index[3], "reported_concentration"] = "*12.3"
+    row = plate.wells.loc[plate.wells.index[3]]
+    with pytest.raises(CbaAnalysisError, match=rf"well {row['well']} \({row['sample_name']}\), "
+                       rf"{row['analyte_as_exported']}: the software's concentration '\*12.3'"):  # fmt: skip
+        analyse_plate(plate)
