@@ -104,14 +104,9 @@ class ReportedValue:
 
     text: str
     value: float | None  # pg/mL when quantified
-    censoring: str  # none, below_lloq, above_uloq, not_detected, not_measured
+    censoring: str  # none, below_lloq, above_uloq, not_detected (the vendor's ND), not_measured
     limit: float | None  # the limit a censored value is censored at, when the text gives it
 
-
-CENSORING = ("none", "below_lloq", "above_uloq", "not_detected", "not_measured")
-"""What a cytokine value is: quantified, below the LLOQ or above the ULOQ (bounded by that limit),
-reported as not detected by the vendor software, or no measurement at all (no MFI for the well,
-a well excluded, the instrument failed)."""
 
 _NUMBER = r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
 """A number, with thousands separators only in groups of three: `3,2` is refused, not read as 32."""

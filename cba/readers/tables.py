@@ -284,7 +284,8 @@ def _collect_wells(
             well_name, sample, _text(_cell(row, layout.type)),
             to_float(dilution_cell, f"row {number} dilution", where)
             if _text(dilution_cell) else 1.0,
-            to_float(_cell(row, layout.standard_conc), f"row {number} standard conc.", where),
+            to_float(_cell(row, layout.standard_conc), f"row {number} standard conc.", where,
+                     no_value=_NO_VALUE),
         ))  # fmt: skip
         if layout.analyte is not None:
             analyte = _text(_cell(row, layout.analyte))
@@ -302,8 +303,8 @@ def _collect_wells(
             )
 
 
-_NO_MFI = ("", "n/a", "na")
-"""An empty or N/A MFI cell: the software exported no value for the well. `NaN` is refused."""
+_NO_VALUE = ("", "n/a", "na")
+"""An empty or N/A MFI or standard cell: the software exported no value. `NaN` is refused."""
 
 
 def _value(row: list[Cell], column: int, measure: str, what: str, where: str) -> object:
@@ -315,7 +316,7 @@ def _value(row: list[Cell], column: int, measure: str, what: str, where: str) ->
         except ValueError:
             raise CbaFormatError(f"{where}: {what} holds {text!r}, not a concentration") from None
         return text
-    return to_float(cell, what, where, no_value=_NO_MFI)
+    return to_float(cell, what, where, no_value=_NO_VALUE)
 
 
 def _standards_sheet(
