@@ -12,8 +12,8 @@ A lab extends it without touching this file: `[cba] analyte_aliases = { "My-IL6"
 cartflow.toml (`Vocabulary.with_aliases`).
 
 Lookup ignores case, spaces, dashes, dots, underscores and brackets, spells Greek letters out,
-drops a leading species prefix (`h`, `hu`, `human`) and a trailing bead ID in parentheses (`IL-6
-(A7)`), reads a trailing a/b/g as alpha/beta/gamma (`MIP-1a`), and accepts a pair of spellings
+drops a leading species prefix (`h`, `hu`, `human`), BD's `Flex Set` and a trailing bead ID in
+parentheses (`IL-6 (A7)`), reads a trailing a/b/g as alpha/beta/gamma (`MIP-1a`), and accepts a pair of spellings
 joined by `/` when both name the same analyte (`IL-8/CXCL8`). So `IFN-g`, `IFNγ`, `IFN-gamma`,
 `IFNG` and `hIFN-γ (B2)` all become `IFN-γ`.
 """
@@ -194,9 +194,11 @@ _SHORT_WORDS = {"a": "alpha", "b": "beta", "g": "gamma", "d": "delta"}
 _BEAD_ID = re.compile(r"\s*\(\s*[A-H]\d{1,2}\s*\)\s*$")
 """A LEGENDplex / CBA flex-set bead position after the name, `IL-6 (A7)`; `(P70)` is no bead."""
 _SPECIES = re.compile(
-    r"^(?:human|hu|h)(?=il|ifn|tnf|gm|mcp|mip|ip10|scd|sil|sgp|gp130|ccl|cxcl|vegf|fgf|egf|gcsf"
-    r"|mcsf|eotaxin|rantes|granzyme)"
+    r"^(?:human(?=.)|(?:hu|h)(?=il|ifn|tnf|gm|mcp|mip|ip10|scd|sil|sgp|gp130|ccl|cxcl|vegf|fgf"
+    r"|egf|gcsf|mcsf|eotaxin|rantes|granzyme))"
 )
+_FLEX_SET = re.compile(r"flexset$")
+"""BD CBA names its single-analyte kits `Human IL-6 Flex Set`."""
 
 
 def spelling_key(name: str) -> str:
@@ -205,7 +207,7 @@ def spelling_key(name: str) -> str:
     for letter, word in _GREEK.items():
         text = text.replace(letter, word)
     text = re.sub(r"[\s\-_.·/()\[\],+]", "", text.lower())
-    return _SPECIES.sub("", text)
+    return _SPECIES.sub("", _FLEX_SET.sub("", text))
 
 
 def _expand_short_greek(key: str) -> str:
@@ -281,8 +283,8 @@ class Vocabulary:
                 did_you_mean = f"; did you mean {hint!r}?" if hint else ""
                 raise ValueError(
                     f"[cba] analyte_aliases: {alias!r} = {target!r} names no known analyte"
-                    f"{did_you_mean} (the value is the analyte's name in cba/analytes.py, e.g. "
-                    "'IL-6', 'sIL-2Rα')"
+                    f"{did_you_mean} (the value must name an analyte the vocabulary knows, "
+                    "e.g. 'IL-6' or 'sIL-2Rα')"
                 )
             existing = self.lookup(alias)
             if existing is not None and existing != canonical:

@@ -45,6 +45,8 @@ def test_every_analyte_of_the_30plex_resolves(exported: str, canonical: str) -> 
         ("PDGF-AB/BB", "PDGF-AB/BB"), ("b-NGF", "β-NGF"), ("SCGF-b", "SCGF-β"), ("TNFb", "LT-α"),
         ("GROa", "GRO-α"), ("IFNa2", "IFN-α2"), ("IFN-λ2/3", "IFN-λ2/3"), ("IL-29", "IFN-λ1"),
         ("sTNF RI", "sTNF-RI"), ("Granzyme B", "Granzyme B"), ("Flt-3 Ligand", "Flt-3L"),
+        ("Human Angiogenin Flex Set", "Angiogenin"), ("Human IL-6 Flex Set (A7)", "IL-6"),
+        ("IL-1 alpha", "IL-1α"), ("Gro-alpha", "GRO-α"), ("NGF beta", "β-NGF"), ("TNF-R2", "sTNF-RII"),
     ],
 )  # fmt: skip
 def test_vendor_spellings_map_to_canonical_names(spelling: str, canonical: str) -> None:
