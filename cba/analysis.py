@@ -199,16 +199,26 @@ def check_standard_series(levels: list[StandardLevel], settings: CbaSettings) ->
             "correct the standard concentrations in the software and export again",
             f"{repeated[0]} has two concentrations",
         )
-    numbered = [(n, lv) for lv in nonzero if (n := _level_number(lv.level)) is not None]
-    if len(numbered) == len(nonzero) >= 3:
-        return _check_numbered_series([lv for _, lv in sorted(numbered, key=lambda i: i[0])],
-                                      settings)  # fmt: skip
+    numbered = sorted(
+        ((n, lv) for lv in nonzero if (n := _level_number(lv.level)) is not None),
+        key=lambda item: item[0],
+    )
+    numbers = [n for n, _ in numbered]
+    if len(numbered) == len(nonzero) >= 3 and len(set(numbers)) == len(numbers):
+        return _check_numbered_series(numbered, settings)
     return _check_consecutive_steps(nonzero, settings)
 
 
-def _check_numbered_series(ordered: list[StandardLevel], settings: CbaSettings) -> float:
+def _check_numbered_series(
+    numbered: list[tuple[int, StandardLevel]], settings: CbaSettings
+) -> float:
+    """The series by the standards' numbers; a standard left out (masked in the software) leaves
+    a gap in the numbers, not a broken step."""
+    ordered = [lv for _, lv in numbered]
+    positions = np.array([n for n, _ in numbered]) - numbered[0][0]
     values = np.array([lv.expected_pg_ml for lv in ordered])
-    median_ratio = float(np.median(values[:-1] / values[1:]))  # > 1 when numbered top first
+    per_step = (values[:-1] / values[1:]) ** (1 / np.diff(positions))
+    median_ratio = float(np.median(per_step))  # > 1 when numbered top first
     factor = settings.dilution_factor or max(median_ratio, 1 / median_ratio)
     tolerance = settings.dilution_tolerance_pct / 100
     if factor < 1 + tolerance:
@@ -219,7 +229,6 @@ def _check_numbered_series(ordered: list[StandardLevel], settings: CbaSettings) 
         )
     step = math.log(factor) * (1.0 if median_ratio < 1 else -1.0)
     logs = np.log(values)
-    positions = np.arange(len(ordered))
     anchor = float(np.median(logs - positions * step))
     off_by = np.exp(logs - (anchor + positions * step))
     wrong = [

@@ -103,6 +103,8 @@ def test_series_check_names_the_broken_step() -> None:
         check_standard_series(swapped, CbaSettings())
     fine = [StandardLevel(f"C{7 - i}", 10000 / 4**i, 1) for i in range(7)]
     assert check_standard_series(fine, CbaSettings()) == 4
+    masked = [level for level in fine if level.level != "C3"]  # a standard left out: a gap
+    assert check_standard_series(masked, CbaSettings()) == 4
     rounded = [StandardLevel(f"S{i + 1}", float(f"{10000 / 3**i:.3g}"), 1) for i in range(8)]
     assert check_standard_series(rounded, CbaSettings()) == pytest.approx(3, rel=0.01)
 
