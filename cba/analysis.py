@@ -19,11 +19,11 @@ import pandas as pd
 
 from cba.curves import Curve, choose_curve
 from cba.errors import CbaAnalysisError, StandardSeriesError
-from cba.model import CbaPlate, parse_reported_value
+from cba.model import CbaPlate, ReportedValue, parse_reported_value
 from cba.settings import CbaSettings
 
 CURVE_COLUMNS: tuple[str, ...] = (
-    "run_id", "instrument_format", "analyte", "analyte_as_exported", "model",
+    "run_id", "instrument_format", "analyte", "analyte_as_exported", "analyte_recognised", "model",
     "param_a", "param_b", "param_c", "param_d", "param_g", "r_squared",
     "n_standards", "n_standards_passed", "dilution_factor", "recovery_json",
     "lloq_pg_ml", "uloq_pg_ml", "verdict", "verdict_reason",
@@ -31,7 +31,7 @@ CURVE_COLUMNS: tuple[str, ...] = (
 """The assay columns of the `cba_curves` table (validation/schemas.py), in order."""
 
 CYTOKINE_COLUMNS: tuple[str, ...] = (
-    "run_id", "sample_name", "analyte", "n_replicates", "mfi", "mfi_cv_pct",
+    "run_id", "sample_name", "analyte", "analyte_recognised", "n_replicates", "mfi", "mfi_cv_pct",
     "sample_dilution", "concentration_pg_ml", "censoring", "censor_limit_pg_ml",
     "reported_value", "curve_verdict",
 )  # fmt: skip
@@ -46,7 +46,8 @@ class CbaResult:
     """The analysed plate: one `curves` row per analyte, one `cytokines` row per sample x analyte.
 
     `sample_names` are the names of the sample wells as exported, for the pipeline to resolve
-    patient and timepoint from.
+    patient and timepoint from. `series_breaks` maps each standard-series fault found (e.g.
+    "Standard3 is 1000x the series") to the analytes it touches.
     """
 
     run_id: str
@@ -54,6 +55,7 @@ class CbaResult:
     cytokines: pd.DataFrame
     sample_names: list[str]
     warnings: list[str] = field(default_factory=list)
+    series_breaks: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class AnalyteCurve:
     uloq_pg_ml: float | None
     verdict: str
     verdict_reason: str
+    series_break: str | None = None  # the short fault of a broken standard series
 
 
 def analyse_plate(plate: CbaPlate, settings: CbaSettings | None = None) -> CbaResult:
@@ -98,17 +101,34 @@ def analyse_plate(plate: CbaPlate, settings: CbaSettings | None = None) -> CbaRe
             "(and their concentrations) or give the standard layout"
         )
     curve_rows, cytokine_rows = [], []
+    series_breaks: dict[str, list[str]] = {}
     for analyte, analyte_wells in wells.groupby("analyte", sort=False):
         judged = _judge_analyte(analyte_wells, settings, vendor_only=not has_standards)
         curve_rows.append(_curve_row(plate, str(analyte), analyte_wells, judged))
         cytokine_rows.extend(_sample_rows(plate.run_id, str(analyte), analyte_wells, judged))
+        if judged.series_break:
+            series_breaks.setdefault(judged.series_break, []).append(str(analyte))
+    warnings = list(plate.warnings)
+    if series_breaks:
+        warnings.append(
+            f"{describe_series_breaks(series_breaks)}; these analytes have no curve and no "
+            "concentrations. Correct the standard concentrations in the instrument software and "
+            "export the plate again"
+        )
     return CbaResult(
         run_id=plate.run_id,
         curves=pd.DataFrame(curve_rows, columns=list(CURVE_COLUMNS)),
         cytokines=_cytokines_frame(cytokine_rows),
         sample_names=plate.sample_names,
-        warnings=list(plate.warnings),
+        warnings=warnings,
+        series_breaks=series_breaks,
     )
+
+
+def describe_series_breaks(series_breaks: dict[str, list[str]]) -> str:
+    """One line naming every standard-series fault and each analyte it touches."""
+    parts = [f"{fault} for {', '.join(analytes)}" for fault, analytes in series_breaks.items()]
+    return "standard series broken: " + "; ".join(parts)
 
 
 def _judge_analyte(wells: pd.DataFrame, settings: CbaSettings, vendor_only: bool) -> AnalyteCurve:
@@ -124,7 +144,7 @@ def _judge_analyte(wells: pd.DataFrame, settings: CbaSettings, vendor_only: bool
     try:
         factor = check_standard_series(levels, settings)
     except StandardSeriesError as error:
-        return AnalyteCurve(None, [], None, None, None, "FAIL", error.reason)
+        return AnalyteCurve(None, [], None, None, None, "FAIL", error.reason, error.fault)
     nonzero = [lv for lv in levels if lv.expected_pg_ml > 0]
     if len(nonzero) < MIN_STANDARD_LEVELS:
         return AnalyteCurve(None, [], factor, None, None, "FAIL",
@@ -152,28 +172,84 @@ def _level_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _times(ratio: float) -> str:
+    """`1000x`, `0.001x`, `0.354x`: how far a standard is from where the series puts it."""
+    return f"{float(f'{ratio:.3g}'):g}x"
+
+
 def check_standard_series(levels: list[StandardLevel], settings: CbaSettings) -> float:
     """The dilution factor of the series; raises `StandardSeriesError` when the series is broken.
 
-    Two checks: standards numbered by the software (C1..C7, Standard1..8) must have concentrations
-    that run monotonically with their numbers, and each standard must equal the previous (higher)
-    one divided by the dilution factor within the tolerance. The second catches a decimal slip
-    such as 156,25 entered as 15625.
+    Standards numbered by the software (C1..C7, Standard1..8) are taken in their numbered order:
+    the dilution step is the median step, each standard's place on the series is predicted from
+    the median of all standards (so one wrong standard cannot move the prediction), and a
+    standard further than the tolerance from its place is named with the factor it is off by
+    (a decimal slip shows as 1000x or 0.001x). Unnumbered standards are taken highest first and
+    each must equal the previous one divided by the dilution factor.
     """
     nonzero = [lv for lv in levels if lv.expected_pg_ml > 0]
-    numbered = [(n, lv) for lv in nonzero if (n := _level_number(lv.level)) is not None]
-    if len(numbered) == len(nonzero) >= 3:
-        by_number = [lv for _, lv in sorted(numbered, key=lambda item: item[0])]
-        steps = np.sign(np.diff([lv.expected_pg_ml for lv in by_number]))
-        if not (np.all(steps > 0) or np.all(steps < 0)):
-            listing = ", ".join(f"{lv.level} = {lv.expected_pg_ml:g}" for lv in by_number)
-            raise StandardSeriesError(
-                f"standard series out of order ({listing} pg/mL): the concentrations do not "
-                "fall step by step from the top standard; check the standard concentrations "
-                "entered in the software"
-            )
     if len(nonzero) < 2:
         raise StandardSeriesError("fewer than two non-zero standard levels")
+    names = [lv.level for lv in nonzero]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        values = ", ".join(f"{lv.expected_pg_ml:g}" for lv in nonzero if lv.level == repeated[0])
+        raise StandardSeriesError(
+            f"standard {repeated[0]} has more than one expected concentration ({values} pg/mL); "
+            "correct the standard concentrations in the software and export again",
+            f"{repeated[0]} has two concentrations",
+        )
+    numbered = sorted(
+        ((n, lv) for lv in nonzero if (n := _level_number(lv.level)) is not None),
+        key=lambda item: item[0],
+    )
+    numbers = [n for n, _ in numbered]
+    if len(numbered) == len(nonzero) >= 3 and len(set(numbers)) == len(numbers):
+        return _check_numbered_series(numbered, settings)
+    return _check_consecutive_steps(nonzero, settings)
+
+
+def _check_numbered_series(
+    numbered: list[tuple[int, StandardLevel]], settings: CbaSettings
+) -> float:
+    """The series by the standards' numbers; a standard left out (masked in the software) leaves
+    a gap in the numbers, not a broken step."""
+    ordered = [lv for _, lv in numbered]
+    positions = np.array([n for n, _ in numbered]) - numbered[0][0]
+    values = np.array([lv.expected_pg_ml for lv in ordered])
+    per_step = (values[:-1] / values[1:]) ** (1 / np.diff(positions))
+    median_ratio = float(np.median(per_step))  # > 1 when numbered top first
+    factor = settings.dilution_factor or max(median_ratio, 1 / median_ratio)
+    tolerance = settings.dilution_tolerance_pct / 100
+    if factor < 1 + tolerance:
+        raise StandardSeriesError(
+            "standard series broken: the standards do not fall step by step (median step "
+            f"{factor:.3g}); check the standard concentrations entered in the software",
+            "no dilution steps",
+        )
+    step = math.log(factor) * (1.0 if median_ratio < 1 else -1.0)
+    logs = np.log(values)
+    anchor = float(np.median(logs - positions * step))
+    off_by = np.exp(logs - (anchor + positions * step))
+    wrong = [
+        (lv, float(r)) for lv, r in zip(ordered, off_by, strict=True) if abs(r - 1) > tolerance
+    ]
+    if wrong:
+        listing = ", ".join(
+            f"{lv.level} = {lv.expected_pg_ml:.10g} pg/mL is {_times(r)} what the series predicts "
+            f"({lv.expected_pg_ml / r:.4g})"
+            for lv, r in wrong
+        )
+        fault = ", ".join(f"{lv.level} {_times(r)} the series" for lv, r in wrong)
+        raise StandardSeriesError(
+            f"standard series broken: {listing}; a decimal or unit slip in the standard "
+            "concentrations? Correct them in the software and export again",
+            fault,
+        )
+    return factor
+
+
+def _check_consecutive_steps(nonzero: list[StandardLevel], settings: CbaSettings) -> float:
     ratios = [
         hi.expected_pg_ml / lo.expected_pg_ml for hi, lo in zip(nonzero, nonzero[1:], strict=False)
     ]
@@ -185,7 +261,8 @@ def check_standard_series(levels: list[StandardLevel], settings: CbaSettings) ->
                 f"standard series broken: {lower.level} = {lower.expected_pg_ml:g} pg/mL but "
                 f"{higher.level} ({higher.expected_pg_ml:g} pg/mL) divided by the dilution factor "
                 f"{factor:g} is {higher.expected_pg_ml / factor:g} (ratio {ratio:g}); a decimal or "
-                "unit slip in the standard concentrations? Correct them and re-export"
+                "unit slip in the standard concentrations? Correct them and re-export",
+                f"step {higher.level} -> {lower.level} is {_times(factor / ratio)} the series",
             )
     return factor
 
@@ -247,6 +324,7 @@ def _curve_row(
         "instrument_format": plate.instrument_format,
         "analyte": analyte,
         "analyte_as_exported": wells["analyte_as_exported"].iloc[0],
+        "analyte_recognised": bool(wells["analyte_recognised"].iloc[0]),
         "model": curve.model if curve else "NONE",
         "param_a": params[0], "param_b": params[1], "param_c": params[2],
         "param_d": params[3], "param_g": params[4],
@@ -279,6 +357,7 @@ def _sample_rows(
         reported = " | ".join(dict.fromkeys(t for t in replicates["reported_concentration"] if t))
         row = {
             "run_id": run_id, "sample_name": str(sample_name), "analyte": analyte,
+            "analyte_recognised": bool(replicates["analyte_recognised"].iloc[0]),
             "n_replicates": int(mfi.size), "mfi": float(np.mean(mfi)) if mfi.size else None,
             "mfi_cv_pct": _replicate_cv_pct(mfi), "sample_dilution": dilution,
             "reported_value": reported or None, "curve_verdict": judged.verdict,
@@ -292,10 +371,11 @@ def _sample_rows(
 
 
 def _concentration(mfi: float | None, dilution: float, judged: AnalyteCurve) -> dict[str, object]:
-    """Concentration in the sample, censored at LLOQ/ULOQ x dilution outside the range."""
+    """Concentration in the sample, censored at LLOQ/ULOQ x dilution outside the range; without
+    an MFI (no beads, a dry well) the value is not measured."""
     unquantified = {"concentration_pg_ml": None, "censoring": "none", "censor_limit_pg_ml": None}
     if mfi is None:
-        return {**unquantified, "censoring": "not_detected"}
+        return {**unquantified, "censoring": "not_measured"}
     curve, lloq, uloq = judged.curve, judged.lloq_pg_ml, judged.uloq_pg_ml
     if curve is None or judged.verdict != "PASS" or lloq is None or uloq is None:
         return unquantified
@@ -314,8 +394,10 @@ def _concentration(mfi: float | None, dilution: float, judged: AnalyteCurve) -> 
 
 
 def _vendor_concentration(replicates: pd.DataFrame) -> dict[str, object]:
-    """The vendor's reported concentration (replicates averaged); censored text stays censored."""
-    values = [parse_reported_value(t) for t in replicates["reported_concentration"]]
+    """The vendor's reported concentration (replicates averaged); censored text stays censored,
+    and a replicate without a value (`---`, `N/A`) counts only when no replicate has one."""
+    parsed = [_reported(row) for row in replicates.itertuples()]
+    values = [v for v in parsed if v.censoring != "not_measured"] or parsed
     numbers = [v.value for v in values if v.value is not None]
     if numbers and len(numbers) == len(values):
         return {"concentration_pg_ml": float(np.mean(numbers)), "censoring": "none",
@@ -323,6 +405,19 @@ def _vendor_concentration(replicates: pd.DataFrame) -> dict[str, object]:
     censored = next((v for v in values if v.censoring != "none"), values[0])
     return {"concentration_pg_ml": None, "censoring": censored.censoring,
             "censor_limit_pg_ml": censored.limit}  # fmt: skip
+
+
+def _reported(well: object) -> ReportedValue:
+    """A well's vendor concentration; CbaAnalysisError naming the well when it is not one."""
+    try:
+        return parse_reported_value(well.reported_concentration)
+    except ValueError:
+        raise CbaAnalysisError(
+            f"well {well.well} ({well.sample_name}), {well.analyte_as_exported}: the software's "
+            f"concentration {well.reported_concentration!r} is neither a number of 0 or more, a "
+            "censored value (< 3.2, OOR >) nor a no-value mark (N/A, ---); no measurement was "
+            "stored. Export the plate's MFI with its standards instead"
+        ) from None
 
 
 def _cytokines_frame(rows: list[dict[str, object]]) -> pd.DataFrame:

@@ -3,6 +3,16 @@ what to do about it."""
 
 from __future__ import annotations
 
+import json
+
+
+def alias_instruction(name: str) -> str:
+    """How a technician maps an export's analyte name to a known analyte, for a reason text."""
+    return (
+        "map it in cartflow.toml: [cba] analyte_aliases = "
+        f'{{ {json.dumps(name, ensure_ascii=False)} = "<canonical name, e.g. IL-6>" }}'
+    )
+
 
 class CbaFormatError(ValueError):
     """The file is not a bead-array export this library understands, or it is malformed."""
@@ -15,8 +25,8 @@ class UnknownAnalyteError(CbaFormatError):
         self.names = names
         where = f"{source}: " if source else ""
         super().__init__(
-            f"{where}unknown analyte name(s) {', '.join(repr(n) for n in names)}; add the spelling "
-            "to CANONICAL in cba/analytes.py if it is a cytokine the lab measures"
+            f"{where}unknown analyte name(s) {', '.join(repr(n) for n in names)}; if it is a "
+            f"known analyte under another name, {alias_instruction(names[0])}"
         )
 
 
@@ -29,4 +39,9 @@ class CbaAnalysisError(ValueError):
 
 
 class StandardSeriesError(CbaAnalysisError):
-    """The standards' concentrations do not form the expected dilution series."""
+    """The standards' concentrations do not form the expected dilution series; `fault` is the
+    short form a plate warning lists per analyte (e.g. "Standard3 1000x the series")."""
+
+    def __init__(self, reason: str, fault: str | None = None) -> None:
+        super().__init__(reason)
+        self.fault = fault

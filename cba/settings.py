@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from cba.analytes import VOCABULARY, Vocabulary
 
 MODELS = ("auto", "4PL", "5PL")
 WEIGHTINGS = ("1/y^2", "1/y", "none")
@@ -23,6 +25,8 @@ class CbaSettings:
       as the median ratio of consecutive standards.
     - `dilution_tolerance_pct`: how far a standard may be from the previous one divided by the
       dilution factor before the series is called broken (catches a 1000x decimal slip).
+    - `analyte_aliases`: the lab's own analyte spellings, `{ "My-IL6" = "IL-6" }`, added to the
+      vocabulary of `cba.analytes`; each value must name an analyte the vocabulary knows.
     """
 
     model: str = "5PL"
@@ -32,6 +36,7 @@ class CbaSettings:
     min_fraction_standards_passed: float = 0.75
     dilution_factor: float | None = None
     dilution_tolerance_pct: float = 10.0
+    analyte_aliases: dict[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -56,8 +61,26 @@ class CbaSettings:
             raise ValueError(
                 f"dilution_tolerance_pct = {self.dilution_tolerance_pct:g}: expected above 0"
             )
+        vocabulary_with(self.analyte_aliases)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """The analyte vocabulary with this lab's aliases."""
+        return vocabulary_with(self.analyte_aliases)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CbaSettings:
         """Settings from a `[cba]` table whose keys and types `pipelines.settings` checked."""
         return cls(**values)
+
+
+def vocabulary_with(aliases: object) -> Vocabulary:
+    """The shipped vocabulary plus `[cba] analyte_aliases`; ValueError when one is not a table of
+    names or names no known analyte (with the closest canonical name)."""
+    if not isinstance(aliases, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+    ):
+        raise ValueError(
+            '[cba] analyte_aliases must be a table of names, e.g. { "My-IL6" = "IL-6" }'
+        )
+    return VOCABULARY.with_aliases(aliases) if aliases else VOCABULARY

@@ -212,23 +212,24 @@ def compute_cba(
 
     A plate whose every curve failed (e.g. a standard series written 1000x too large) is refused;
     where only some analytes fail, the plate is taken and those analytes carry no concentration,
-    as the vendors' software reports a multiplex plate.
+    as the vendors' software reports a multiplex plate. Analytes the vocabulary (with the lab's
+    `[cba] analyte_aliases`) does not know are kept under their exported names and flagged.
     """
     try:
-        plate = cba.read_plate(path)
+        plate = cba.read_plate(path, vocabulary=settings.cba.vocabulary)
         result = cba.analyse_plate(plate, settings.cba)
     except cba.CbaFormatError as err:
-        raise Rejection(str(err), CBA, instrument_format) from err
+        # the readers name the file by its path; the technician reads its name
+        reason = str(err).replace(str(path), path.name)
+        raise Rejection(reason, CBA, instrument_format) from err
     except cba.CbaAnalysisError as err:
         raise Rejection(f"{path.name}: {err.reason}", CBA, instrument_format) from err
     curves = result.curves
     if len(curves) and (curves["verdict"] == "FAIL").all():
-        reasons = "; ".join(
-            f"{a}: {r}" for a, r in zip(curves["analyte"], curves["verdict_reason"], strict=True)
-        )
         raise Rejection(
-            f"{path.name}: every standard curve failed ({reasons})", CBA, plate.instrument_format
-        )
+            f"{path.name}: every standard curve failed; {_curve_failures(result)}",
+            CBA, plate.instrument_format,
+        )  # fmt: skip
     if result.cytokines.empty:
         raise Rejection(f"{path.name}: the plate has no sample wells", CBA, plate.instrument_format)
     identity = _identity_frame(
@@ -242,7 +243,22 @@ def compute_cba(
         instrument_format=plate.instrument_format,
         run_identity=result.run_id,
         tables={"cba_curves": curves, "cytokines": cytokines},
-        warnings=list(plate.warnings) + list(result.warnings),
+        warnings=result.warnings,
+    )
+
+
+def _curve_failures(result: cba.CbaResult) -> str:
+    """Why the curves failed, short: the series faults with their analytes, else the first
+    analyte's reason and how many more failed."""
+    if result.series_breaks:
+        return (
+            f"{cba.describe_series_breaks(result.series_breaks)}. Correct the standard "
+            "concentrations in the instrument software and export the plate again"
+        )
+    first = result.curves.iloc[0]
+    more = len(result.curves) - 1
+    return f"{first['analyte']}: {first['verdict_reason']}" + (
+        f" (and {more} more analytes)" if more else ""
     )
 
 

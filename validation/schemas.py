@@ -233,8 +233,9 @@ CBA_CURVES = Table(
     assay_columns=(
         ("run_id", s),
         ("instrument_format", s),
-        ("analyte", s),
+        ("analyte", s),  # canonical name, or the exported name when not recognised
         ("analyte_as_exported", s),
+        ("analyte_recognised", b),  # false: the vocabulary does not know the exported name
         ("model", s),  # 4PL, 5PL, NONE
         ("param_a", f64),  # response at zero concentration
         ("param_b", f64),  # slope
@@ -252,7 +253,7 @@ CBA_CURVES = Table(
         ("verdict_reason", s),
     ),
     key=("run_id", "analyte"),
-    required=("run_id", "analyte", "model", "verdict"),
+    required=("run_id", "analyte", "analyte_recognised", "model", "verdict"),
 )
 
 CYTOKINES = Table(
@@ -261,19 +262,20 @@ CYTOKINES = Table(
     assay_columns=(
         ("run_id", s),
         ("sample_name", s),
-        ("analyte", s),
+        ("analyte", s),  # canonical name, or the exported name when not recognised
+        ("analyte_recognised", b),  # false: kept under the exported name, not used downstream
         ("n_replicates", i32),
         ("mfi", f64),
         ("mfi_cv_pct", f64),
         ("sample_dilution", f64),
         ("concentration_pg_ml", f64),  # null when censored
-        ("censoring", s),  # none, below_lloq, above_uloq, not_detected
+        ("censoring", s),  # none, below_lloq, above_uloq, not_detected, not_measured
         ("censor_limit_pg_ml", f64),  # the limit the value is censored at
         ("reported_value", s),  # a vendor's own value as written, e.g. "< 3.2"
         ("curve_verdict", s),
     ),
     key=("run_id", "sample_name", "analyte"),
-    required=("run_id", "sample_name", "analyte", "censoring"),
+    required=("run_id", "sample_name", "analyte", "analyte_recognised", "censoring"),
 )
 
 VALIDATION_RESULTS = Table(

@@ -193,8 +193,8 @@ def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
         return [
             _in_set(
                 "censoring",
-                ["none", "below_lloq", "above_uloq", "not_detected"],
-                "censoring is one of none, below_lloq, above_uloq, not_detected",
+                ["none", "below_lloq", "above_uloq", "not_detected", "not_measured"],
+                "censoring is one of none, below_lloq, above_uloq, not_detected, not_measured",
             ),  # fmt: skip
             _between("concentration_pg_ml", 0, None, "concentrations are not negative"),
         ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from cba.analytes import VOCABULARY, Vocabulary
 from cba.errors import CbaFormatError
 from cba.model import CbaPlate
 from cba.panels import BeadPanel
@@ -80,20 +81,20 @@ def sniff(path: Path | str) -> str | None:
 
 
 def read_plate(
-    path: Path | str, *, keep_unknown_analytes: bool = False, panel: BeadPanel | None = None
+    path: Path | str, *, vocabulary: Vocabulary = VOCABULARY, panel: BeadPanel | None = None
 ) -> CbaPlate:
     """Read any supported bead-array export; raises `CbaFormatError` saying why not.
 
-    Unknown analyte names raise `UnknownAnalyteError` listing them, unless `keep_unknown_analytes`
-    (they are then kept as exported, with a warning). `panel` is needed for raw FCS files unless a
-    `panel.json` lies beside them.
+    Analyte names are looked up in `vocabulary` (the lab's is `CbaSettings.vocabulary`); a name
+    it does not know is kept as exported with `analyte_recognised` False and a plate warning.
+    `panel` is needed for raw FCS files unless a `panel.json` lies beside them.
     """
     path = Path(path)
     kind = sniff(path)
     if kind == XPONENT:
-        return read_xponent(path, keep_unknown_analytes)
+        return read_xponent(path, vocabulary)
     if kind == INTELLIFLEX:
-        return read_intelliflex(path, keep_unknown_analytes)
+        return read_intelliflex(path, vocabulary)
     if kind == BEAD_FCS_PLATE:
         return read_bead_folder(path, panel)
     if kind == BEAD_FCS:
@@ -104,9 +105,9 @@ def read_plate(
             )
         return read_bead_plate([path], panel)
     if kind is not None:
-        return read_table(path, keep_unknown_analytes)
+        return read_table(path, vocabulary)
     if path.is_file() and path.suffix.lower() in (".csv", ".xlsx", ".txt"):
-        return read_table(path, keep_unknown_analytes)  # raises with the precise reason
+        return read_table(path, vocabulary)  # raises with the precise reason
     raise CbaFormatError(
         f"{path}: not a bead-array export this library reads (FCAP Array, LEGENDplex, Luminex "
         "xPONENT/INTELLIFLEX tables, or bead FCS files named like K2-C07-A7.fcs)"

@@ -310,7 +310,7 @@ def read_bead_plate(
                 "well": identity.well, "sample_name": sample, "type": identity.kind,
                 "standard_level": identity.label if standard else "",
                 "analyte": bead.analyte, "analyte_as_exported": bead.bead_id,
-                "mfi": population.pe_median,
+                "analyte_recognised": True, "mfi": population.pe_median,
                 "standard_pg_ml": panel.standard_pg_ml(bead, identity.number) if standard else float("nan"),
                 "sample_dilution": float(named.get("dilution") or 1.0),
                 "reported_concentration": "",
@@ -318,7 +318,8 @@ def read_bead_plate(
     first, keywords = identities[0]
     parts = ["bead-fcs", keywords.get("$CYTSN", keywords.get("$SN", "")), keywords.get("$DATE", "")]
     run_id = ":".join(part for part in [*parts, first.kit, first.plate] if part)
-    return CbaPlate(BEAD_FCS_PLATE, run_id, wells_frame(rows), str(paths[0].parent), warnings)
+    source = str(paths[0].parent)
+    return CbaPlate(BEAD_FCS_PLATE, run_id, wells_frame(rows, source), source, warnings)
 
 
 def read_bead_folder(path: Path, panel: BeadPanel | None) -> CbaPlate:

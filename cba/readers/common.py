@@ -4,22 +4,45 @@ from __future__ import annotations
 
 import re
 
-from cba.analytes import lookup_analyte
-from cba.errors import CbaFormatError, UnknownAnalyteError
+from cba.analytes import Vocabulary
+from cba.errors import CbaFormatError, alias_instruction
 
 
 def resolve_analytes(
-    names: list[str], source: str, keep_unknown: bool, warnings: list[str]
-) -> dict[str, str]:
-    """Exported name -> canonical name. Unknown names raise (listing all of them) unless
-    `keep_unknown`, in which case they stay as exported and a warning says so."""
-    mapping = {name: lookup_analyte(name) for name in names}
+    names: list[str], source: str, vocabulary: Vocabulary, warnings: list[str]
+) -> dict[str, tuple[str, bool]]:
+    """Exported name -> (canonical name, True), or (exported name, False) when the vocabulary does
+    not know it: the unknown analyte's rows are kept and flagged, and a warning says how to map
+    the name. Two exported names of one analyte (`IL6` and `IL-6`) are refused."""
+    mapping = {name: vocabulary.lookup(name) for name in names}
+    by_canonical: dict[str, list[str]] = {}
+    for name, canonical in mapping.items():
+        if canonical is not None:
+            by_canonical.setdefault(canonical, []).append(name)
+    twice = {c: n for c, n in by_canonical.items() if len(n) > 1}
+    if twice:
+        canonical, spellings = next(iter(twice.items()))
+        raise CbaFormatError(
+            f"{source}: the columns {' and '.join(repr(n) for n in spellings)} are both "
+            f"{canonical}; export each analyte once"
+        )
     unknown = [name for name, canonical in mapping.items() if canonical is None]
-    if unknown and not keep_unknown:
-        raise UnknownAnalyteError(unknown, source)
     if unknown:
-        warnings.append(f"analyte name(s) not in the vocabulary kept as exported: {unknown}")
-    return {name: canonical or name for name, canonical in mapping.items()}
+        warnings.append(unknown_analytes_warning(unknown, vocabulary))
+    return {name: (canonical or name, canonical is not None) for name, canonical in mapping.items()}
+
+
+def unknown_analytes_warning(names: list[str], vocabulary: Vocabulary) -> str:
+    """What a technician reads about analytes kept under their exported names."""
+    described = []
+    for name in names:
+        hint = vocabulary.suggestion(name)
+        described.append(f"{name!r} (did you mean {hint!r}?)" if hint else repr(name))
+    return (
+        f"analyte name(s) not in the vocabulary: {', '.join(described)}; their rows are kept under "
+        "the exported name with analyte_recognised = false and left out of the derived tables. "
+        f"If one is a known analyte, {alias_instruction(names[0])}"
+    )
 
 
 _TYPE_WORDS = (
@@ -71,21 +94,26 @@ def normalise_well(text: str, source: str) -> str:
 _THOUSANDS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
-def to_float(value: object, what: str, source: str) -> float:
-    """A numeric cell; empty -> NaN; text raises CbaFormatError naming the cell."""
+def to_float(value: object, what: str, source: str, no_value: tuple[str, ...] = ("",)) -> float:
+    """A numeric cell. A cell whose text (case ignored) is one of `no_value`, the export's own
+    marks of "no value", becomes NaN; any other text, `NaN` included, raises CbaFormatError
+    naming the cell. Infinite and negative numbers pass: `wells_frame` refuses them by well."""
     if value is None:
-        return float("nan")
-    if isinstance(value, int | float):
+        value = ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     text = str(value).strip()
+    if text.lower() in no_value:
+        return float("nan")
     if _THOUSANDS.fullmatch(text):
         text = text.replace(",", "")
-    if text.lower() in ("", "nan", "n/a", "na"):
-        return float("nan")
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
+        number = float("nan")
+    if number != number:  # text, or a NaN the export does not use to mean "no value"
         raise CbaFormatError(
-            f"{source}: {what} holds text {value!r} where a number was expected; re-export the "
+            f"{source}: {what} holds {value!r} where a number was expected; re-export the "
             "table with numeric values"
-        ) from None
+        )
+    return number

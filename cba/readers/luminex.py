@@ -10,9 +10,13 @@ xPONENT: a `"Program","xPONENT"` header block, then after `"Results"` one sectio
 each `"DataType:","<name>"`, a header row (`Location, Sample, <analyte>..., Total Events`) and one
 row per well. Used: Median (MFI), Dilution Factor, sections whose name contains "Expected"
 (standard concentrations) and Result / Calculated Concentration (the software's concentrations).
+xPONENT writes `NaN` as the median of a bead region that had no beads in a well; such a NaN is
+taken as "no value" only where the Count section shows 0 beads for that well and analyte, and
+refused anywhere else.
 
 INTELLIFLEX: one row per well; per bead region `Rnn: RP1 ANALYTE NAME`, `Rnn: RP1 MEDIAN`, ...;
-WELL TYPE S*/U*/B*/C* gives standards, unknowns, blanks, controls.
+WELL TYPE S*/U*/B*/C* gives standards, unknowns, blanks, controls. A `NaN` median is "no value"
+in a well whose WELL STATUS is Dry or whose region count is 0, and refused anywhere else.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cba.analytes import VOCABULARY, Vocabulary
 from cba.errors import CbaFormatError
 from cba.model import CbaPlate, wells_frame
 from cba.readers.common import normalise_well, resolve_analytes, to_float, well_type
@@ -80,7 +85,7 @@ def _by_location(section: list[list[str]]) -> tuple[list[str], dict[str, list[st
     return head, {row[0]: row for row in body if row and row[0]}
 
 
-def read_xponent(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
+def read_xponent(path: Path, vocabulary: Vocabulary = VOCABULARY) -> CbaPlate:
     source = str(path)
     rows = list(csv.reader(io.StringIO(_read_text(path))))
     header, sections = _xponent_sections(rows)
@@ -92,11 +97,10 @@ def read_xponent(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
     head, medians = _by_location(sections["Median"])
     analyte_columns = [(i, n) for i, n in enumerate(head) if n.lower() not in _NON_ANALYTE]
     warnings: list[str] = []
-    names = resolve_analytes(
-        [n for _, n in analyte_columns], source, keep_unknown_analytes, warnings
-    )
+    names = resolve_analytes([n for _, n in analyte_columns], source, vocabulary, warnings)
     dilutions = _dilutions(sections.get("Dilution Factor"), source)
-    expected = _analyte_section(sections, lambda name: "expected" in name.lower())
+    counts = _analyte_section(sections, lambda name: name == "Count")
+    expected = _analyte_section(sections, _is_standard_expected)
     reported = _analyte_section(sections, lambda name: name.lower() in _REPORTED_SECTIONS)
     out = []
     for location, row in medians.items():
@@ -105,12 +109,16 @@ def read_xponent(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
         kind = well_type("", sample)
         for index, exported in analyte_columns:
             standard = expected.get((location, exported), "")
+            analyte, recognised = names[exported]
+            no_beads = counts.get((location, exported), "").strip() == "0"
             out.append({
                 "well": well, "sample_name": sample, "type": kind,
                 "standard_level": sample if kind == "standard" else "",
-                "analyte": names[exported], "analyte_as_exported": exported,
-                "mfi": to_float(row[index], f"Median of {exported} in {location}", source),
-                "standard_pg_ml": to_float(standard, f"expected {exported}", source)
+                "analyte": analyte, "analyte_as_exported": exported,
+                "analyte_recognised": recognised,
+                "mfi": to_float(row[index], f"the Median of {exported} in well {well}", source,
+                                no_value=("", "nan") if no_beads else ("",)),
+                "standard_pg_ml": to_float(standard, f"expected {exported} in well {well}", source)
                 if kind == "standard" else float("nan"),
                 "sample_dilution": dilutions.get(location, 1.0),
                 "reported_concentration": reported.get((location, exported), ""),
@@ -118,7 +126,13 @@ def read_xponent(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
     run_id = ":".join(
         ["xponent", header.get("SN", ""), header.get("Batch", ""), header.get("BatchStartTime", "")]
     )
-    return CbaPlate(XPONENT, run_id, wells_frame(out), source, warnings)
+    return CbaPlate(XPONENT, run_id, wells_frame(out, source), source, warnings)
+
+
+def _is_standard_expected(section_name: str) -> bool:
+    """The section of the standards' expected concentrations, not the controls' expected ones."""
+    name = section_name.lower()
+    return "expected" in name and "control" not in name
 
 
 def _dilutions(section: list[list[str]] | None, source: str) -> dict[str, float]:
@@ -140,7 +154,7 @@ def _analyte_section(sections: dict[str, list[list[str]]], wanted) -> dict[tuple
 _REGION = re.compile(r"^(R\d+): RP1 (.+)$")
 
 
-def read_intelliflex(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
+def read_intelliflex(path: Path, vocabulary: Vocabulary = VOCABULARY) -> CbaPlate:
     source = str(path)
     table = pd.read_csv(io.StringIO(_read_text(path)), dtype=str, keep_default_na=False)
     table = table[table["WELL LOCATION"].str.strip() != ""]
@@ -158,7 +172,7 @@ def read_intelliflex(path: Path, keep_unknown_analytes: bool = False) -> CbaPlat
     if not region_names:
         raise CbaFormatError(f"{source}: INTELLIFLEX export without any analyte region medians")
     warnings: list[str] = []
-    names = resolve_analytes(list(region_names.values()), source, keep_unknown_analytes, warnings)
+    names = resolve_analytes(list(region_names.values()), source, vocabulary, warnings)
     out = []
     for _, row in table.iterrows():
         well = normalise_well(row["WELL LOCATION"], source)
@@ -170,14 +184,20 @@ def read_intelliflex(path: Path, keep_unknown_analytes: bool = False) -> CbaPlat
             cols = regions[region]
             expected = next((cols[k] for k in cols if "EXPECTED" in k), None)
             reported = next((cols[k] for k in cols if k in ("CONCENTRATION", "RESULT")), None)
+            no_beads = dry or row.get(cols.get("COUNT", ""), "").strip() in ("0", "NaN")
+            analyte, recognised = names[exported]
             out.append({
                 "well": well, "sample_name": row["SAMPLE ID"], "type": kind,
                 "standard_level": row["SAMPLE ID"] if kind == "standard" else "",
-                "analyte": names[exported], "analyte_as_exported": exported,
-                "mfi": to_float(row[cols["MEDIAN"]], f"{region} median in {well}", source),
-                "standard_pg_ml": to_float(row[expected], f"{region} expected in {well}", source)
+                "analyte": analyte, "analyte_as_exported": exported,
+                "analyte_recognised": recognised,
+                "mfi": to_float(row[cols["MEDIAN"]], f"{region} ({exported}) median in well {well}",
+                                source, no_value=("", "nan") if no_beads else ("",)),
+                "standard_pg_ml": to_float(row[expected], f"{region} expected in well {well}",
+                                           source)
                 if expected and kind == "standard" else float("nan"),
-                "sample_dilution": to_float(row.get("DILUTION", "") or "1", "DILUTION", source),
+                "sample_dilution": to_float(row.get("DILUTION", "") or "1",
+                                            f"DILUTION of well {well}", source),
                 "reported_concentration": row[reported] if reported else "",
             })  # fmt: skip
     first = table.iloc[0]
@@ -185,4 +205,4 @@ def read_intelliflex(path: Path, keep_unknown_analytes: bool = False) -> CbaPlat
         ["intelliflex", first.get("SERIAL NUMBER", ""), first.get("PLATE NAME", ""),
          first.get("PLATE START", "")]
     )  # fmt: skip
-    return CbaPlate(INTELLIFLEX, run_id, wells_frame(out), source, warnings)
+    return CbaPlate(INTELLIFLEX, run_id, wells_frame(out, source), source, warnings)

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cba.analytes import lookup_analyte
+from cba.analytes import VOCABULARY, Vocabulary, lookup_analyte
 from cba.errors import CbaFormatError
 from cba.model import CbaPlate, parse_reported_value, wells_frame
 from cba.readers.common import normalise_well, resolve_analytes, to_float, well_type
@@ -222,7 +222,7 @@ class _Well:
     values: dict[tuple[str, str], object] = field(default_factory=dict)  # (analyte, measure)
 
 
-def read_table(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
+def read_table(path: Path, vocabulary: Vocabulary = VOCABULARY) -> CbaPlate:
     source = str(path)
     sheets = load_sheets(path)
     layouts = {id(s): lay for s in sheets if (lay := find_layout(s)) is not None}
@@ -246,7 +246,7 @@ def read_table(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
         if layout is None:
             continue
         if layout.well is None:
-            standards.update(_standards_sheet(sheet, layout, source))
+            standards.update(_standards_sheet(sheet, layout, source, vocabulary))
         else:
             _collect_wells(sheet, layout, wells, source)
     exported = list(dict.fromkeys(a for w in wells.values() for a, _ in w.values))
@@ -256,12 +256,12 @@ def read_table(path: Path, keep_unknown_analytes: bool = False) -> CbaPlate:
             "(expected e.g. 'IL-6 MFI' or 'IL-6 (A7)' on an MFI sheet)"
         )
     warnings: list[str] = []
-    names = resolve_analytes(exported, source, keep_unknown_analytes, warnings)
+    names = resolve_analytes(exported, source, vocabulary, warnings)
     rows = _well_rows(wells, exported, names, standards)
     has_mfi = any(m == "mfi" for w in wells.values() for _, m in w.values)
     run_id = _run_id(vendor, table_layouts, path, warnings)
     return CbaPlate(
-        _format_name(vendor, has_mfi, sheets), run_id, wells_frame(rows), source, warnings
+        _format_name(vendor, has_mfi, sheets), run_id, wells_frame(rows, source), source, warnings
     )
 
 
@@ -284,18 +284,27 @@ def _collect_wells(
             well_name, sample, _text(_cell(row, layout.type)),
             to_float(dilution_cell, f"row {number} dilution", where)
             if _text(dilution_cell) else 1.0,
-            to_float(_cell(row, layout.standard_conc), f"row {number} standard conc.", where),
+            to_float(_cell(row, layout.standard_conc), f"row {number} standard conc.", where,
+                     no_value=_NO_VALUE),
         ))  # fmt: skip
         if layout.analyte is not None:
             analyte = _text(_cell(row, layout.analyte))
             for measure, column in layout.long_measures.items():
                 entry.values[(analyte, measure)] = _value(
-                    row, column, measure, f"row {number} {headers[column]!r}", where
+                    row,
+                    column,
+                    measure,
+                    f"row {number} (well {well_name}) {headers[column]!r}",
+                    where,
                 )
         for column, analyte, measure in layout.wide:
             entry.values[(analyte, measure)] = _value(
-                row, column, measure, f"row {number} {headers[column]!r}", where
+                row, column, measure, f"row {number} (well {well_name}) {headers[column]!r}", where
             )
+
+
+_NO_VALUE = ("", "n/a", "na")
+"""An empty or N/A MFI or standard cell: the software exported no value. `NaN` is refused."""
 
 
 def _value(row: list[Cell], column: int, measure: str, what: str, where: str) -> object:
@@ -307,10 +316,12 @@ def _value(row: list[Cell], column: int, measure: str, what: str, where: str) ->
         except ValueError:
             raise CbaFormatError(f"{where}: {what} holds {text!r}, not a concentration") from None
         return text
-    return to_float(cell, what, where)
+    return to_float(cell, what, where, no_value=_NO_VALUE)
 
 
-def _standards_sheet(sheet: Sheet, layout: Layout, source: str) -> dict[tuple[str, str], float]:
+def _standards_sheet(
+    sheet: Sheet, layout: Layout, source: str, vocabulary: Vocabulary
+) -> dict[tuple[str, str], float]:
     conc = layout.long_measures.get("concentration", layout.standard_conc)
     if conc is None:
         raise CbaFormatError(
@@ -320,7 +331,7 @@ def _standards_sheet(sheet: Sheet, layout: Layout, source: str) -> dict[tuple[st
     for row in sheet.rows[layout.header_row + 1 :]:
         analyte, level = _text(_cell(row, layout.analyte)), _text(_cell(row, layout.level))
         if analyte and level:
-            found[(lookup_analyte(analyte) or analyte, level)] = to_float(
+            found[(vocabulary.lookup(analyte) or analyte, level)] = to_float(
                 _cell(row, conc), f"standard {level} of {analyte}", source
             )
     return found
@@ -329,7 +340,7 @@ def _standards_sheet(sheet: Sheet, layout: Layout, source: str) -> dict[tuple[st
 def _well_rows(
     wells: dict[tuple[str, str], _Well],
     exported: list[str],
-    names: dict[str, str],
+    names: dict[str, tuple[str, bool]],
     standards: dict[tuple[str, str], float],
 ) -> list[dict[str, object]]:
     rows = []
@@ -340,12 +351,13 @@ def _well_rows(
                 continue
             expected = entry.values.get((analyte, "expected"), float("nan"))
             if expected != expected:  # NaN: fall back to the shared column, then the sheet
-                key = (lookup_analyte(analyte) or analyte, entry.sample)
+                key = (names[analyte][0], entry.sample)
                 expected = standards.get(key, entry.standard_conc)
             rows.append({
                 "well": entry.well, "sample_name": entry.sample, "type": kind,
                 "standard_level": entry.sample if kind == "standard" else "",
-                "analyte": names[analyte], "analyte_as_exported": analyte,
+                "analyte": names[analyte][0], "analyte_as_exported": analyte,
+                "analyte_recognised": names[analyte][1],
                 "mfi": entry.values.get((analyte, "mfi"), float("nan")),
                 "standard_pg_ml": expected if kind == "standard" else float("nan"),
                 "sample_dilution": entry.dilution,

@@ -119,6 +119,16 @@ def fold_bound(post_censoring: str, baseline_censoring: str) -> str:
     return "unknown"
 
 
+def usable_cytokines(cytokines: pd.DataFrame) -> pd.DataFrame:
+    """The rows CRS signals may use: analytes the vocabulary recognised (an analyte kept under an
+    export's unknown name is no known cytokine; rows written before the flag existed count as
+    recognised) with a value or a censoring bound (`not_measured` has neither)."""
+    keep = cytokines["censoring"] != "not_measured"
+    if "analyte_recognised" in cytokines.columns:
+        keep &= cytokines["analyte_recognised"].fillna(True).astype(bool)
+    return cytokines[keep]
+
+
 def per_sample_cytokines(cytokines: pd.DataFrame) -> pd.DataFrame:
     """One value per timepoint x analyte: a repeated measurement's exact value wins, else the
     tightest bound, so a re-assayed sample replaces its censored first result."""
@@ -130,7 +140,10 @@ def per_sample_cytokines(cytokines: pd.DataFrame) -> pd.DataFrame:
 
 def fold_changes(cytokines: pd.DataFrame) -> pd.DataFrame:
     """The `cytokine_fold_changes` assay columns of one patient (empty without a baseline)."""
-    samples = per_sample_cytokines(cytokines)
+    usable = usable_cytokines(cytokines)
+    if usable.empty:
+        return pd.DataFrame()
+    samples = per_sample_cytokines(usable)
     baseline_timepoint = next(
         (t for t in BASELINE_TIMEPOINTS if (samples["timepoint"] == t).any()), None
     )
@@ -178,8 +191,10 @@ def _describe(row: pd.Series, rule: CrsRule) -> str:
 
 def evaluate_rules(folds: pd.DataFrame, rules: Sequence[CrsRule]) -> pd.DataFrame:
     """The `crs_signals` assay columns: every post-baseline timepoint x rule."""
+    if folds.empty:  # no baseline, or no recognised analyte: nothing to judge
+        return pd.DataFrame()
     rows = []
-    post = folds[~folds["timepoint"].isin(BASELINE_TIMEPOINTS)] if not folds.empty else folds
+    post = folds[~folds["timepoint"].isin(BASELINE_TIMEPOINTS)]
     for (timepoint, day), group in post.groupby(["timepoint", "study_day"], sort=False):
         for rule in rules:
             considered = group[group["analyte"].map(rule.considers)]

@@ -38,7 +38,7 @@ def make_plate(
                              "analyte_as_exported": analyte, "mfi": mfi,
                              "standard_pg_ml": float("nan"), "sample_dilution": dilution,
                              "reported_concentration": ""})  # fmt: skip
-    return CbaPlate("test", "test:plate", wells_frame(rows))
+    return CbaPlate("test", "test:plate", wells_frame(rows, ""))
 
 
 def by_sample(frame: pd.DataFrame, analyte: str) -> pd.DataFrame:

@@ -70,11 +70,17 @@ def test_recovery_per_standard_is_reported(exact_plate) -> None:
 
 def test_a_1000x_slip_in_the_standards_is_flagged_not_fitted() -> None:
     levels = [10000 / 4**i for i in range(7)]
-    levels[4] *= 1000  # 39.0625 written as 39062.5
+    levels[4] *= 1000  # C3: 39.0625 written as 39062.5
     result = analyse_plate(make_plate(levels=[*levels, 0.0]))
     assert set(result.curves["verdict"]) == {"FAIL"}
     assert set(result.curves["model"]) == {"NONE"}
-    assert result.curves["verdict_reason"].str.contains("out of order").all()
+    assert (
+        result.curves["verdict_reason"]
+        .str.contains(r"C3 = 39062\.5 pg/mL is 1000x what the series predicts \(39\.06\)")
+        .all()
+    )
+    assert result.series_breaks == {"C3 1000x the series": ["IL-6", "IFN-γ"]}
+    assert "standard series broken: C3 1000x the series for IL-6, IFN-γ" in result.warnings[-1]
     assert result.cytokines["concentration_pg_ml"].isna().all()
     assert set(result.cytokines["curve_verdict"]) == {"FAIL"}
 
@@ -85,12 +91,22 @@ def test_series_check_names_the_broken_step() -> None:
     unnumbered.sort(key=lambda lv: -lv.expected_pg_ml)
     with pytest.raises(StandardSeriesError, match="divided by the dilution factor"):
         check_standard_series(unnumbered, CbaSettings())
-    numbered = [StandardLevel("Standard 1", 5000, 1), StandardLevel("Standard 2", 1250, 1),
-                StandardLevel("Standard 3", 2500, 1)]  # fmt: skip
-    with pytest.raises(StandardSeriesError, match="out of order"):
+    numbered = [StandardLevel(f"Standard{i + 1}", 5000 / 3**i, 1) for i in range(7)]
+    numbered[0] = StandardLevel("Standard1", 5, 1)  # the top standard written in ng/mL
+    with pytest.raises(StandardSeriesError, match=r"^standard series broken: Standard1 = 5 pg/mL "
+                       r"is 0\.001x what the series predicts \(5000\)") as caught:  # fmt: skip
         check_standard_series(numbered, CbaSettings())
+    assert caught.value.fault == "Standard1 0.001x the series"
+    swapped = [StandardLevel("Standard 1", 5000, 1), StandardLevel("Standard 2", 1250, 1),
+               StandardLevel("Standard 3", 2500, 1), StandardLevel("Standard 4", 312.5, 1)]  # fmt: skip
+    with pytest.raises(StandardSeriesError, match="Standard 2 = 1250 pg/mL is 0.5x"):
+        check_standard_series(swapped, CbaSettings())
     fine = [StandardLevel(f"C{7 - i}", 10000 / 4**i, 1) for i in range(7)]
     assert check_standard_series(fine, CbaSettings()) == 4
+    masked = [level for level in fine if level.level != "C3"]  # a standard left out: a gap
+    assert check_standard_series(masked, CbaSettings()) == 4
+    rounded = [StandardLevel(f"S{i + 1}", float(f"{10000 / 3**i:.3g}"), 1) for i in range(8)]
+    assert check_standard_series(rounded, CbaSettings()) == pytest.approx(3, rel=0.01)
 
 
 def test_a_plate_without_standards_is_refused() -> None:
@@ -115,3 +131,40 @@ def test_settings_from_dict_and_refusals() -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match="model"):
         CbaSettings(model="3PL")
+
+
+def test_a_sample_without_an_mfi_is_not_measured_not_not_detected() -> None:
+    plate = make_plate()
+    no_beads = (plate.wells["sample_name"] == "S26-0101") & (plate.wells["analyte"] == "IL-6")
+    plate.wells.loc[no_beads, "mfi"] = float("nan")
+    rows = by_sample(analyse_plate(plate).cytokines, "IL-6")
+    assert rows.loc["S26-0101", ["censoring", "n_replicates"]].tolist() == ["not_measured", 0]
+    assert np.isnan(rows.loc["S26-0101", "concentration_pg_ml"])
+    assert rows.loc["S26-0100", "censoring"] == "none"
+
+
+def test_unrecognised_analytes_are_analysed_and_flagged_on_both_tables() -> None:
+    plate = make_plate()
+    ifn = plate.wells["analyte"] == "IFN-γ"
+    plate.wells.loc[ifn, ["analyte", "analyte_as_exported"]] = "Zorbin"
+    plate.wells.loc[ifn, "analyte_recognised"] = False
+    result = analyse_plate(plate)
+    assert result.curves.set_index("analyte")["analyte_recognised"].to_dict() == {
+        "IL-6": True, "Zorbin": False,
+    }  # fmt: skip
+    assert set(result.curves["verdict"]) == {"PASS"}
+    zorbin = by_sample(result.cytokines, "Zorbin")
+    assert not zorbin["analyte_recognised"].any()
+    assert zorbin.loc["S26-0101", "concentration_pg_ml"] == pytest.approx(150.0, rel=1e-3)
+
+
+def test_vendor_concentration_text_that_is_no_value_refuses_the_plate_naming_the_well() -> None:
+    plate = make_plate()
+    plate.wells = plate.wells[plate.wells["type"] == "sample"].copy()
+    plate.wells["mfi"] = float("nan")
+    plate.wells["reported_concentration"] = "12.5"
+    plate.wells.loc[plate.wells.index[3], "reported_concentration"] = "*12.3"
+    row = plate.wells.loc[plate.wells.index[3]]
+    with pytest.raises(CbaAnalysisError, match=rf"well {row['well']} \({row['sample_name']}\), "
+                       rf"{row['analyte_as_exported']}: the software's concentration '\*12.3'"):  # fmt: skip
+        analyse_plate(plate)

@@ -7,8 +7,9 @@ import openpyxl
 import pytest
 
 from cba import read_plate, sniff
-from cba.errors import CbaFormatError, UnknownAnalyteError
+from cba.errors import CbaFormatError
 from cba.model import parse_reported_value
+from cba.settings import CbaSettings
 
 FCAP_HEAD = "FCAP Array v3.0.1\nExperiment Name,RUN-7\n\n"
 FCAP_COLUMNS = "Well,Sample ID,Sample Type,Dilution,Standard Conc. (pg/mL),IL-6 MFI,IFN-g MFI\n"
@@ -74,7 +75,9 @@ def test_concentration_table_keeps_censored_strings(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "censoring", "limit"),
     [("< 3.2", "below_lloq", 3.2), ("> 5000", "above_uloq", 5000), ("OOR <", "below_lloq", None),
-     ("OOR >", "above_uloq", None), ("N/A", "not_detected", None), ("NaN", "not_detected", None)],
+     ("OOR >", "above_uloq", None), ("ND", "not_detected", None), ("N/A", "not_measured", None),
+     ("NaN", "not_measured", None), ("---", "not_measured", None), ("***", "not_measured", None),
+     ("", "not_measured", None)],
 )  # fmt: skip
 def test_censored_strings_are_never_numbers(text: str, censoring: str, limit: float | None) -> None:
     value = parse_reported_value(text)
@@ -93,13 +96,63 @@ def test_mfi_column_of_text_is_refused(tmp_path: Path) -> None:
         read_plate(path)
 
 
-def test_unknown_analyte_is_refused_with_its_name(tmp_path: Path) -> None:
+def test_an_unknown_analyte_is_kept_flagged_and_the_rest_analysed(tmp_path: Path) -> None:
     path = write(tmp_path / "p.csv", FCAP_HEAD
-                 + "Well,Sample ID,IL-6 MFI,Zorbin MFI\nA1,S1,10,12\n")  # fmt: skip
-    with pytest.raises(UnknownAnalyteError, match="'Zorbin'"):
+                 + "Well,Sample ID,IL-6 MFI,Zorbin MFI,IL-6x MFI\nA1,S1,10,12,14\n")  # fmt: skip
+    plate = read_plate(path)
+    flags = plate.wells.set_index("analyte")["analyte_recognised"].to_dict()
+    assert flags == {"IL-6": True, "Zorbin": False, "IL-6x": False}
+    (warning,) = plate.warnings
+    assert "'Zorbin', 'IL-6x' (did you mean 'IL-6'?)" in warning
+    assert '[cba] analyte_aliases = { "Zorbin" = "<canonical name, e.g. IL-6>" }' in warning
+    assert "analytes.py" not in warning
+
+
+def test_lab_aliases_name_an_analyte_the_vocabulary_did_not_know(tmp_path: Path) -> None:
+    path = write(tmp_path / "p.csv", FCAP_HEAD + "Well,Sample ID,Zorbin MFI\nA1,S1,12\n")
+    vocabulary = CbaSettings(analyte_aliases={"Zorbin": "sIL-2Rα"}).vocabulary
+    plate = read_plate(path, vocabulary=vocabulary)
+    assert plate.wells[["analyte", "analyte_recognised"]].values.tolist() == [["sIL-2Rα", True]]
+    assert plate.warnings == []
+
+
+def test_two_columns_of_one_analyte_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "p.csv", FCAP_HEAD + "Well,Sample ID,IL6 MFI,IL-6 MFI\nA1,S1,1,2\n")
+    with pytest.raises(CbaFormatError, match="'IL6' and 'IL-6' are both IL-6"):
         read_plate(path)
-    kept = read_plate(path, keep_unknown_analytes=True)
-    assert "Zorbin" in kept.analytes and "Zorbin" in kept.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("cell", "shown"), [("-12", "-12"), ("inf", "inf"), ("1e400", "inf"), ("-0.5", "-0.5")]
+)
+def test_a_negative_or_infinite_mfi_refuses_the_plate_naming_well_and_analyte(
+    tmp_path: Path, cell: str, shown: str
+) -> None:
+    path = write(tmp_path / "p.csv", FCAP_HEAD + FCAP_COLUMNS
+                 + f"A1,Standard 1,Standard,1,5000,20100.5,18000\nC3,S26-0100,Sample,1,,{cell},410\n")  # fmt: skip
+    with pytest.raises(CbaFormatError) as caught:
+        read_plate(path)
+    reason = str(caught.value)
+    assert f"well C3 (S26-0100), IL-6: median fluorescence (MFI) {shown} is not" in reason
+    assert "no measurement was stored" in reason
+
+
+def test_a_nan_mfi_is_refused_but_an_empty_cell_is_no_value(tmp_path: Path) -> None:
+    nan = write(tmp_path / "nan.csv", FCAP_HEAD + FCAP_COLUMNS + "C3,S26-0100,Sample,1,,NaN,4\n")
+    with pytest.raises(CbaFormatError, match=r"row 5 \(well C3\) 'IL-6 MFI' holds 'NaN'"):
+        read_plate(nan)
+    empty = write(tmp_path / "empty.csv", FCAP_HEAD + FCAP_COLUMNS + "C3,S26-0100,Sample,1,,,4\n")
+    assert np.isnan(read_plate(empty).wells.set_index("analyte").loc["IL-6", "mfi"])
+
+
+def test_a_negative_standard_concentration_or_zero_dilution_is_refused(tmp_path: Path) -> None:
+    standard = write(tmp_path / "s.csv", FCAP_HEAD + FCAP_COLUMNS
+                     + "A1,Standard 1,Standard,1,-5000,20100.5,18000\n")  # fmt: skip
+    with pytest.raises(CbaFormatError, match="expected standard concentration -5000 is not"):
+        read_plate(standard)
+    dilution = write(tmp_path / "d.csv", FCAP_HEAD + FCAP_COLUMNS + "C1,S1,Sample,0,,3,4\n")
+    with pytest.raises(CbaFormatError, match="dilution factor 0 is not a number above 0"):
+        read_plate(dilution)
 
 
 def test_a_table_without_a_vendor_signature_is_refused(tmp_path: Path) -> None:

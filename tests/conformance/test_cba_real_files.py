@@ -9,7 +9,6 @@ import pytest
 from cba import (
     LEGENDPLEX_HUMAN_TH_CYTOKINE_13PLEX,
     CbaAnalysisError,
-    UnknownAnalyteError,
     analyse_plate,
     read_bead_fcs,
     read_plate,
@@ -34,9 +33,9 @@ def test_every_real_file_is_recognised(cba_dir: Path) -> None:
 
 def test_xponent_file(cba_dir: Path) -> None:
     path = cba_dir / "luminex_xPONENT_example02.csv"
-    with pytest.raises(UnknownAnalyteError, match="'alpha', 'bravo'"):
-        read_plate(path)
-    plate = read_plate(path, keep_unknown_analytes=True)
+    plate = read_plate(path)
+    assert "'alpha', 'bravo'; their rows are kept" in plate.warnings[0]
+    assert not plate.wells["analyte_recognised"].any()
     assert plate.run_id == "xponent:FM3DD20137021:PCD00360_184221_20230517:5/17/2023 6:42:29 PM"
     wells = plate.wells.set_index(["well", "analyte"])
     assert list(dict.fromkeys(plate.wells["well"])) == ["A1", "B1", "C1", "D1"]
@@ -50,9 +49,8 @@ def test_xponent_file(cba_dir: Path) -> None:
 
 def test_intelliflex_file(cba_dir: Path) -> None:
     path = cba_dir / "luminex_intelliflex_v2_2.csv"
-    with pytest.raises(UnknownAnalyteError, match="HPV6"):
-        read_plate(path)
-    plate = read_plate(path, keep_unknown_analytes=True)
+    plate = read_plate(path)
+    assert "'HPV6'" in plate.warnings[0]
     assert plate.run_id == "intelliflex:IFLXTEST001:TEST_PLATE_001:2026-02-25 04:42:08 PM"
     assert len(plate.analytes) == 14 and plate.analytes[:2] == ["HPV6", "HPV11"]
     assert len(set(plate.wells["well"])) == 10
@@ -82,7 +80,7 @@ def test_luminex_medians_agree_with_allotropy(cba_dir: Path) -> None:
                     "statistic dimension document"
                 ][0]
                 theirs[(well, analyte["analyte name"])] = value["statistical value"]["value"]
-    ours = read_plate(path, keep_unknown_analytes=True).wells
+    ours = read_plate(path).wells
     assert {
         (w, a): m for w, a, m in zip(ours["well"], ours["analyte"], ours["mfi"], strict=True)
     } == theirs

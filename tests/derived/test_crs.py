@@ -147,3 +147,20 @@ def test_grades_from_observations_keep_their_scale():
     assert list(grades["hypotension"]) == ["none", "one_vasopressor"]
     assert grades["grade_scale"].str.startswith("ASTCT 2019").all()
     assert list(grades["observation_date"]) == [date(2026, 3, 10), date(2026, 3, 12)]
+
+
+def test_unrecognised_and_unmeasured_analytes_are_left_out_of_fold_changes_and_rules():
+    cytokines = _cytokines([
+        ("BL", -7, "IL-6", 5.0, "none", None),
+        ("D4", 4, "IL-6", 500.0, "none", None),
+        ("BL", -7, "Zorbin", 1.0, "none", None),
+        ("D4", 4, "Zorbin", 900.0, "none", None),
+        ("BL", -7, "IL-8", None, "not_measured", None),
+        ("D4", 4, "IL-8", 300.0, "none", None),
+    ]).assign(analyte_recognised=[True, True, False, False, True, True])  # fmt: skip
+    folds = fold_changes(cytokines)
+    assert folds["analyte"].tolist() == ["IL-6", "IL-6"]
+    assert folds.set_index("timepoint").loc["D4", "fold_change"] == 100.0
+    only_unknown = cytokines[cytokines["analyte"] == "Zorbin"]
+    assert fold_changes(only_unknown).empty
+    assert evaluate_rules(fold_changes(only_unknown), load_rules(SHIPPED_CRS_RULES)).empty
