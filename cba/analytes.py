@@ -282,14 +282,14 @@ class Vocabulary:
                 hint = self.suggestion(target)
                 did_you_mean = f"; did you mean {hint!r}?" if hint else ""
                 raise ValueError(
-                    f"[cba] analyte_aliases: {alias!r} = {target!r} names no known analyte"
+                    f"analyte_aliases: {alias!r} = {target!r} names no known analyte"
                     f"{did_you_mean} (the value must name an analyte the vocabulary knows, "
                     "e.g. 'IL-6' or 'sIL-2Rα')"
                 )
             existing = self.lookup(alias)
             if existing is not None and existing != canonical:
                 raise ValueError(
-                    f"[cba] analyte_aliases: {alias!r} already names {existing!r}; it cannot "
+                    f"analyte_aliases: {alias!r} already names {existing!r}; it cannot "
                     f"also mean {canonical!r}"
                 )
             for key in _keys(alias):
