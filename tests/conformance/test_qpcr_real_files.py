@@ -327,3 +327,26 @@ def test_cq_agrees_with_rdmlpython(shared_data, name):
     ours = plate.wells[plate.wells["amplified"]]
     assert sorted(ours["cq"]) == sorted(theirs.loc[theirs["cq"] != 40.0, "cq"])
     assert (theirs["cq"] == 40.0).sum() == (plate.wells["amp_status"] == "40.0").sum()
+
+
+def test_relative_quantification_workbook_is_refused_with_what_is_needed(shared_data, tmp_path):
+    """A Design & Analysis Relative Quantification (ΔΔCq) workbook, made from the shipped
+    Standard Curve one: its plug-in line, an RQ sheet, and no Standard Curve Result sheet."""
+    import openpyxl
+
+    from tests.qpcr_readers.shipped_exports import slim_design_and_analysis
+
+    name = "quantstudio_da_QS6_Standard_Curve_example04.xlsx"
+    book = openpyxl.load_workbook(slim_design_and_analysis(shared_data / "qpcr" / name))
+    del book["Standard Curve Result"]
+    for row in book["Results"].iter_rows():
+        if row[0].value == "Plugin Name and Version":
+            row[1].value = "Primary Analysis v1.8.0, Relative Quantification v1.7.0"
+    book.create_sheet("RQ Replicate Group Result").append(["Target", "Sample", "Rq"])
+    path = tmp_path / "relative.xlsx"
+    book.save(path)
+    with pytest.raises(QpcrFormatError) as error:
+        read_plate(path)
+    reason = str(error.value)
+    assert reason.startswith("relative.xlsx: a relative-quantification (ΔΔCq) analysis")
+    assert "absolute-quantification (Standard Curve) export" in reason
