@@ -171,37 +171,44 @@ def _identity_frame(
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+_QPCR_IDENTITY = ["patient_id", "timepoint", "study_day", "collection_date", "dna_input_ng"]
+
+
 def compute_qpcr(
     path: Path, instrument_format: str, settings: Settings, resolver: IdentityResolver
 ) -> AssayTables:
+    """QC per target and CAR copies per sample of one plate.
+
+    A plate of standards and controls only (an assay qualification or curve-trend run) has no
+    sample to resolve: its wells and curves are kept and car_copies is empty.
+    """
     try:
         plate = qpcr_readers.read_plate(path)
     except QpcrFormatError as err:
         raise Rejection(str(err), QPCR, instrument_format) from err
     is_control = plate.wells["sample_name"].astype(str).map(settings.qpcr.is_positive_control)
-    unknowns = plate.wells.loc[(plate.wells["task"] == "UNKNOWN") & ~is_control, "sample_name"]
-    if unknowns.empty:
-        raise Rejection(
-            "the plate has no sample wells (task UNKNOWN); nothing to quantify", QPCR,
-            plate.instrument_format,
-        )  # fmt: skip
-    identity = _identity_frame(unknowns, resolver, QPCR, plate.instrument_format)
+    is_sample = (plate.wells["task"] == "UNKNOWN") & ~is_control.astype(bool)
+    identity = _identity_frame(
+        plate.wells.loc[is_sample, "sample_name"], resolver, QPCR, plate.instrument_format
+    ).reindex(columns=_QPCR_IDENTITY)  # the columns stay when the plate has no sample
     dna_from_manifest = identity["dna_input_ng"].dropna().to_dict()
     result = analyse_plate(plate, settings.qpcr, dna_from_manifest)
 
     wells = result.wells.copy()
-    is_sample = (wells["task"] == "UNKNOWN") & ~is_control.to_numpy()
     for column in ("patient_id", "timepoint", "study_day"):
-        wells[column] = wells["sample_name"].map(identity[column]).where(is_sample)
+        wells[column] = wells["sample_name"].map(identity[column]).where(is_sample.to_numpy())
     copies = result.copies.join(
         identity[["patient_id", "timepoint", "study_day", "collection_date"]], on="sample_name"
     )
+    warnings = list(plate.warnings)
+    if not is_sample.any():
+        warnings.append("no sample wells: only the standard curve and controls are kept")
     return AssayTables(
         kind=QPCR,
         instrument_format=plate.instrument_format,
         run_identity=plate.run_id,
         tables={"qpcr_wells": wells, "qpcr_runs": result.runs, "car_copies": copies},
-        warnings=list(plate.warnings),
+        warnings=warnings,
     )
 
 

@@ -120,7 +120,7 @@ def _target_qc(target_wells: pd.DataFrame, settings: QpcrSettings) -> TargetQc:
     ntc = target_wells[target_wells["task"] == "NTC"]
     contaminated = ntc["amplified"].astype(bool) & (ntc["cq"] < settings.ntc_cq_cutoff)
     unknowns = target_wells[target_wells["task"] == "UNKNOWN"]
-    controls = unknowns["sample_name"].astype(str).map(settings.is_positive_control)
+    controls = unknowns["sample_name"].astype(str).map(settings.is_positive_control).astype(bool)
     sds = unknowns[~controls].groupby("sample_name")["cq"].std(ddof=1)
     return TargetQc(
         has_standards=not standards.empty,
@@ -225,7 +225,9 @@ def _sample_copies(
     manifest_dna: Mapping[str, float],
 ) -> pd.DataFrame:
     unknowns = usable[usable["task"] == "UNKNOWN"]
-    unknowns = unknowns[~unknowns["sample_name"].astype(str).map(settings.is_positive_control)]
+    unknowns = unknowns[
+        ~unknowns["sample_name"].astype(str).map(settings.is_positive_control).astype(bool)
+    ]
     reference = _reference_per_sample(unknowns, qc_by_target, settings)
     rows = []
     for (sample, target), reps in unknowns.groupby(["sample_name", "target"], sort=True):

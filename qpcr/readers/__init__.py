@@ -11,7 +11,7 @@ Formats (the names `sniff` returns and `QpcrPlate.instrument_format` holds):
 - `quantstudio-da`: QuantStudio Design & Analysis Excel workbook
 - `cfx-maestro`: Bio-Rad CFX Maestro / Manager "Quantification Cq Results" CSV
 - `lightcycler-480`: Roche LightCycler 480 Cp text export, plain or gzipped
-- `rdml`: RDML 1.0-1.3, zipped or bare XML
+- `rdml`: RDML 1.0-1.4, zipped or bare XML (LightCycler 96 style too)
 
 `sniff` recognises the vendor layout; `read_plate` may still refuse such a file with the reason
 (a melt-only or genotyping run, a truncated copy, no Cq column), so that a file of this kind is

@@ -6,7 +6,7 @@ import gzip
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -175,25 +175,67 @@ def parse_number(text: object) -> float | None:
         return None
 
 
-def parse_quantity(text: object) -> float:
-    """A quantity cell: a number, else NaN (blank, '-', 'NaN')."""
+class NotAMeasurement(ValueError):
+    """A Cq or quantity cell holding something that is not a measurement; the message names the
+    cell as a technician reads it, e.g. `Cq '-1.5'`."""
+
+
+def parse_quantity(text: object, what: str = "quantity") -> float:
+    """A quantity cell: a number, NaN when blank or `NaN` (how the vendors write "none").
+
+    Free text raises NotAMeasurement; whether the number may be a quantity is
+    `checked_quantity`'s call.
+    """
+    word = "" if text is None else str(text).strip()
+    if word.lower() in ("", "nan"):
+        return math.nan
     value = parse_number(text)
-    return math.nan if value is None or not math.isfinite(value) else value
+    if value is None:
+        raise NotAMeasurement(f"{what} {word!r}")
+    return value
 
 
-def parse_cq(text: object) -> tuple[float, str]:
+def checked_quantity(text: object, *, standard: bool) -> float:
+    """A quantity cell as a number, NaN when absent.
+
+    A standard's quantity must be above 0 (the curve takes its logarithm); a quantity the
+    instrument computed may be 0. Negative and infinite values are never quantities.
+    """
+    what = "standard quantity" if standard else "quantity"
+    value = parse_quantity(text, what)
+    if math.isnan(value):
+        return value
+    if not math.isfinite(value) or value < 0 or (standard and value == 0):
+        raise NotAMeasurement(f"{what} {str(text).strip()!r}")
+    return value
+
+
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
+
+
+def parse_cq(text: object, no_cq_markers: Collection[str]) -> tuple[float, str]:
     """(Cq, wording when no Cq): '27.1' -> (27.1, ''), 'Undetermined' -> (nan, 'Undetermined').
 
-    Never turns a missing Cq into a number: every word a vendor uses for "none found"
-    (Undetermined, UNDETERMINED, NaN, N/A, blank) gives NaN and keeps that word.
+    Only the vendor's own "no Cq" marker (`no_cq_markers`, lower case; '' for a blank cell)
+    gives NaN, and its wording is kept. Any other cell that is not a cycle number above 0
+    (free text, a negative number, inf, a `NaN` the vendor does not write) raises
+    NotAMeasurement, so a reader never turns a bad cell into "not amplified".
     """
-    value = parse_number(text)
     word = "" if text is None else str(text).strip()
-    if value is None and re.search(r"\d", word):
-        raise UnreadableValue(f"the Cq value {word!r} is not a number with a decimal point")
-    if value is None or not math.isfinite(value) or value <= 0:
+    if word.lower() in no_cq_markers:
         return math.nan, word
+    if _DECIMAL_COMMA.match(word):
+        raise UnreadableValue(f"the Cq value {word!r} is not a number with a decimal point")
+    value = parse_number(text)
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise NotAMeasurement(f"Cq {word!r}")
     return value, ""
+
+
+RELATIVE_QUANTIFICATION_ADVICE = (
+    "CAR copies need an absolute-quantification (Standard Curve) export with the plasmid "
+    "standards' quantities: analyse the plate as Standard Curve and export that"
+)
 
 
 def parse_bool(text: object) -> bool:
@@ -241,12 +283,20 @@ def row_letter(row: int) -> str:
     return chr(65 + row) if row < 26 else chr(64 + row // 26) + chr(65 + row % 26)
 
 
+PROBLEMS = "problems"
+"""Key of a `well_row` row listing its cells that are not measurements (not a WELL_COLUMN)."""
+_SHOWN_PROBLEMS = 5
+
+
 def wells_frame(path: Path, rows: Iterable[Mapping[str, object]]) -> pd.DataFrame:
     """The rows as a `WELL_COLUMNS` frame with proper dtypes.
 
-    Refuses a plate where a well+target pair repeats, since that is the table's key.
+    Refuses the plate when a well holds a Cq or quantity that is not a measurement (naming the
+    wells and values), and when a well+target pair repeats, since that is the table's key.
     """
-    frame = pd.DataFrame(list(rows), columns=list(WELL_COLUMNS))
+    rows = list(rows)
+    _refuse_non_measurements(path, rows)
+    frame = pd.DataFrame(rows, columns=list(WELL_COLUMNS))
     for column in STRING_COLUMNS:
         frame[column] = frame[column].fillna("").astype(str)
     for column in FLOAT_COLUMNS:
@@ -264,6 +314,24 @@ def wells_frame(path: Path, rows: Iterable[Mapping[str, object]]) -> pd.DataFram
     return frame
 
 
+def _refuse_non_measurements(path: Path, rows: list[Mapping[str, object]]) -> None:
+    found = [
+        f"{row['well']} {problem}"
+        for row in rows
+        for problem in row.get(PROBLEMS, ())  # type: ignore[attr-defined]
+    ]
+    if not found:
+        return
+    shown = ", ".join(found[:_SHOWN_PROBLEMS])
+    more = f" (and {len(found) - _SHOWN_PROBLEMS} more)" if len(found) > _SHOWN_PROBLEMS else ""
+    raise format_error(
+        path,
+        f"values that are not measurements: {shown}{more} (a Cq must be a cycle number above 0 "
+        "or the instrument's own no-Cq entry; a quantity a number >= 0, above 0 for a standard)",
+        "Correct these wells in the instrument software and export the plate again",
+    )
+
+
 def well_row(
     *,
     well: str,
@@ -272,14 +340,37 @@ def well_row(
     reporter: object,
     task: object,
     cq_cell: object,
+    no_cq_markers: Collection[str],
     amp_status: str | None = None,
-    standard_quantity: float = math.nan,
-    instrument_quantity: float = math.nan,
+    standard_quantity: object = None,
+    instrument_quantity: object = None,
     omitted: bool = False,
 ) -> dict[str, object]:
-    """One `WELL_COLUMNS` row; `amp_status` None means "use the no-Cq wording of the Cq cell"."""
-    cq, no_cq_word = parse_cq(cq_cell)
+    """One `WELL_COLUMNS` row; `amp_status` None means "use the no-Cq wording of the Cq cell".
+
+    The quantities are the cells as written (text or number). A cell that is not a measurement
+    leaves its column NaN and is listed under `PROBLEMS`, so that `wells_frame` refuses the
+    plate naming every such well.
+    """
+    problems: list[str] = []
     normalised_task = normalise_task(task)
+    is_standard = normalised_task == "STANDARD"
+    try:
+        cq, no_cq_word = parse_cq(cq_cell, no_cq_markers)
+    except NotAMeasurement as error:
+        cq, no_cq_word = math.nan, ""
+        problems.append(str(error))
+    quantities = {}
+    for column, cell, is_own_kind in (
+        ("standard_quantity", standard_quantity, is_standard),
+        ("instrument_quantity", instrument_quantity, not is_standard),
+    ):
+        try:
+            value = checked_quantity(cell, standard=is_standard) if is_own_kind else math.nan
+        except NotAMeasurement as error:
+            value = math.nan
+            problems.append(str(error))
+        quantities[column] = value
     return {
         "well": well,
         "sample_name": str(sample_name or "").strip(),
@@ -289,10 +380,10 @@ def well_row(
         "cq": cq,
         "amp_status": no_cq_word if amp_status is None else amp_status,
         "amplified": not math.isnan(cq),
-        "standard_quantity": standard_quantity if normalised_task == "STANDARD" else math.nan,
-        "instrument_quantity": math.nan if normalised_task == "STANDARD" else instrument_quantity,
+        **quantities,
         "dna_input_ng": math.nan,
         "omitted": omitted,
+        PROBLEMS: problems,
     }
 
 

@@ -27,7 +27,6 @@ from qpcr.readers._common import (
     format_error,
     list_columns,
     normalise_well,
-    parse_quantity,
     read_text,
     unknown_tasks_warning,
     well_row,
@@ -38,6 +37,8 @@ CFX_MAESTRO = "cfx-maestro"
 FORMATS = (CFX_MAESTRO,)
 
 _REQUIRED = ("Well", "Fluor", "Cq")
+NO_CQ = frozenset({"nan"})
+"""What CFX Maestro / Manager write in the Cq column for no Cq."""
 _EXPORT_SUFFIX = re.compile(r"\s*-\s*Quantification Cq Results.*$", re.IGNORECASE)
 
 
@@ -132,7 +133,7 @@ def _well_row(
     if well is None:
         raise format_error(path, f"line {line} has no readable well ('{cell('well')}')", "")
     fluor, target = cell("fluor"), cell("target")
-    quantity = parse_quantity(cell("quantity"))
+    quantity = cell("quantity")
     return well_row(
         well=well,
         sample_name=cell("sample"),
@@ -140,6 +141,7 @@ def _well_row(
         reporter=fluor,
         task=cell("content"),
         cq_cell=cell("cq"),
+        no_cq_markers=NO_CQ,
         standard_quantity=quantity,
         instrument_quantity=quantity,
     )

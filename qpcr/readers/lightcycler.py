@@ -24,7 +24,7 @@ from qpcr.readers._common import (
     list_columns,
     normalise_well,
     parse_bool,
-    parse_quantity,
+    parse_number,
     read_text,
     well_row,
     wells_frame,
@@ -35,6 +35,8 @@ FORMATS = (LIGHTCYCLER_480,)
 
 _TITLE = re.compile(r"^Experiment:\s*(?P<name>.*?)(?:\s+Selected Filter:\s*(?P<filter>.*?))?\s*$")
 _CP_NAMES = ("Cp", "Ct", "Cq")
+NO_CQ = frozenset({""})
+"""The LightCycler software leaves the Cp cell empty where it found no amplification."""
 
 
 def sniff(found: Probe) -> str | None:
@@ -106,17 +108,18 @@ def _well_row(
     well = normalise_well(cell("pos"))
     if well is None:
         raise format_error(path, f"line {line} has no readable position ('{cell('pos')}')", "")
-    standard = parse_quantity(cell("standard"))
+    standard = cell("standard")
     include = cell("include")
     return well_row(
         well=well,
         sample_name=cell("name"),
         target=detection,
         reporter=detection,
-        task="STANDARD" if standard > 0 else "UNKNOWN",
+        task="UNKNOWN" if not standard or parse_number(standard) == 0 else "STANDARD",
         cq_cell=cell("cp"),
+        no_cq_markers=NO_CQ,
         amp_status=cell("status"),
         standard_quantity=standard,
-        instrument_quantity=parse_quantity(cell("concentration")),
+        instrument_quantity=cell("concentration"),
         omitted=bool(include) and not parse_bool(include),
     )

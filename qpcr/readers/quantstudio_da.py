@@ -16,7 +16,6 @@ run_id: `quantstudio-da:<barcode or .eds file name>@<run end time>`.
 
 from __future__ import annotations
 
-import math
 import warnings as python_warnings
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from pathlib import Path
 from qpcr.model import QpcrFormatError, QpcrPlate
 from qpcr.readers._common import (
     CQ_COLUMN_NAMES,
+    RELATIVE_QUANTIFICATION_ADVICE,
     Probe,
     column_key,
     curve_stats,
@@ -37,7 +37,6 @@ from qpcr.readers._common import (
     list_columns,
     normalise_well,
     parse_bool,
-    parse_quantity,
     parse_vendor_time,
     run_id,
     unknown_tasks_warning,
@@ -50,8 +49,11 @@ FORMATS = (QUANTSTUDIO_DA,)
 
 RESULTS_SHEET = "Results"
 CURVE_SHEET = "Standard Curve Result"
+RELATIVE_SHEET = "RQ Replicate Group Result"  # Relative Quantification (ΔΔCq) analyses
 _NOT_QUANTIFICATION_SHEETS = ("Genotyping Result", "Melt Curve Result", "Presence Absence Result")
 _HEADER_SEARCH_ROWS = 80
+NO_CQ = frozenset({"undetermined"})
+"""What Design & Analysis writes in the Cq column for no Cq (`UNDETERMINED`, with `NO_AMP`)."""
 
 
 def sniff(found: Probe) -> str | None:
@@ -93,6 +95,8 @@ def read(path: Path) -> QpcrPlate:
     if cq is None:
         raise _no_cq_error(path, results)
     curve = _Sheet.read(path, CURVE_SHEET)
+    if curve is None:
+        _refuse_relative_quantification(path, results)
     warnings: list[str] = []
     rows = list(_well_rows(path, results, cq, curve))
     wells = wells_frame(path, rows)
@@ -177,6 +181,30 @@ def _cell(row: tuple[object, ...], index: int | None) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
+def _refuse_relative_quantification(path: Path, results: _Sheet) -> None:
+    """A Relative Quantification analysis (its plug-in, or its RQ sheet) without standards' sheet."""
+    plugin = results.meta.get("plugin name and version", "")
+    if "relative quantification" in plugin.lower() or _has_sheet(path, RELATIVE_SHEET):
+        raise format_error(
+            path,
+            f"a relative-quantification (ΔΔCq) analysis ({plugin or RELATIVE_SHEET}): its RQ "
+            "values compare samples with each other and carry no copy numbers",
+            RELATIVE_QUANTIFICATION_ADVICE,
+        )
+
+
+def _has_sheet(path: Path, name: str) -> bool:
+    import openpyxl
+
+    with python_warnings.catch_warnings():
+        python_warnings.simplefilter("ignore", UserWarning)
+        book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return name in book.sheetnames
+    finally:
+        book.close()
+
+
 def _no_cq_error(path: Path, results: _Sheet) -> QpcrFormatError:
     analysis = results.meta.get("plugin name and version", "") or results.meta.get(
         "experiment type", ""
@@ -219,9 +247,9 @@ def _well_rows(
             )
         target = str(_cell(row, columns["target"]))
         quantity = (
-            parse_quantity(_cell(row, own_quantity))
+            _cell(row, own_quantity)
             if own_quantity is not None
-            else quantities.get((well, target), math.nan)
+            else quantities.get((well, target), "")
         )
         amp_status = (
             None if columns["amp_status"] is None else str(_cell(row, columns["amp_status"]))
@@ -233,6 +261,7 @@ def _well_rows(
             reporter=_cell(row, columns["reporter"]),
             task=_cell(row, columns["task"]),
             cq_cell=_cell(row, cq),
+            no_cq_markers=NO_CQ,
             amp_status=amp_status,
             standard_quantity=quantity,
             instrument_quantity=quantity,
@@ -240,7 +269,8 @@ def _well_rows(
         )
 
 
-def _quantities(curve: _Sheet | None) -> dict[tuple[str, str], float]:
+def _quantities(curve: _Sheet | None) -> dict[tuple[str, str], object]:
+    """The Quantity cell of each well and target in the Standard Curve Result sheet."""
     if curve is None:
         return {}
     position, target, quantity = (
@@ -252,7 +282,7 @@ def _quantities(curve: _Sheet | None) -> dict[tuple[str, str], float]:
     for row in curve.rows:
         well = normalise_well(_cell(row, position))
         if well:
-            found[(well, str(_cell(row, target)))] = parse_quantity(_cell(row, quantity))
+            found[(well, str(_cell(row, target)))] = _cell(row, quantity)
     return found
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 from qpcr.model import QpcrPlate
 from qpcr.readers._common import (
     CQ_COLUMN_NAMES,
+    RELATIVE_QUANTIFICATION_ADVICE,
     Probe,
     column_key,
     curve_stats,
@@ -38,7 +39,6 @@ from qpcr.readers._common import (
     list_columns,
     normalise_well,
     parse_bool,
-    parse_quantity,
     parse_vendor_time,
     read_text,
     run_id,
@@ -56,6 +56,9 @@ _HEADER_LINE = re.compile(r"^\*\s*([^=]+?)\s*=\s?(.*)$")
 _SECTION_LINE = re.compile(r"^\[([^\]]+)\]\s*$")
 _IDENTIFYING_KEYS = {"instrument type", "experiment run end time", "experiment file name"}
 _NOT_QUANTIFICATION = ("genotyping", "melt", "high resolution", "hrm")
+_RELATIVE = ("comparative", "\u03b4\u03b4")  # "Comparative Cт (ΔΔCт)", lower-cased
+NO_CQ = frozenset({"undetermined"})
+"""What the QuantStudio, ViiA 7, 7500 and StepOne software write in the Cт column for no Cq."""
 
 
 @dataclass
@@ -143,6 +146,13 @@ def _split(text: str) -> _Export:
 
 def _refuse_non_quantification(path: Path, export: _Export) -> None:
     experiment_type = export.header.get("experiment type", "")
+    if any(word in experiment_type.lower() for word in _RELATIVE):
+        raise format_error(
+            path,
+            f"a relative-quantification run (Experiment Type = {experiment_type}): its RQ and "
+            "ΔCт values compare samples with each other and carry no copy numbers",
+            RELATIVE_QUANTIFICATION_ADVICE,
+        )
     if any(word in experiment_type.lower() for word in _NOT_QUANTIFICATION):
         raise format_error(
             path,
@@ -236,7 +246,7 @@ class _Table:
         self, path: Path, row: list[str], cq: int, names: dict[str, int | None], columns: int
     ) -> dict[str, object]:
         well = self._position(path, row, names, columns)
-        quantity = parse_quantity(self.cell(row, names["quantity"]))
+        quantity = self.cell(row, names["quantity"])
         amp_status = None if names["amp_status"] is None else self.cell(row, names["amp_status"])
         return well_row(
             well=well,
@@ -245,6 +255,7 @@ class _Table:
             reporter=self.cell(row, names["reporter"]),
             task=self.cell(row, names["task"]),
             cq_cell=self.cell(row, cq),
+            no_cq_markers=NO_CQ,
             amp_status=amp_status,
             standard_quantity=quantity,
             instrument_quantity=quantity,

@@ -1,4 +1,4 @@
-"""RDML (Real-time PCR Data Markup Language) 1.0-1.3: a zip holding one XML file, or bare XML.
+"""RDML (Real-time PCR Data Markup Language) 1.0-1.4: a zip holding one XML file, or bare XML.
 
 Samples carry their type (unkn, std, ntc, nac, ...) and, for standards, their quantity; each
 `run/react` is a well holding one `data` element per target with `cq` (absent or `-1` when none
@@ -24,6 +24,21 @@ zip, not only `rdml_data.xml`; gzip; the declared encoding) and gives rdmlpython
 What rdmlpython refuses is refused with its reason: no or an unknown `version`, a `<tar/>` or
 `<sample/>` without its id, a 1.0 file its migration cannot convert.
 
+RDML 1.4 (what current tools write) is read by migrating it down to 1.3 here: the released
+rdmlpython (1.7.2) refuses 1.4, and the consortium's unreleased 2.x brings its own
+`migrate_version_1_4_to_1_3`, which only removes the elements 1.4 added (`data/Ncopy`,
+`react/vol`, `sample/doubleStranded`, `oligoConc`, and the dye's `dyeConc`/`nCopyFact`/`dNTPs`;
+see the RDML schema's changes_v1.3_to_v1.4.txt). None of them is read here, and every element
+that is read (sample type and quantity, target dye, `cq`, `excl`) is the same in 1.3 and 1.4, so
+`_from_rdml_1_4` removes those elements and sets the version to 1.3 before rdmlpython loads it.
+
+Roche LightCycler 96 writes its own RDML style: a sample's `id` is a GUID and the name the
+technician typed is its `description`; targets are named `<dye>@<target>` (`FAM@bACT`), or
+`<dye>@<GUID>` on channels without a target. The sample name is then the description and the
+target the part after `@` (the dye where the target is a GUID). Its "no Cq" is `cq` 100 (see
+`_LC96_NO_CQ`), taken as such only in files Roche wrote. LC96 keeps standard quantities
+in its own `calculated_data.xml`, not in the RDML; standards without a quantity are warned about.
+
 rdmlpython is imported inside `read` only: it pulls in scipy.stats and matplotlib (several seconds),
 which a batch of other formats should not pay. `sniff` therefore stays on the standard library
 and reads at most the first 4 KiB: it only looks for the `<rdml` root.
@@ -48,7 +63,6 @@ from qpcr.readers._common import (
     format_error,
     normalise_well,
     parse_number,
-    parse_quantity,
     read_bytes,
     row_letter,
     run_id,
@@ -63,6 +77,16 @@ FORMATS = (RDML,)
 _NS = "{http://www.rdml.org}"
 _MAX_XML_BYTES = 512 * 1024 * 1024
 _NO_QUANTITY_CQ = 40.0
+_NOT_AVAILABLE_CQ = -1.0  # RDML's documented "Not Available" Cq
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_RDML_1_4_ONLY = frozenset(
+    {"Ncopy", "vol", "doubleStranded", "oligoConc", "dyeConc", "nCopyFact", "dNTPs"}
+)
+"""Elements RDML 1.4 added to 1.3 (none of them is read here)."""
+_LC96_NO_CQ = frozenset({"100"})
+"""LightCycler 96 writes `<cq>100</cq>` where its own call is Negative or Invalid and it computed
+no Cq (every such well in PCRuniversum/RDML's lc96_bACTXY.rdml); no run has 100 cycles."""
+_VERSION_ATTRIBUTE = re.compile(r"""(<(?:\w+:)?rdml\b[^>]*?\bversion\s*=\s*["'])1\.4(["'])""")
 # RDML sample types -> the vendor task words `normalise_task` understands.
 _SAMPLE_TASKS = {"unkn": "UNKNOWN", "std": "STANDARD", "ntc": "NTC", "nac": "NAC"}
 # rdmlpython's migrations, oldest first; after them the document is RDML 1.3.
@@ -100,7 +124,7 @@ def sniff(found: Probe) -> str | None:
 def read(path: Path) -> QpcrPlate:
     from rdmlpython import rdml  # here, not at the top: the import takes ~4.5 s
 
-    text = _xml_text(path)
+    text = _from_rdml_1_4(_xml_text(path))
     document = rdml.Rdml()
     try:
         document.loadXMLString(text)
@@ -160,6 +184,23 @@ def _xml_text(path: Path) -> str:
     return _COMMENTS_AND_PIS.sub("", text)
 
 
+def _from_rdml_1_4(text: str) -> str:
+    """An RDML 1.4 document as 1.3 (see the module docstring for why); other versions as is."""
+    from lxml import etree  # rdmlpython's own XML library
+
+    marked = _VERSION_ATTRIBUTE.search(text[:4096])
+    if marked is None:
+        return text
+    try:
+        root = etree.fromstring(text.encode("utf-8"))
+    except etree.XMLSyntaxError:
+        return text  # rdmlpython names the syntax error
+    for element in [e for e in root.iter() if etree.QName(e).localname in _RDML_1_4_ONLY]:
+        element.getparent().remove(element)
+    root.set("version", "1.3")
+    return etree.tostring(root, encoding="unicode")
+
+
 def _encoding(data: bytes) -> str:
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
@@ -177,8 +218,8 @@ def _load_error(path: Path, error: Exception) -> QpcrFormatError:
     if "version" in message:
         return format_error(
             path,
-            "its RDML version is missing or not one rdmlpython reads (1.0-1.3)",
-            "Export it again as RDML 1.3 or older",
+            "its RDML version is missing or not one this reader knows (1.0-1.4)",
+            "Export it again as RDML 1.4 or older",
         )
     cause = error.__context__  # lxml's XMLSyntaxError names the line
     return format_error(
@@ -270,8 +311,9 @@ def _migrate(document: Any) -> None:
 
 @dataclass
 class _Sample:
+    name: str = ""
     type: str = "unkn"
-    quantity: float = math.nan
+    quantity: str = ""  # as written; `well_row` checks it
     unit: str = ""
 
     @classmethod
@@ -280,10 +322,26 @@ class _Sample:
         quantities = sample.quantitys()
         quantity = quantities[0] if quantities else None
         return cls(
+            name=_sample_name(sample),
             type=((types[0]["type"] if types else None) or "unkn").strip(),
-            quantity=parse_quantity(quantity["value"]) if quantity else math.nan,
+            quantity=(quantity["value"] or "").strip() if quantity else "",
             unit=(quantity["unit"] or "").strip() if quantity else "",
         )
+
+
+def _sample_name(sample: Any) -> str:
+    """The sample's id, or its description where the id is a GUID (LightCycler 96)."""
+    sample_id = (sample["id"] or "").strip()
+    description = (sample["description"] or "").strip()
+    return description if _GUID.match(sample_id) and description else sample_id
+
+
+def _target_name(target_id: str, dye: str) -> str:
+    """LightCycler 96's `FAM@bACT` -> `bACT`, `FAM@<GUID>` -> `FAM`; other ids as written."""
+    prefix, at, rest = target_id.partition("@")
+    if not at or not dye or prefix != dye:
+        return target_id
+    return dye if _GUID.match(rest) else rest
 
 
 @dataclass
@@ -298,6 +356,7 @@ class _Run:
 
 def _plate(path: Path, document: Any, as_written: list[_AsWritten], no_dye: set[str]) -> QpcrPlate:
     samples = {sample["id"] or "": _Sample.of(sample) for sample in document.samples()}
+    no_cq = _LC96_NO_CQ if _written_by_roche(document) else frozenset()
     dyes = _target_dyes(document, no_dye)
     warnings: list[str] = []
     runs = _analysed_runs(path, document, as_written, warnings)
@@ -311,8 +370,12 @@ def _plate(path: Path, document: Any, as_written: list[_AsWritten], no_dye: set[
             sample_id = react.get("sample", "")
             sample = samples.get(sample_id, _Sample())
             for data, computed in zip(react["datas"], quantities, strict=True):
-                row, marked = _well_row(data, computed, well, sample_id, sample)
-                row["reporter"] = dyes.get(str(row["target"]), "")
+                row, marked = _well_row(
+                    data, computed, well, sample.name or sample_id, sample, no_cq
+                )
+                dye = dyes.get(str(row["target"]), "")
+                row["reporter"] = dye
+                row["target"] = _target_name(str(row["target"]), dye)
                 rows.append(row)
                 end_of_run_ntcs += marked
     if end_of_run_ntcs:
@@ -385,8 +448,19 @@ def _position(react_id: str, layout: _AsWritten) -> str:
     return row_name + column_name
 
 
+def _written_by_roche(document: Any) -> bool:
+    identity = _child(document._node, "id")
+    publisher = _child(identity, "publisher") if identity is not None else None
+    return publisher is not None and "roche" in (publisher.text or "").lower()
+
+
 def _well_row(
-    data: dict[str, Any], computed: float | None, well: str, sample_id: str, sample: _Sample
+    data: dict[str, Any],
+    computed: float | None,
+    well: str,
+    sample_name: str,
+    sample: _Sample,
+    vendor_no_cq: frozenset[str],
 ) -> tuple[dict[str, object], bool]:
     """The well row, and whether a StepOne end-of-run 40.0 was read as "no Cq"."""
     cq_text = (data.get("cq") or "").strip()
@@ -397,13 +471,15 @@ def _well_row(
         and math.isnan(computed)
     )
     excluded = (data.get("excl") or "").strip()
+    not_available = parse_number(cq_text) == _NOT_AVAILABLE_CQ
     row = well_row(
         well=well,
-        sample_name=sample_id,
+        sample_name=sample_name,
         target=data.get("tar", ""),
         reporter="",  # set from the target's dye by the caller
         task=_SAMPLE_TASKS.get(sample.type, sample.type),
         cq_cell="" if marked else cq_text,
+        no_cq_markers=vendor_no_cq | ({"", cq_text.lower()} if not_available else {""}),
         amp_status=cq_text if marked else None,
         standard_quantity=sample.quantity,
         instrument_quantity=math.nan if computed is None else computed,
@@ -413,10 +489,21 @@ def _well_row(
 
 
 def _quantity_unit_warnings(samples: dict[str, _Sample]) -> list[str]:
-    units = sorted({s.unit for s in samples.values() if s.type == "std" and s.unit != "cop"})
-    if not units:
-        return []
-    return [f"standard quantities are in unit(s) {', '.join(units)}; read as copies per reaction"]
+    standards = [s for s in samples.values() if s.type == "std"]
+    without = sorted(s.name for s in standards if not s.quantity)
+    units = sorted({s.unit for s in standards if s.quantity and s.unit != "cop"})
+    warnings = []
+    if without:
+        warnings.append(
+            f"{len(without)} standard sample(s) carry no quantity ({', '.join(without[:3])}"
+            f"{', ...' if len(without) > 3 else ''}): enter the quantities in the instrument "
+            "software before the RDML export"
+        )
+    if units:
+        warnings.append(
+            f"standard quantities are in unit(s) {', '.join(units)}; read as copies per reaction"
+        )
+    return warnings
 
 
 def _run_date(runs: list[_Run]) -> datetime | None:

@@ -13,16 +13,30 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qpcr.model import WELL_COLUMNS
+from qpcr.model import WELL_COLUMNS, QpcrFormatError
 from qpcr.readers import read_plate, sniff
 from qpcr.readers._common import normalise_well
 
 pytestmark = pytest.mark.conformance
 
 
+COMPARATIVE_CT = "appbio_quantstudio_example01.txt"
+"""The one shipped export of a Comparative Cт (ΔΔCт) run: refused, its Cq read from a copy."""
+
+
 def plate_of(shared_data: Path, name: str):
     path = shared_data / "qpcr" / name
     return path, read_plate(path)
+
+
+def as_standard_curve(shared_data: Path, tmp_path: Path) -> Path:
+    """The ΔΔCт export with its Experiment Type line saying Standard Curve, the rest untouched."""
+    text = (shared_data / "qpcr" / COMPARATIVE_CT).read_text(encoding="utf-8")
+    line = "* Experiment Type = Comparative C\u0442 (\u0394\u0394C\u0442)"
+    assert line in text
+    path = tmp_path / COMPARATIVE_CT
+    path.write_text(text.replace(line, "* Experiment Type = Standard Curve"), encoding="utf-8")
+    return path
 
 
 def cq(plate, well: str, target: str | None = None) -> float:
@@ -53,8 +67,13 @@ def test_every_real_file_is_sniffed_and_read(shared_data):
     }
     assert {p.name for p in (shared_data / "qpcr").iterdir()} == expected.keys()
     for name, fmt in expected.items():
-        path, plate = plate_of(shared_data, name)
+        path = shared_data / "qpcr" / name
         assert sniff(path) == fmt, name
+        if name == COMPARATIVE_CT:
+            with pytest.raises(QpcrFormatError, match="relative-quantification"):
+                read_plate(path)
+            continue
+        plate = read_plate(path)
         assert plate.instrument_format == fmt
         assert list(plate.wells.columns) == list(WELL_COLUMNS)
         assert not plate.wells.duplicated(["well", "target"]).any()
@@ -68,8 +87,17 @@ def test_other_real_files_are_not_taken_for_qpcr(shared_data):
     assert [p.name for p in others if sniff(p) is not None] == []
 
 
-def test_viia7_example01(shared_data):
-    _, plate = plate_of(shared_data, "appbio_quantstudio_example01.txt")
+def test_comparative_ct_export_is_refused_with_what_is_needed(shared_data):
+    with pytest.raises(QpcrFormatError) as error:
+        read_plate(shared_data / "qpcr" / COMPARATIVE_CT)
+    reason = str(error.value)
+    assert reason.startswith(f"{COMPARATIVE_CT}: a relative-quantification run (Experiment Type")
+    assert "absolute-quantification (Standard Curve) export" in reason
+    assert "plasmid standards" in reason and len(reason.splitlines()) == 1
+
+
+def test_viia7_example01(shared_data, tmp_path):
+    plate = read_plate(as_standard_curve(shared_data, tmp_path))
     assert len(plate.wells) == 16 and set(plate.wells["target"]) == {"TARGET_1"}
     assert cq(plate, "A1") == 18.717 and cq(plate, "A18") == 18.842
     assert "A13" not in set(plate.wells["well"])  # an empty well in the setup
@@ -253,11 +281,12 @@ def _comparable(value: float | None) -> float:
         ("cfxmaestro_example01.csv", "CFXMAESTRO"),
     ],
 )
-def test_cq_agrees_with_allotropy(shared_data, name, vendor):
+def test_cq_agrees_with_allotropy(shared_data, tmp_path, name, vendor):
     from allotropy.parser_factory import Vendor
     from allotropy.to_allotrope import allotrope_from_file
 
-    path, plate = plate_of(shared_data, name)
+    path = shared_data / "qpcr" / name
+    plate = read_plate(as_standard_curve(shared_data, tmp_path) if name == COMPARATIVE_CT else path)
     theirs = allotropy_cq(allotrope_from_file(str(path), getattr(Vendor, vendor)))
     wells = plate.wells
     if name.startswith("cfx"):  # the Target column is empty: allotropy writes N/A, we the Fluor
@@ -298,3 +327,26 @@ def test_cq_agrees_with_rdmlpython(shared_data, name):
     ours = plate.wells[plate.wells["amplified"]]
     assert sorted(ours["cq"]) == sorted(theirs.loc[theirs["cq"] != 40.0, "cq"])
     assert (theirs["cq"] == 40.0).sum() == (plate.wells["amp_status"] == "40.0").sum()
+
+
+def test_relative_quantification_workbook_is_refused_with_what_is_needed(shared_data, tmp_path):
+    """A Design & Analysis Relative Quantification (ΔΔCq) workbook, made from the shipped
+    Standard Curve one: its plug-in line, an RQ sheet, and no Standard Curve Result sheet."""
+    import openpyxl
+
+    from tests.qpcr_readers.shipped_exports import slim_design_and_analysis
+
+    name = "quantstudio_da_QS6_Standard_Curve_example04.xlsx"
+    book = openpyxl.load_workbook(slim_design_and_analysis(shared_data / "qpcr" / name))
+    del book["Standard Curve Result"]
+    for row in book["Results"].iter_rows():
+        if row[0].value == "Plugin Name and Version":
+            row[1].value = "Primary Analysis v1.8.0, Relative Quantification v1.7.0"
+    book.create_sheet("RQ Replicate Group Result").append(["Target", "Sample", "Rq"])
+    path = tmp_path / "relative.xlsx"
+    book.save(path)
+    with pytest.raises(QpcrFormatError) as error:
+        read_plate(path)
+    reason = str(error.value)
+    assert reason.startswith("relative.xlsx: a relative-quantification (ΔΔCq) analysis")
+    assert "absolute-quantification (Standard Curve) export" in reason
