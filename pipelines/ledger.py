@@ -730,14 +730,20 @@ class Ledger:
         return [row[0] for row in rows]
 
     def pending_refiles(self) -> dict[str, list[str]]:
-        """Correction manifest -> the files it still has to re-file (a run that stopped)."""
+        """Correction manifest -> the files it still has to re-file, for every correction a run
+        applied but did not finish (an empty list: only the manifest is left to mark taken)."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT correction_sha256, sha256 FROM refiles ORDER BY since, sha256"
+                "SELECT correction_sha256, sha256 FROM refiles "
+                "UNION SELECT c.manifest_sha256, NULL FROM identity_corrections c "
+                "JOIN files f ON f.sha256 = c.manifest_sha256 WHERE f.status != 'ingested' "
+                "ORDER BY 1, 2"
             ).fetchall()
         pending: dict[str, list[str]] = {}
         for correction, sha256 in rows:
-            pending.setdefault(correction, []).append(sha256)
+            files = pending.setdefault(correction, [])
+            if sha256 is not None:
+                files.append(sha256)
         return pending
 
     def drop_refiles(self, files: Sequence[str]) -> None:

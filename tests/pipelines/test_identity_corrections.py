@@ -126,8 +126,7 @@ def test_a_correction_row_without_who_and_why_is_refused(lab, tmp_path):
     processor.process(_write(tmp_path / "m1.csv", FIRST))
     correction = _write(
         tmp_path / "fix.csv",
-        f"{HEADER},correction_reason,corrected_by\n"
-        "S26-0100,P002,D14,2026-03-16,2026-03-02,150,,\n",
+        f"{HEADER},correction_reason,corrected_by\nS26-0100,P002,D14,2026-03-16,2026-03-02,150,,\n",
     )
     outcome = processor.process(correction)
     assert outcome.status == QUARANTINED
@@ -249,10 +248,14 @@ def test_a_pattern_named_sample_takes_dna_input_and_dates_from_its_manifest_entr
     outcome = processor.process(_plate(tmp_path / "plate4.txt", ["P003_D14", "P003_D7"], "RUN-4"))
     assert outcome.status == INGESTED, outcome.reason
 
-    rows = connect(lab.warehouse).execute(
-        "SELECT sample_name, dna_input_ng, copies_per_reaction, copies_per_ug, study_day, "
-        "collection_date FROM car_copies WHERE target = 'CAR' ORDER BY sample_name"
-    ).fetchall()
+    rows = (
+        connect(lab.warehouse)
+        .execute(
+            "SELECT sample_name, dna_input_ng, copies_per_reaction, copies_per_ug, study_day, "
+            "collection_date FROM car_copies WHERE target = 'CAR' ORDER BY sample_name"
+        )
+        .fetchall()
+    )
     by_name = {r[0]: r[1:] for r in rows}
     dna, per_reaction, per_ug, day, collected = by_name["P003_D14"]
     assert dna == 100.0
@@ -277,9 +280,11 @@ def test_a_pattern_named_sample_with_two_manifest_entries_takes_neither(lab, tmp
     processor.process(_write(tmp_path / "manifest.csv", manifest))
     outcome = processor.process(_plate(tmp_path / "plate4.txt", ["P003_D14"], "RUN-4"))
     assert outcome.status == INGESTED, outcome.reason
-    dna = connect(lab.warehouse).execute(
-        "SELECT DISTINCT dna_input_ng, study_day FROM car_copies"
-    ).fetchall()
+    dna = (
+        connect(lab.warehouse)
+        .execute("SELECT DISTINCT dna_input_ng, study_day FROM car_copies")
+        .fetchall()
+    )
     assert dna == [(None, 14)]
     assert outcome.warnings == [
         "P003_D14: named by pattern, 2 manifest entries for P003 D14 (S26-0300, S26-0309): which "
