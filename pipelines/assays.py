@@ -16,7 +16,13 @@ import pandas as pd
 
 import cba
 import gating
-from pipelines.identity import IdentityError, IdentityResolver, looks_like_manifest, read_manifest
+from pipelines.identity import (
+    IdentityError,
+    IdentityResolver,
+    Manifest,
+    looks_like_manifest,
+    read_manifest_file,
+)
 from pipelines.settings import Settings
 from qpcr import readers as qpcr_readers
 from qpcr.analysis import analyse_plate
@@ -127,21 +133,13 @@ def _table_header(path: Path) -> list[str] | None:
     return None
 
 
-def compute_manifest(path: Path) -> list[tuple]:
-    """Manifest rows ready for the ledger; any problem is a Rejection naming the row."""
+def compute_manifest(path: Path) -> Manifest:
+    """The manifest's entries (`ManifestEntry.as_row` is the ledger's row) and whether it is a
+    correction manifest; any problem is a Rejection naming the row."""
     try:
-        entries = read_manifest(path)
+        return read_manifest_file(path)
     except IdentityError as err:
         raise Rejection(f"manifest: {err}", MANIFEST, "sample-manifest") from err
-    return [
-        (
-            e.accession, e.patient_id, e.timepoint,
-            e.collection_date.isoformat() if e.collection_date else None,
-            e.infusion_date.isoformat() if e.infusion_date else None,
-            e.dna_input_ng,
-        )
-        for e in entries
-    ]  # fmt: skip
 
 
 def _identity_frame(

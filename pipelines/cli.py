@@ -140,14 +140,19 @@ def _print_outcome(outcome) -> None:
 
 
 def _left_by_a_stopped_run(home: LabHome) -> bool:
-    """Whether a run that stopped left work behind: a commit in the journal, a claim, or
-    derived tables waiting for their recompute (the sweep settles them even with an empty inbox)."""
+    """Whether a run that stopped left work behind: a commit in the journal, a claim, derived
+    tables waiting for their recompute, or files an identity correction has still to re-file (the sweep settles them even with an empty inbox)."""
     if not home.ledger_path.exists():
         return False
     from pipelines.ledger import Ledger
 
     ledger = Ledger(home.ledger_path)
-    return bool(ledger.journal() or ledger.pending_derive() or ledger.dead_claims(0))
+    return bool(
+        ledger.journal()
+        or ledger.pending_derive()
+        or ledger.dead_claims(0)
+        or ledger.pending_refiles()
+    )
 
 
 def run_files(home: LabHome, paths: list[Path] | None) -> list:

@@ -2,13 +2,19 @@
 
 Resolved, in this order, from the sample manifest (the lab's accession list) and from the
 configurable sample-name pattern. The pipeline never guesses: a name that resolves by neither, or
-to an unsafe value, is an `IdentityError` and the file is quarantined with that reason.
+to an unsafe value, is an `IdentityError` and the file is quarantined with that reason. A name
+resolved by the pattern takes its collection date and DNA input from the one manifest entry of
+that patient and timepoint; with none, or several, it keeps the nominal study day and says so.
+
+Identity is append-only: a manifest may add accessions, and list known ones again unchanged, but
+maps an accession elsewhere only as a correction manifest (`correction_reason`, `corrected_by`),
+which the ingest engine audits and follows by re-filing the rows that used it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -113,6 +119,14 @@ class SampleIdentity:
 
 
 @dataclass(frozen=True)
+class Correction:
+    """Who corrects a manifest entry, and why (the columns of a correction manifest)."""
+
+    reason: str
+    by: str
+
+
+@dataclass(frozen=True)
 class ManifestEntry:
     accession: str
     patient_id: str
@@ -120,6 +134,49 @@ class ManifestEntry:
     collection_date: date | None
     infusion_date: date | None
     dna_input_ng: float | None
+    correction: Correction | None = None
+
+    @property
+    def mapping(self) -> tuple:
+        """What the accession says about the sample: a difference here is a re-mapping."""
+        return (self.patient_id, self.timepoint, self.collection_date, self.infusion_date,
+                self.dna_input_ng)  # fmt: skip
+
+    def as_row(self) -> tuple:
+        """(accession, patient, timepoint, collected, infused, dna_ng) as the ledger keeps it."""
+        return (
+            self.accession, self.patient_id, self.timepoint,
+            self.collection_date.isoformat() if self.collection_date else None,
+            self.infusion_date.isoformat() if self.infusion_date else None,
+            self.dna_input_ng,
+        )  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: Sequence) -> ManifestEntry:
+        """The entry of a ledger row (see `as_row`)."""
+        accession, patient, timepoint, collected, infused, dna = row
+        return cls(
+            accession, patient, timepoint,
+            date.fromisoformat(collected) if collected else None,
+            date.fromisoformat(infused) if infused else None,
+            dna,
+        )  # fmt: skip
+
+    def described(self) -> str:
+        """`P001 D14 (collected 2026-03-16, 150 ng DNA)`, as the refusal names a mapping."""
+        details = [f"collected {self.collection_date}" if self.collection_date else "",
+                   f"infused {self.infusion_date}" if self.infusion_date else "",
+                   f"{self.dna_input_ng:g} ng DNA" if self.dna_input_ng is not None else ""]  # fmt: skip
+        shown = ", ".join(d for d in details if d)
+        return f"{self.patient_id} {self.timepoint}" + (f" ({shown})" if shown else "")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest file's entries; `corrects` when it is a correction manifest."""
+
+    entries: list[ManifestEntry]
+    corrects: bool
 
 
 _MANIFEST_ALIASES = {
@@ -129,8 +186,12 @@ _MANIFEST_ALIASES = {
     "collection_date": ("collection_date", "collected", "draw_date"),
     "infusion_date": ("infusion_date", "d0_date"),
     "dna_input_ng": ("dna_input_ng", "dna_ng", "gdna_ng", "dna_input"),
+    "correction_reason": ("correction_reason", "reason_for_correction"),
+    "corrected_by": ("corrected_by", "correction_by"),
 }
 MANIFEST_REQUIRED = ("accession", "patient_id", "timepoint")
+CORRECTION_COLUMNS = ("correction_reason", "corrected_by")
+"""The two columns that make a manifest a correction manifest."""
 
 
 def manifest_columns(header: Iterable[str]) -> dict[str, str]:
@@ -152,11 +213,24 @@ def looks_like_manifest(header: Iterable[str]) -> bool:
 
 def read_manifest(path: Path) -> list[ManifestEntry]:
     """The entries of a manifest CSV or XLSX; any problem is an IdentityError naming the row."""
+    return read_manifest_file(path).entries
+
+
+def read_manifest_file(path: Path) -> Manifest:
+    """The manifest's entries, and whether it is a correction manifest (it has both correction
+    columns); any problem is an IdentityError naming the row."""
     frame = _read_table(path)
     columns = manifest_columns(frame.columns)
     missing = [c for c in MANIFEST_REQUIRED if c not in columns]
     if missing:
         raise IdentityError(f"manifest lacks column(s) {', '.join(missing)}")
+    present = [c for c in CORRECTION_COLUMNS if c in columns]
+    if len(present) == 1:
+        absent = next(c for c in CORRECTION_COLUMNS if c not in columns)
+        raise IdentityError(
+            f"manifest has a {present[0]} column but no {absent} column; a correction manifest "
+            "needs both (why, and who corrects)"
+        )
     frame = frame.rename(columns={v: k for k, v in columns.items()})
     frame = frame.dropna(how="all")
     duplicated = frame["accession"].astype(str).str.strip()
@@ -169,7 +243,7 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
             entries.append(_manifest_entry(row))
         except (IdentityError, ValueError) as err:
             raise IdentityError(f"manifest row {row_number}: {err}") from err
-    return entries
+    return Manifest(entries, corrects=bool(present))
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -204,29 +278,86 @@ def _manifest_entry(row: Mapping[str, object]) -> ManifestEntry:
         collection_date=pd.Timestamp(collected).date() if collected else None,
         infusion_date=pd.Timestamp(infused).date() if infused else None,
         dna_input_ng=float(dna) if dna else None,
+        correction=_correction(row),
+    )
+
+
+def _correction(row: Mapping[str, object]) -> Correction | None:
+    reason, by = _optional(row, "correction_reason"), _optional(row, "corrected_by")
+    if reason and by:
+        return Correction(reason, by)
+    if reason or by:
+        raise IdentityError("a correction needs both correction_reason and corrected_by filled in")
+    return None
+
+
+# -- append-only identity --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Remap:
+    """An accession the ledger maps one way that a manifest maps another."""
+
+    old: ManifestEntry
+    old_source: str
+    """The manifest file that gave the old mapping."""
+    new: ManifestEntry
+
+
+CORRECTION_HOWTO = (
+    "if this is a correction, submit it as a correction manifest: the same columns plus "
+    "correction_reason and corrected_by, filled in on each corrected row (README, "
+    "'Correcting the manifest')"
+)
+
+
+def remap_refusal(remaps: Sequence[Remap]) -> str:
+    """The reason a manifest that maps known accessions elsewhere is refused: both mappings of
+    each (at most three shown), and what to do."""
+    shown = "; ".join(
+        f"{r.new.accession} is {r.old.described()} from {r.old_source}, this manifest says "
+        f"{r.new.described()}"
+        for r in remaps[:3]
+    )
+    more = f" (and {len(remaps) - 3} more)" if len(remaps) > 3 else ""
+    return f"manifest re-maps accessions already in the ledger: {shown}{more}; {CORRECTION_HOWTO}"
+
+
+def uncorrected(remaps: Sequence[Remap]) -> str | None:
+    """The reason a correction manifest is refused when a row it changes does not say who and
+    why, or None when every change does."""
+    missing = [r.new.accession for r in remaps if r.new.correction is None]
+    if not missing:
+        return None
+    return (
+        f"correction manifest changes {', '.join(missing[:5])} without saying why and by whom: "
+        "fill in correction_reason and corrected_by on each row that changes"
     )
 
 
 class IdentityResolver:
-    """Resolves sample names through the manifest, then the sample-name pattern."""
+    """Resolves sample names through the manifest, then the sample-name pattern.
+
+    It remembers what it resolved for one file: the manifest accessions its samples used
+    (`accessions`: the ledger records them, so a correction finds the files to re-file) and the
+    notes on names resolved by the pattern (`notes`: the file's warnings).
+    """
 
     def __init__(self, manifest: Iterable[ManifestEntry], sample_name_pattern: str) -> None:
         self._by_accession = {e.accession: e for e in manifest}
+        self._by_visit: dict[tuple[str, str], list[ManifestEntry]] = {}
+        for entry in self._by_accession.values():
+            self._by_visit.setdefault((entry.patient_id, entry.timepoint), []).append(entry)
         self._infusion = _infusion_dates(self._by_accession.values())
         self._pattern = re.compile(sample_name_pattern)
+        self.accessions: set[str] = set()
+        self._unmatched: dict[str, list[str]] = {}
 
     def resolve(self, sample_name: str) -> SampleIdentity:
         name = sample_name.strip()
         entry = self._by_accession.get(name)
         if entry is not None:
-            return SampleIdentity(
-                patient_id=entry.patient_id,
-                timepoint=entry.timepoint,
-                study_day=self._study_day(entry),
-                accession=entry.accession,
-                collection_date=entry.collection_date,
-                dna_input_ng=entry.dna_input_ng,
-            )
+            return self._from_manifest(entry)
         match = self._pattern.match(name)
         if not match:
             raise IdentityError(
@@ -235,13 +366,48 @@ class IdentityResolver:
             )
         patient = check_safe_id(match.group("patient"), "patient id")
         timepoint = normalise_timepoint(match.group("timepoint"))
+        entries = self._by_visit.get((patient, timepoint), [])
+        if len(entries) == 1:
+            return self._from_manifest(entries[0])
+        self._unmatched.setdefault(_visit_note(patient, timepoint, entries), []).append(name)
         return SampleIdentity(patient, timepoint, NOMINAL_STUDY_DAY.get(timepoint))
+
+    @property
+    def notes(self) -> list[str]:
+        """One line per kind of pattern-resolved name the manifest could not complete."""
+        return [
+            f"{', '.join(sorted(set(names)))}: {note}; nominal study day, DNA input from the "
+            "export or the settings"
+            for note, names in self._unmatched.items()
+        ]
+
+    def _from_manifest(self, entry: ManifestEntry) -> SampleIdentity:
+        self.accessions.add(entry.accession)
+        return SampleIdentity(
+            patient_id=entry.patient_id,
+            timepoint=entry.timepoint,
+            study_day=self._study_day(entry),
+            accession=entry.accession,
+            collection_date=entry.collection_date,
+            dna_input_ng=entry.dna_input_ng,
+        )
 
     def _study_day(self, entry: ManifestEntry) -> int | None:
         infused = entry.infusion_date or self._infusion.get(entry.patient_id)
         if entry.collection_date and infused:
             return (entry.collection_date - infused).days
         return NOMINAL_STUDY_DAY.get(entry.timepoint)
+
+
+def _visit_note(patient: str, timepoint: str, entries: Sequence[ManifestEntry]) -> str:
+    """Why a name resolved by the pattern takes nothing from the manifest."""
+    if not entries:
+        return "named by pattern, no manifest entry for that patient and timepoint"
+    accessions = ", ".join(sorted(e.accession for e in entries))
+    return (
+        f"named by pattern, {len(entries)} manifest entries for {patient} {timepoint} "
+        f"({accessions}): which draw it is cannot be told, name it by accession"
+    )
 
 
 def _infusion_dates(entries: Iterable[ManifestEntry]) -> dict[str, date]:

@@ -12,6 +12,15 @@ ledger has switched to them, the superseded outputs still to be removed. A run t
 leaves its journal row, from which the next run completes the commit or rolls it back
 (`pipelines.ingest.recovery`). Every output records the SHA-256 of the Parquet file written
 (`cartflow verify`).
+
+Identity is append-only (`manifest`): a manifest adds accessions (`add_manifest`); one that maps
+a known accession elsewhere is taken only as a correction (`apply_correction`), which records
+each change in `identity_corrections` (who, when, why, which manifest) and queues the files whose
+rows used the accession in `refiles`. Those are the files whose commit recorded the accession in
+`run_accessions` (written in the same transaction as the file's outputs), and files ingested
+before the ledger recorded accessions (`files.accessions_recorded` unset), which may have used
+it. A file is re-filed through the same journalled commit as any ingest; its switch removes it
+from `refiles`, so a correction a run did not finish is finished by the next one.
 """
 
 from __future__ import annotations
@@ -93,6 +102,36 @@ CREATE TABLE IF NOT EXISTS manifest (
     infusion_date TEXT,
     dna_input_ng REAL,
     source_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_accessions (
+    sha256 TEXT NOT NULL,
+    accession TEXT NOT NULL,
+    PRIMARY KEY (sha256, accession)
+);
+CREATE INDEX IF NOT EXISTS run_accessions_accession ON run_accessions(accession);
+CREATE TABLE IF NOT EXISTS identity_corrections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    accession TEXT NOT NULL,
+    old_patient_id TEXT NOT NULL,
+    old_timepoint TEXT NOT NULL,
+    old_collection_date TEXT,
+    old_infusion_date TEXT,
+    old_dna_input_ng REAL,
+    old_source_sha256 TEXT NOT NULL,
+    new_patient_id TEXT NOT NULL,
+    new_timepoint TEXT NOT NULL,
+    new_collection_date TEXT,
+    new_infusion_date TEXT,
+    new_dna_input_ng REAL,
+    reason TEXT NOT NULL,
+    corrected_by TEXT NOT NULL,
+    corrected_at TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refiles (
+    sha256 TEXT PRIMARY KEY,
+    correction_sha256 TEXT NOT NULL,
+    since TEXT NOT NULL
 );
 """
 
@@ -186,7 +225,12 @@ _RECORD_COLUMNS = ", ".join(FileRecord.__dataclass_fields__)
 _CLAIM_COLUMNS = "sha256, claim_token, claim_host, claim_pid, claim_started, claimed_at"
 _MIGRATIONS = {
     # columns added since the first release, for lab homes created before them
-    "files": (("claim_host", "TEXT"), ("claim_pid", "INTEGER"), ("claim_started", "REAL")),
+    "files": (
+        ("claim_host", "TEXT"),
+        ("claim_pid", "INTEGER"),
+        ("claim_started", "REAL"),
+        ("accessions_recorded", "INTEGER"),
+    ),
     "outputs": (("file_sha256", "TEXT"),),
 }
 
@@ -415,8 +459,14 @@ class Ledger:
         outputs: Sequence[Output],
         warnings: str | None,
         patients: Sequence[str] = (),
+        accessions: Sequence[str] | None = None,
+        refiled_by: str | None = None,
     ) -> tuple[FileRecord | None, list[str]]:
         """Switch the ledger to the file's new outputs, in one transaction.
+
+        `accessions` are the manifest accessions the file's samples resolved through (None: not
+        known, as in a journal written before they were recorded); `refiled_by` names the
+        correction manifest a re-filing commit follows (its `refiles` entry goes here).
 
         The ingested file of the same run (an earlier export of the same plate), if any, is
         superseded here, inside the transaction, so two runs that commit re-exports of one plate
@@ -449,10 +499,22 @@ class Ledger:
                 "VALUES (?, ?, ?, ?, ?)",
                 [(sha256, o.table_name, o.path, o.rows, o.file_sha256) for o in outputs],
             )
-            db.execute(
-                "INSERT INTO events (sha256, at, status, flow_run_id) VALUES (?, ?, 'ingested', ?)",
-                (sha256, now, flow_run_id),
-            )
+            if accessions is not None:
+                _record_accessions(db, sha256, accessions)
+            if refiled_by is None:
+                db.execute(
+                    "INSERT INTO events (sha256, at, status, flow_run_id) "
+                    "VALUES (?, ?, 'ingested', ?)",
+                    (sha256, now, flow_run_id),
+                )
+            else:
+                db.execute("DELETE FROM refiles WHERE sha256 = ?", (sha256,))
+                db.execute(
+                    "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
+                    "VALUES (?, ?, 'refiled', ?, ?)",
+                    (sha256, now, f"re-filed under the identity corrected by {refiled_by}",
+                     flow_run_id),
+                )  # fmt: skip
             db.executemany(
                 "INSERT OR IGNORE INTO pending_derive (patient_id, since) VALUES (?, ?)",
                 [(patient, now) for patient in patients],
@@ -464,6 +526,8 @@ class Ledger:
                     (sha256, now, previous.sha256),
                 )
                 db.execute("DELETE FROM outputs WHERE sha256 = ?", (previous.sha256,))
+                db.execute("DELETE FROM run_accessions WHERE sha256 = ?", (previous.sha256,))
+                db.execute("DELETE FROM refiles WHERE sha256 = ?", (previous.sha256,))
                 db.execute(
                     "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
                     "VALUES (?, ?, 'superseded', ?, ?)",
@@ -548,18 +612,78 @@ class Ledger:
             ).fetchall()
         return [FileRecord(*row) for row in rows]
 
-    def replace_manifest(self, source_sha256: str, entries: Sequence[tuple]) -> None:
-        """Upsert manifest entries (accession, patient, timepoint, collected, infused, dna_ng).
+    # -- identity: the manifest, its corrections, the files to re-file --------------------
+    def add_manifest(self, source_sha256: str, entries: Sequence[tuple]) -> list[ManifestChange]:
+        """Append a manifest's entries (accession, patient, timepoint, collected, infused, dna_ng).
 
-        A later manifest wins for the accessions it lists; others are kept.
+        New accessions are added and entries listed again unchanged are left as they are. If any
+        entry maps a known accession differently, nothing is written and those changes are
+        returned (the check and the write are one transaction, so two manifests taken at once
+        cannot both re-map an accession).
         """
         with self._transaction() as db:
+            changes = _changes(db, entries)
+            if changes:
+                return changes
             db.executemany(
-                "INSERT OR REPLACE INTO manifest (accession, patient_id, timepoint, "
+                "INSERT OR IGNORE INTO manifest (accession, patient_id, timepoint, "
                 "collection_date, infusion_date, dna_input_ng, source_sha256) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(*entry, source_sha256) for entry in entries],
             )
+        return []
+
+    def apply_correction(
+        self,
+        source_sha256: str,
+        entries: Sequence[tuple],
+        corrections: Sequence[CorrectionRecord],
+        refile: Sequence[str],
+    ) -> None:
+        """Take a correction manifest, in one transaction: its corrected entries replace the
+        ledger's, its new ones are added, each change is audited (`identity_corrections`), and the files in `refile`
+        wait in `refiles` until their re-filing commit switches.
+
+        Raises `ManifestChanged` when the mappings corrected are no longer those the
+        correction was prepared against (another manifest was taken meanwhile).
+        """
+        now = _now()
+        with self._transaction() as db:
+            actual = {c.accession: c.old for c in _changes(db, [c.new for c in corrections])}
+            expected = {c.new[0]: c.old for c in corrections}
+            if actual != expected:
+                raise ManifestChanged(sorted(set(actual) ^ set(expected)) or sorted(expected))
+            db.executemany(
+                "INSERT OR REPLACE INTO manifest (accession, patient_id, timepoint, "
+                "collection_date, infusion_date, dna_input_ng, source_sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*c.new, source_sha256) for c in corrections],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO manifest (accession, patient_id, timepoint, "
+                "collection_date, infusion_date, dna_input_ng, source_sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*entry, source_sha256) for entry in entries],
+            )
+            db.executemany(
+                "INSERT INTO identity_corrections (accession, old_patient_id, old_timepoint, "
+                "old_collection_date, old_infusion_date, old_dna_input_ng, old_source_sha256, "
+                "new_patient_id, new_timepoint, new_collection_date, new_infusion_date, "
+                "new_dna_input_ng, reason, corrected_by, corrected_at, manifest_sha256) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(*c.old[:6], c.old_source_sha256, *c.new[1:6], c.reason, c.corrected_by, now,
+                  source_sha256) for c in corrections],
+            )  # fmt: skip
+            db.executemany(
+                "INSERT OR REPLACE INTO refiles (sha256, correction_sha256, since) "
+                "VALUES (?, ?, ?)",
+                [(sha256, source_sha256, now) for sha256 in refile],
+            )
+
+    def manifest_changes(self, entries: Sequence[tuple]) -> list[ManifestChange]:
+        """The entries (ledger rows) that would map a known accession differently."""
+        with self._connect() as db:
+            return _changes(db, entries)
 
     def manifest_rows(self) -> list[tuple]:
         with self._connect() as db:
@@ -567,6 +691,128 @@ class Ledger:
                 "SELECT accession, patient_id, timepoint, collection_date, infusion_date, "
                 "dna_input_ng FROM manifest"
             ).fetchall()
+
+    def manifest_sources(self) -> dict[str, tuple[str, str]]:
+        """Accession -> (sha256, file name) of the manifest that gave its current mapping."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT m.accession, m.source_sha256, COALESCE(f.original_name, m.source_sha256) "
+                "FROM manifest m LEFT JOIN files f ON f.sha256 = m.source_sha256"
+            ).fetchall()
+        return {accession: (sha256, name) for accession, sha256, name in rows}
+
+    def files_using(self, accessions: Sequence[str]) -> list[FileRecord]:
+        """Ingested files whose rows used any of `accessions`: those whose commit recorded one,
+        and assay files ingested before accessions were recorded (which may have)."""
+        marks = ", ".join("?" * len(accessions))
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM files WHERE status = 'ingested' AND ("
+                f"sha256 IN (SELECT sha256 FROM run_accessions WHERE accession IN ({marks})) "
+                "OR (accessions_recorded IS NULL AND kind IS NOT NULL AND kind != 'manifest')) "
+                "ORDER BY received_at, original_name",
+                tuple(accessions),
+            ).fetchall()
+        return [FileRecord(*row) for row in rows]
+
+    def accessions_of(self, sha256: str) -> list[str] | None:
+        """The accessions a file's rows used, or None if its commit did not record them."""
+        with self._connect() as db:
+            recorded = db.execute(
+                "SELECT accessions_recorded FROM files WHERE sha256 = ?", (sha256,)
+            ).fetchone()
+            if not recorded or not recorded[0]:
+                return None
+            rows = db.execute(
+                "SELECT accession FROM run_accessions WHERE sha256 = ? ORDER BY accession",
+                (sha256,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def pending_refiles(self) -> dict[str, list[str]]:
+        """Correction manifest -> the files it still has to re-file, for every correction a run
+        applied but did not finish (an empty list: only the manifest is left to mark taken)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT correction_sha256, sha256 FROM refiles "
+                "UNION SELECT c.manifest_sha256, NULL FROM identity_corrections c "
+                "JOIN files f ON f.sha256 = c.manifest_sha256 WHERE f.status != 'ingested' "
+                "ORDER BY 1, 2"
+            ).fetchall()
+        pending: dict[str, list[str]] = {}
+        for correction, sha256 in rows:
+            files = pending.setdefault(correction, [])
+            if sha256 is not None:
+                files.append(sha256)
+        return pending
+
+    def drop_refiles(self, files: Sequence[str]) -> None:
+        """Files no longer to re-file (superseded, or gone from the ledger's ingested files)."""
+        with self._transaction() as db:
+            db.executemany("DELETE FROM refiles WHERE sha256 = ?", [(s,) for s in files])
+
+    def corrections(self) -> list[dict]:
+        """The audit of identity corrections, oldest first, one dict per corrected accession."""
+        with self._connect() as db:
+            cursor = db.execute("SELECT * FROM identity_corrections ORDER BY id")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class ManifestChange:
+    """An accession the ledger maps as `old` that a manifest maps as `new` (ledger rows)."""
+
+    accession: str
+    old: tuple
+    old_source_sha256: str
+    new: tuple
+
+
+@dataclass(frozen=True)
+class CorrectionRecord:
+    """One audited change of a correction manifest: the ledger's row before and after."""
+
+    old: tuple
+    old_source_sha256: str
+    new: tuple
+    reason: str
+    corrected_by: str
+
+    @property
+    def accession(self) -> str:
+        return self.new[0]
+
+
+class ManifestChanged(Exception):
+    """The manifest entries a correction was prepared against changed before it was applied."""
+
+    def __init__(self, accessions: list[str]) -> None:
+        super().__init__(", ".join(accessions))
+        self.accessions = accessions
+
+
+def _changes(db: sqlite3.Connection, entries: Sequence[tuple]) -> list[ManifestChange]:
+    """The entries (ledger rows) that map a known accession differently from the ledger."""
+    changes = []
+    for entry in entries:
+        row = db.execute(
+            "SELECT accession, patient_id, timepoint, collection_date, infusion_date, "
+            "dna_input_ng, source_sha256 FROM manifest WHERE accession = ?",
+            (entry[0],),
+        ).fetchone()
+        if row is not None and tuple(row[:6]) != tuple(entry):
+            changes.append(ManifestChange(entry[0], tuple(row[:6]), row[6], tuple(entry)))
+    return changes
+
+
+def _record_accessions(db: sqlite3.Connection, sha256: str, accessions: Sequence[str]) -> None:
+    db.execute("DELETE FROM run_accessions WHERE sha256 = ?", (sha256,))
+    db.executemany(
+        "INSERT INTO run_accessions (sha256, accession) VALUES (?, ?)",
+        [(sha256, accession) for accession in accessions],
+    )
+    db.execute("UPDATE files SET accessions_recorded = 1 WHERE sha256 = ?", (sha256,))
 
 
 def _ingested_run(

@@ -3,7 +3,8 @@
 `run_batch` is the only place claims are given back: one `try/finally` around the whole batch
 releases whatever its `ClaimOwner` still holds (an interrupt, a worker lost, a full disk), and
 settles a commit of its own that an interrupt stopped half-way. Before taking any file it
-recovers what dead runs left (`pipelines.ingest.recovery`).
+recovers what dead runs left (`pipelines.ingest.recovery`) and finishes the identity corrections
+they left half-way (`Processor.resume_corrections`).
 
 The files are prepared through an `Executor` the caller hands in: `InProcess` here, one after
 the other; the flows hand in Prefect tasks or a Dask cluster (`pipelines.flows`). Manifests are
@@ -95,6 +96,7 @@ def run_batch(
     owner = ClaimOwner.this_process()
     try:
         with Heartbeat(lambda: ledger.heartbeat(owner.token)):
+            processor.resume_corrections(owner, flow_run_id)
             return _take(processor, list(files), executor, owner, flow_run_id, report)
     finally:
         _release(processor, owner)

@@ -52,10 +52,25 @@ from pipelines.assays import (
 )
 from pipelines.hashing import BLOCK, sha256_of
 from pipelines.home import LabHome
-from pipelines.identity import IdentityResolver, ManifestEntry
+from pipelines.identity import (
+    IdentityResolver,
+    Manifest,
+    ManifestEntry,
+    Remap,
+    remap_refusal,
+    uncorrected,
+)
 from pipelines.ingest import faults
 from pipelines.ingest.claims import ClaimOwner, process_token
-from pipelines.ledger import CommitPlan, FileRecord, Ledger, LedgerUnavailable
+from pipelines.ledger import (
+    CommitPlan,
+    CorrectionRecord,
+    FileRecord,
+    Ledger,
+    LedgerUnavailable,
+    ManifestChange,
+    ManifestChanged,
+)
 from pipelines.names import quarantine_name, shown
 from pipelines.settings import Settings
 from pipelines.warehouse import (
@@ -131,6 +146,8 @@ class Prepared:
     compute_seconds: float
     owner: ClaimOwner
     """The batch that holds the file's claim."""
+    accessions: list[str] = field(default_factory=list)
+    """The manifest accessions its samples resolved through (recorded with its commit)."""
 
     @property
     def name(self) -> str:
@@ -220,17 +237,12 @@ class Processor:
             temporary.unlink(missing_ok=True)
         return target, sha256
 
-    def resolver(self) -> IdentityResolver:
-        entries = [
-            ManifestEntry(
-                accession=a, patient_id=p, timepoint=t,
-                collection_date=datetime.fromisoformat(c).date() if c else None,
-                infusion_date=datetime.fromisoformat(i).date() if i else None,
-                dna_input_ng=d,
-            )
-            for a, p, t, c, i, d in self.ledger.manifest_rows()
-        ]  # fmt: skip
-        return IdentityResolver(entries, self.settings.sample_name_pattern)
+    def resolver(self, overrides: Sequence[ManifestEntry] = ()) -> IdentityResolver:
+        """A resolver over the ledger's manifest, with `overrides` (a correction's entries)
+        in place of the ledger's for their accessions."""
+        entries = {row[0]: ManifestEntry.from_row(row) for row in self.ledger.manifest_rows()}
+        entries.update((e.accession, e) for e in overrides)
+        return IdentityResolver(entries.values(), self.settings.sample_name_pattern)
 
     # -- the whole path -------------------------------------------------------------------
     def process(self, path: Path, flow_run_id: str | None = None) -> FileOutcome:
@@ -295,9 +307,21 @@ class Processor:
     ) -> Prepared | FileOutcome:
         recognised = recognise(raw_copy)
         if recognised.kind == MANIFEST:
-            return self._take_manifest(raw_copy, path.name, sha256, recognised, flow_run_id)
+            return self._take_manifest(raw_copy, path.name, sha256, owner, flow_run_id)
+        return self._computed(raw_copy, path, sha256, owner, recognised, self.resolver())
+
+    def _computed(
+        self,
+        raw_copy: Path,
+        path: Path,
+        sha256: str,
+        owner: ClaimOwner,
+        recognised: Recognised,
+        resolver: IdentityResolver,
+    ) -> Prepared:
+        """Compute and conform an assay file's tables, its identity resolved by `resolver`."""
         started = time.perf_counter()
-        assay = self._compute(raw_copy, recognised)
+        assay = self._compute(raw_copy, recognised, resolver)
         processed_at = datetime.now(UTC)
         tables = {
             table_name: conform(
@@ -311,28 +335,212 @@ class Processor:
         return Prepared(
             path=path, sha256=sha256, kind=assay.kind, instrument_format=assay.instrument_format,
             run_identity=assay.run_identity, tables=tables, processed_at=processed_at,
-            warnings=assay.warnings, compute_seconds=time.perf_counter() - started, owner=owner,
+            warnings=[*assay.warnings, *resolver.notes],
+            compute_seconds=time.perf_counter() - started, owner=owner,
+            accessions=sorted(resolver.accessions),
         )  # fmt: skip
 
     def _take_manifest(
-        self,
-        raw_copy: Path,
-        name: str,
-        sha256: str,
-        recognised: Recognised,
-        flow_run_id: str | None,
+        self, raw_copy: Path, name: str, sha256: str, owner: ClaimOwner, flow_run_id: str | None
     ) -> FileOutcome:
-        rows = compute_manifest(raw_copy)
-        self.ledger.replace_manifest(sha256, rows)
+        """Append the manifest's new accessions; refuse one that re-maps a known accession,
+        unless it is a correction manifest (`_correct`)."""
+        manifest = compute_manifest(raw_copy)
+        rows = [e.as_row() for e in manifest.entries]
+        if manifest.corrects:
+            refiled, notes = self._correct(manifest, sha256, owner, flow_run_id)
+        else:
+            changes = self.ledger.add_manifest(sha256, rows)
+            if changes:
+                raise Rejection(
+                    remap_refusal(self._remaps(changes, manifest)), MANIFEST, "sample-manifest"
+                )
+            refiled, notes = [], []
         self.ledger.mark_ingested(
-            sha256, kind=MANIFEST, instrument_format=recognised.instrument_format,
+            sha256, kind=MANIFEST, instrument_format="sample-manifest",
             run_identity=f"manifest:{sha256}", pipeline_version=__version__,
-            flow_run_id=flow_run_id, outputs=[], warnings=None,
+            flow_run_id=flow_run_id, outputs=[], warnings="; ".join(notes) or None,
         )  # fmt: skip
         return FileOutcome(
-            name, sha256, INGESTED, kind=MANIFEST,
-            instrument_format=recognised.instrument_format, rows={"manifest": len(rows)},
+            name, sha256, INGESTED, kind=MANIFEST, instrument_format="sample-manifest",
+            rows={"manifest": len(rows)}, partitions=refiled, warnings=notes,
         )  # fmt: skip
+
+    def _remaps(self, changes: Sequence[ManifestChange], manifest: Manifest) -> list[Remap]:
+        """The ledger's changes as manifest entries, old and new, and the file that gave each
+        old one."""
+        sources = self.ledger.manifest_sources()
+        entries = {e.accession: e for e in manifest.entries}
+        return [
+            Remap(
+                ManifestEntry.from_row(c.old),
+                sources.get(c.accession, (c.old_source_sha256, c.old_source_sha256))[1],
+                entries[c.accession],
+            )
+            for c in changes
+        ]
+
+    # -- identity corrections -------------------------------------------------------------
+    def _correct(
+        self, manifest: Manifest, sha256: str, owner: ClaimOwner, flow_run_id: str | None
+    ) -> tuple[list[tuple[str, str]], list[str]]:
+        """Take a correction manifest: re-map its accessions and re-file the rows that used them.
+
+        Every affected file is computed and validated under the corrected identity first, so a
+        correction that cannot be followed through is refused with nothing changed. Then one
+        ledger transaction applies the entries, audits each change and queues the files
+        (`Ledger.apply_correction`); each file is then re-filed by a journalled commit. A run
+        stopped in between is finished by the next (`resume_corrections`). Returns the
+        (patient, timepoint) partitions the re-filed rows left or joined, and notes on the work.
+        """
+        rows = [e.as_row() for e in manifest.entries]
+        changes = self.ledger.manifest_changes(rows)
+        remaps = self._remaps(changes, manifest)
+        refusal = uncorrected(remaps)
+        if refusal:
+            raise Rejection(refusal, MANIFEST, "sample-manifest")
+        if not remaps:
+            self.ledger.add_manifest(sha256, rows)
+            return [], ["correction manifest: no entry differs from the ledger; nothing corrected"]
+        corrected = [r.new for r in remaps]
+        files = self.ledger.files_using([r.new.accession for r in remaps])
+        prepared = [self._recompute(record, owner, corrected) for record in files]
+        checks = self.validate(prepared)
+        for item in prepared:
+            failures = [f for c in checks[item.sha256] for f in _unless_raised(c).failures]
+            if failures:
+                raise Rejection(
+                    f"correction cannot be applied: {item.name} re-filed under the corrected "
+                    f"identity fails validation ({'; '.join(failures[:3])}); nothing was changed",
+                    MANIFEST, "sample-manifest",
+                )  # fmt: skip
+        records = [
+            CorrectionRecord(c.old, c.old_source_sha256, c.new, r.new.correction.reason,
+                             r.new.correction.by)
+            for c, r in zip(changes, remaps, strict=True) if r.new.correction is not None
+        ]  # fmt: skip
+        try:
+            self.ledger.apply_correction(sha256, rows, records, [p.sha256 for p in prepared])
+        except ManifestChanged as err:
+            raise Rejection(
+                f"correction manifest: the ledger's entries for {', '.join(err.accessions)} "
+                "changed while it was prepared (another manifest was taken); drop it again",
+                MANIFEST, "sample-manifest",
+            ) from err  # fmt: skip
+        partitions: set[tuple[str, str]] = set()
+        for item in prepared:
+            partitions.update(self._refile(item, checks[item.sha256], sha256, flow_run_id))
+        notes = [f"corrected {r.new.accession}: {r.old.described()} -> {r.new.described()}"
+                 for r in remaps]  # fmt: skip
+        if prepared:
+            names = ", ".join(p.name for p in prepared)
+            notes.append(f"re-filed {len(prepared)} file(s) under the corrected identity: {names}")
+        return sorted(partitions), notes
+
+    def _recompute(
+        self, record: FileRecord, owner: ClaimOwner, corrected: Sequence[ManifestEntry] = ()
+    ) -> Prepared:
+        """An ingested file computed again from its raw-store bytes, with the ledger's manifest
+        and the `corrected` entries; a Rejection says which file cannot be re-filed."""
+        matches = [p for p in (self.home.raw / record.sha256[:2]).glob(f"{record.sha256}*")
+                   if not p.name.startswith(".")]  # fmt: skip
+        if not matches:
+            raise Rejection(
+                f"correction cannot be applied: {record.original_name} is not in the raw store "
+                "(cartflow verify says more); nothing was changed",
+                MANIFEST, "sample-manifest",
+            )  # fmt: skip
+        resolver = self.resolver(corrected)
+        with _under_original_name(matches[0], record.original_name) as readable:
+            try:
+                recognised = recognise(readable)
+                return self._computed(
+                    readable, Path(record.original_name), record.sha256, owner, recognised,
+                    resolver,
+                )  # fmt: skip
+            except Rejection as rejection:
+                raise Rejection(
+                    f"correction cannot be applied: {record.original_name} cannot be re-filed "
+                    f"under the corrected identity ({rejection.reason}); nothing was changed",
+                    MANIFEST, "sample-manifest",
+                ) from rejection  # fmt: skip
+
+    def _refile(
+        self,
+        prepared: Prepared,
+        checks: Sequence[Check],
+        correction_sha256: str,
+        flow_run_id: str | None,
+    ) -> set[tuple[str, str]]:
+        """Replace an ingested file's outputs by its rows under the corrected identity, through
+        the journalled commit; returns the partitions its rows left and joined.
+
+        The new outputs are named after the correction as well as the file, so they never share
+        a path with the outputs they replace: a commit rolled back removes only its own. The
+        patients of both the old and the new rows are marked for their derived tables.
+        """
+        sha256 = prepared.sha256
+        before = {_partition_of(o.path) for o in self.ledger.outputs(sha256)} - {None}
+        outcomes = [_unless_raised(check) for check in checks]
+        validation = self._validation_table(outcomes, sha256, prepared.processed_at)
+        after = set(_partitions(prepared.tables))
+        record = {
+            "status": INGESTED, "kind": prepared.kind,
+            "instrument_format": prepared.instrument_format,
+            "run_identity": prepared.run_identity, "pipeline_version": __version__,
+            "flow_run_id": flow_run_id, "warnings": "; ".join(prepared.warnings) or None,
+            "patients": sorted({p for p, _ in before | after}),
+            "accessions": prepared.accessions, "refiled_by": correction_sha256,
+        }  # fmt: skip
+        self.write_outputs(
+            sha256, {**prepared.tables, VALIDATION_RESULTS.name: validation}, prepared.owner,
+            record, stem=f"{sha256}.{correction_sha256[:16]}",
+        )  # fmt: skip
+        return before | after
+
+    def resume_corrections(self, owner: ClaimOwner, flow_run_id: str | None = None) -> list[str]:
+        """Finish the corrections a stopped run applied but did not re-file to the end.
+
+        The correction manifest is claimed for `owner`'s batch while its files are re-filed
+        (so no other run does the same, and recovery leaves the commits alone), then marked
+        ingested. A file that cannot be re-filed leaves the correction waiting, with the cause
+        in the manifest's events. Returns the names of the corrections finished.
+        """
+        finished = []
+        for correction, files in self.ledger.pending_refiles().items():
+            record = self.ledger.get(correction)
+            if record is None or not self.ledger.claim(
+                correction, owner, self.claim_expiry_seconds
+            ):
+                continue
+            try:
+                self._refile_all(correction, files, owner, flow_run_id)
+            except Rejection as rejection:
+                self.ledger.record_failure(correction, rejection.reason, flow_run_id)
+                continue
+            except Exception as err:  # noqa: BLE001 - the correction waits for the next run
+                problem = resource_problem(err) or _internal_error(err).reason
+                self.ledger.record_failure(correction, failure_advice(problem), flow_run_id)
+                continue
+            self.ledger.mark_ingested(
+                correction, kind=MANIFEST, instrument_format="sample-manifest",
+                run_identity=f"manifest:{correction}", pipeline_version=__version__,
+                flow_run_id=flow_run_id, outputs=[], warnings=record.warnings,
+            )  # fmt: skip
+            finished.append(record.original_name)
+        return finished
+
+    def _refile_all(
+        self, correction: str, files: Sequence[str], owner: ClaimOwner, flow_run_id: str | None
+    ) -> None:
+        """Re-file the still-ingested `files` a correction left waiting (a file superseded
+        meanwhile was replaced by rows resolved under the corrected manifest: it is dropped)."""
+        records = [r for s in files if (r := self.ledger.get(s)) is not None]
+        self.ledger.drop_refiles([r.sha256 for r in records if r.status != INGESTED])
+        prepared = [self._recompute(r, owner) for r in records if r.status == INGESTED]
+        checks = self.validate(prepared)
+        for item in prepared:
+            self._refile(item, checks[item.sha256], correction, flow_run_id)
 
     # -- phase 2: validate ----------------------------------------------------------------
     def validate(self, prepared: Sequence[Prepared]) -> dict[str, list[Check]]:
@@ -414,6 +622,7 @@ class Processor:
             "run_identity": prepared.run_identity, "pipeline_version": __version__,
             "flow_run_id": flow_run_id, "warnings": "; ".join(prepared.warnings) or None,
             "patients": sorted({p for p, _ in _partitions(prepared.tables)}),
+            "accessions": prepared.accessions,
         }  # fmt: skip
         previous = self.write_outputs(
             sha256, {**prepared.tables, VALIDATION_RESULTS.name: validation}, prepared.owner,
@@ -434,9 +643,16 @@ class Processor:
         )  # fmt: skip
 
     def write_outputs(
-        self, sha256: str, tables: dict[str, pa.Table], owner: ClaimOwner, record: dict
+        self,
+        sha256: str,
+        tables: dict[str, pa.Table],
+        owner: ClaimOwner,
+        record: dict,
+        stem: str | None = None,
     ) -> FileRecord | None:
         """The journalled commit of one file's outputs; returns the file it superseded, if any.
+
+        Outputs are named `<stem>.parquet`, the file's SHA-256 unless a re-filing names them.
 
         1. every output is written under a temporary name, with its SHA-256 (`stage_source`);
         2. the journal records them and the ledger record to switch to (`Ledger.begin_commit`);
@@ -450,7 +666,7 @@ class Processor:
         error before 4 in this process (a full disk) rolls back here.
         """
         staged = stage_source(
-            self.home.warehouse, sha256, tables, process_token(),
+            self.home.warehouse, stem or sha256, tables, process_token(),
             lambda: faults.fault_point(faults.PARQUET_WRITE),
         )  # fmt: skip
         plan = CommitPlan(
@@ -522,9 +738,11 @@ class Processor:
             self.ledger.record_failure(sha256, reason, flow_run_id)
         return FileOutcome(name, sha256, FAILED, reason=reason)
 
-    def _compute(self, raw_copy: Path, recognised: Recognised) -> AssayTables:
+    def _compute(
+        self, raw_copy: Path, recognised: Recognised, resolver: IdentityResolver
+    ) -> AssayTables:
         compute = {QPCR: compute_qpcr, CBA: compute_cba, FLOW: compute_flow}[recognised.kind]
-        return compute(raw_copy, recognised.instrument_format, self.settings, self.resolver())
+        return compute(raw_copy, recognised.instrument_format, self.settings, resolver)
 
     @staticmethod
     def _validation_table(
@@ -645,6 +863,14 @@ def _log_row(record: FileRecord) -> dict:
         "pipeline_version": record.pipeline_version or __version__,
         "processed_at": record.updated_at,
     }  # fmt: skip
+
+
+def _partition_of(path: str) -> tuple[str, str] | None:
+    """(patient, timepoint) of a warehouse path `<table>/patient_id=P/timepoint=T/<file>`."""
+    keys = dict(part.split("=", 1) for part in Path(path).parts if "=" in part)
+    if "patient_id" in keys and "timepoint" in keys:
+        return keys["patient_id"], keys["timepoint"]
+    return None
 
 
 def _partitions(tables: dict[str, pa.Table]) -> list[tuple[str, str]]:

@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 
 from pipelines.identity import (
+    Correction,
     IdentityError,
     IdentityResolver,
     ManifestEntry,
     normalise_timepoint,
     read_manifest,
+    read_manifest_file,
 )
 from pipelines.settings import DEFAULT_SAMPLE_NAME_PATTERN
 
@@ -91,3 +93,45 @@ def test_manifest_columns_by_alias_and_timepoint_spelling(tmp_path):
         "A1", "P001", "D7", 120.0,
     )  # fmt: skip
     assert entry.collection_date == date(2026, 3, 9)
+
+
+def test_a_pattern_named_sample_completes_from_the_one_manifest_entry_of_its_visit():
+    entries = [
+        ManifestEntry("S-9", "P003", "D14", date(2026, 4, 17), date(2026, 4, 2), 80.0),
+        ManifestEntry("S-7", "P004", "D7", None, None, 60.0),
+        ManifestEntry("S-8", "P004", "D7", None, None, 90.0),
+    ]
+    resolver = _resolver(entries)
+    ident = resolver.resolve("P003_D14")
+    assert (ident.accession, ident.dna_input_ng, ident.study_day) == ("S-9", 80.0, 15)
+    two = resolver.resolve("P004 Day 7")
+    assert (two.accession, two.dna_input_ng, two.study_day) == (None, None, 7)
+    assert resolver.resolve("P005_D7").dna_input_ng is None
+    assert resolver.accessions == {"S-9"}
+    assert resolver.notes == [
+        "P004 Day 7: named by pattern, 2 manifest entries for P004 D7 (S-7, S-8): which draw it "
+        "is cannot be told, name it by accession; nominal study day, DNA input from the export "
+        "or the settings",
+        "P005_D7: named by pattern, no manifest entry for that patient and timepoint; nominal "
+        "study day, DNA input from the export or the settings",
+    ]
+
+
+def test_a_correction_manifest_needs_both_correction_columns(tmp_path):
+    path = _write(tmp_path, "accession,patient_id,timepoint,corrected_by\nA1,P001,BL,A. Tech\n")
+    with pytest.raises(IdentityError, match="corrected_by column but no correction_reason"):
+        read_manifest_file(path)
+
+
+def test_a_correction_manifest_row_says_who_and_why(tmp_path):
+    path = _write(
+        tmp_path,
+        "accession,patient_id,timepoint,Correction Reason,Corrected By\n"
+        "A1,P002,BL,label swapped,A. Tech\nA2,P001,D7,,\n",
+    )
+    manifest = read_manifest_file(path)
+    assert manifest.corrects
+    assert [e.correction for e in manifest.entries] == [
+        Correction("label swapped", "A. Tech"),
+        None,
+    ]
