@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.environment import FAULT
 from pipelines.home import LabHome
 from pipelines.ingest import INGESTED, InProcess, Processor, faults, run_batch, sha256_of
 from pipelines.ledger import Ledger
@@ -70,7 +71,7 @@ def test_a_correction_killed_at_any_step_is_finished_by_the_next_run(
 
     killed = subprocess.run(
         [sys.executable, "-c", TAKE, str(home.root), str(correction)],
-        env={**os.environ, faults.FAULT_ENV: step}, capture_output=True, text=True, timeout=600,
+        env={**os.environ, FAULT.name: step}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
     left = Ledger(home.ledger_path).pending_refiles()
