@@ -453,6 +453,8 @@ def report(
     outcome = recompute_patients(lab, [patient] if patient else None, validator)
     for failure in outcome.failures:
         err_console.print(f"[red]not written[/]  {failure}")
+    for note in outcome.notes:
+        console.print(f"[yellow]note[/]        {_safe(note)}")
     for path in outcome.reports:
         console.print(f"report      {path}")
     raise typer.Exit(1 if outcome.failures else EXIT_OK)

@@ -312,6 +312,8 @@ def derive_task(home: LabHome, patients: list[str] | None) -> list[str]:
     logger = get_run_logger()
     for failure in outcome.failures:
         logger.warning("derived table not written: %s", failure)
+    for note in outcome.notes:
+        _notice(f"report: {note}")
     if outcome.reports:
         create_link_artifact(
             key="reports", link=outcome.reports[0].parent.as_uri(), link_text="cartflow reports"

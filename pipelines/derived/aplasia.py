@@ -4,7 +4,8 @@ Per timepoint: CD19+ B cells per uL (counting beads) and as % of lymphocytes, fr
 tube's populations; the population names come from the gating template and are matched by the
 `b_cell_populations` / `lymphocyte_populations` settings. A timepoint is aplastic when B cells are
 below `aplasia_threshold_cells_per_ul`, or, for a tube without counting beads, below
-`aplasia_threshold_pct_of_lymphocytes`.
+`aplasia_threshold_pct_of_lymphocytes`. Tubes without a study day (the infused product) are no
+blood draw and are left out.
 
 The course is described by its first post-infusion episode: onset is the first aplastic timepoint
 after infusion (a patient already B-cell depleted at baseline, e.g. after blinatumomab, still has
@@ -73,7 +74,9 @@ def aplasia_course(
         .reset_index(drop=True)
     )
     has_count = per_timepoint["b_cells_per_ul"].notna()
-    per_timepoint = per_timepoint[has_count | per_timepoint["b_cells_pct_of_lymphocytes"].notna()]
+    measured = has_count | per_timepoint["b_cells_pct_of_lymphocytes"].notna()
+    # without a study day a tube is no blood draw (the infused product): it says nothing of aplasia
+    per_timepoint = per_timepoint[measured & per_timepoint["study_day"].notna()]
     has_count = per_timepoint["b_cells_per_ul"].notna()
     aplastic = (per_timepoint["b_cells_per_ul"] < threshold_cells_per_ul).where(
         has_count, per_timepoint["b_cells_pct_of_lymphocytes"] < threshold_pct

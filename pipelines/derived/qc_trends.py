@@ -60,8 +60,9 @@ def mean_recovery_pct(recovery_json: str | None) -> float | None:
     """Mean back-calculated recovery (%) over a curve's standards, from `cba_curves`."""
     if not recovery_json:
         return None
-    values = [s["recovery_pct"] for s in json.loads(recovery_json) if s.get("recovery_pct")]
-    return float(np.mean(values)) if values else None
+    values = [s.get("recovery_pct") for s in json.loads(recovery_json)]
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
 
 
 def cba_measurements(curves: pd.DataFrame) -> pd.DataFrame:

@@ -25,10 +25,12 @@ import pyarrow as pa
 
 from pipelines import __version__
 from pipelines.derived import aplasia, crs, kinetics, qc_trends
+from pipelines.derived.results import copies_results
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
 from pipelines.ledger import Ledger, Output
 from pipelines.reports import write_cohort_reports, write_patient_report
+from pipelines.reports.figures import LeftOut
 from pipelines.settings import Settings
 from pipelines.warehouse import conform, connect, write_source, write_whole_table
 from validation.runner import Validator
@@ -49,6 +51,8 @@ class RecomputeOutcome:
     reports: list[Path] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     """Validation failures, as sentences; those tables kept their previous files."""
+    notes: list[str] = field(default_factory=list)
+    """Charts left out of the reports for want of data, one line each (also on the pages)."""
     seconds: float = 0.0
 
 
@@ -86,6 +90,8 @@ def load_patient_data(
     where = f"patient_id IN ({_in_list(patients)})"
     copies = con.execute(f"SELECT * FROM car_copies WHERE {where}").fetchdf()
     copies = copies[copies["target"].map(settings.qpcr.role_of) == "car"]
+    # rows written before car_copies had `result` get it from their flags (one rule, results.py)
+    copies = copies_results(copies)
     copies = copies.assign(
         loq_copies_per_ug=copies["loq_copies_per_reaction"] * 1000.0 / copies["dna_input_ng"]
     )
@@ -273,7 +279,9 @@ def recompute_patients(
         if output.table_name != VALIDATION_RESULTS.name:
             outcome.rows[output.table_name] = outcome.rows.get(output.table_name, 0) + output.rows
     written = connect(home.warehouse)  # sees what was just written
-    outcome.reports = [write_patient_report(home, patient, written) for patient in chosen]
-    outcome.reports.extend(write_cohort_reports(home, written))
+    left_out = LeftOut()
+    outcome.reports = [write_patient_report(home, patient, written, left_out) for patient in chosen]
+    outcome.reports.extend(write_cohort_reports(home, written, left_out))
+    outcome.notes = left_out.lines
     outcome.seconds = time.perf_counter() - started
     return outcome

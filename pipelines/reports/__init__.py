@@ -11,6 +11,7 @@ import duckdb
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
 from pipelines.reports.cohort import cohort_page, qc_page
+from pipelines.reports.figures import LeftOut
 from pipelines.reports.html import write_page
 from pipelines.reports.patient import patient_page
 from pipelines.settings import Settings
@@ -22,24 +23,29 @@ def patient_report_path(home: LabHome, patient: str) -> Path:
 
 
 def write_patient_report(
-    home: LabHome, patient: str, con: duckdb.DuckDBPyConnection | None = None
-) -> Path:
+    home: LabHome, patient: str, con: duckdb.DuckDBPyConnection | None = None,
+    left_out: LeftOut | None = None,
+) -> Path:  # fmt: skip
     """The patient's page, from `con` (a `connect` of the warehouse made after the last write)
-    or a new connection: opening one costs ~0.15 s, so a recompute shares it between patients."""
+    or a new connection: opening one costs ~0.15 s, so a recompute shares it between patients.
+    Charts left out for want of data are noted in `left_out`."""
     con = con or connect(home.warehouse)
     settings, derived = Settings.load(home.root), DerivedSettings.load(home.root)
-    return write_page(
-        patient_report_path(home, patient), patient_page(con, patient, settings, derived)
-    )
+    page = patient_page(con, patient, settings, derived, left_out or LeftOut())
+    return write_page(patient_report_path(home, patient), page)
 
 
-def write_cohort_reports(home: LabHome, con: duckdb.DuckDBPyConnection | None = None) -> list[Path]:
-    """The cohort overview and the QC page (from `con`, as `write_patient_report`)."""
+def write_cohort_reports(
+    home: LabHome, con: duckdb.DuckDBPyConnection | None = None, left_out: LeftOut | None = None
+) -> list[Path]:
+    """The cohort overview and the QC page (from `con` and into `left_out`, as
+    `write_patient_report`)."""
     con = con or connect(home.warehouse)
+    left_out = left_out or LeftOut()
     settings = Settings.load(home.root)
     patients = sorted(p.stem.removeprefix("patient_") for p in home.reports.glob("patient_*.html"))
     car_targets = list(settings.qpcr.car_targets)
     return [
-        write_page(home.reports / "cohort.html", cohort_page(con, patients, car_targets)),
-        write_page(home.reports / "qc.html", qc_page(con)),
+        write_page(home.reports / "cohort.html", cohort_page(con, patients, car_targets, left_out)),
+        write_page(home.reports / "qc.html", qc_page(con, left_out)),
     ]

@@ -9,12 +9,15 @@ import duckdb
 import pandas as pd
 
 from pipelines.reports import html
-from pipelines.reports.svg import PALETTE, Chart, Series, render
+from pipelines.reports.figures import LeftOut
+from pipelines.reports.svg import PALETTE, Chart, Series
 
 DAY = "study day (0 = infusion)"
 
 
-def kinetics_overview(con: duckdb.DuckDBPyConnection, car_targets: list[str]) -> str:
+def kinetics_overview(
+    con: duckdb.DuckDBPyConnection, car_targets: list[str], left_out: LeftOut
+) -> str:
     copies = con.execute(
         "SELECT patient_id, study_day, copies_per_ug FROM car_copies "
         "WHERE NOT below_loq AND copies_per_ug > 0 AND study_day >= 0 AND list_contains(?, target) "
@@ -27,10 +30,10 @@ def kinetics_overview(con: duckdb.DuckDBPyConnection, car_targets: list[str]) ->
                                  strict=True)), color=PALETTE[i % len(PALETTE)])
         for i, (patient, group) in enumerate(copies.groupby("patient_id", sort=True))
     ]  # fmt: skip
-    chart = render(Chart(
+    chart = left_out.chart(Chart(
         title="CAR transgene copies per ug gDNA, all patients", x_label=DAY,
         y_label="copies / ug gDNA (log)", log_y=True, series=series,
-    ), height=360)  # fmt: skip
+    ), "no quantified sample after infusion yet", height=360)  # fmt: skip
     nca = con.execute(
         "SELECT patient_id, cmax_copies_per_ug, tmax_day, auc_0_28, tlast_day, "
         "persistence_status, cmax_car_cells_per_ul, tmax_car_cells_day "
@@ -86,19 +89,21 @@ def quarantine_overview(con: duckdb.DuckDBPyConnection) -> str:
     )  # fmt: skip
 
 
-def cohort_page(con: duckdb.DuckDBPyConnection, patients: list[str], car_targets: list[str]) -> str:
+def cohort_page(
+    con: duckdb.DuckDBPyConnection, patients: list[str], car_targets: list[str], left_out: LeftOut
+) -> str:
     links = (
         " | ".join(f'<a href="patient_{escape(p)}.html">{escape(p)}</a>' for p in patients)
         or "no patient reports yet"
     )
     return html.page("CAR-T trial: cohort overview", [
         f"<p>Patient reports: {links} | <a href=\"qc.html\">QC trends</a></p>",
-        kinetics_overview(con, car_targets), alerts_overview(con), aplasia_overview(con),
+        kinetics_overview(con, car_targets, left_out), alerts_overview(con), aplasia_overview(con),
         quarantine_overview(con),
     ])  # fmt: skip
 
 
-def levey_jennings_chart(control: str, series: pd.DataFrame) -> str:
+def levey_jennings_chart(control: str, series: pd.DataFrame, left_out: LeftOut) -> str:
     mean, sd = series["target_mean"].iloc[0], series["target_sd"].iloc[0]
     unit = series["unit"].iloc[0] or ""
     points = list(zip(series["run_index"].astype(float), series["value"], strict=True))
@@ -117,10 +122,10 @@ def levey_jennings_chart(control: str, series: pd.DataFrame) -> str:
         )] if len(flagged) else []),
         hlines=hlines, band=band,
     )  # fmt: skip
-    return render(chart, height=240)
+    return left_out.chart(chart, "no value to plot", height=240)
 
 
-def qc_page(con: duckdb.DuckDBPyConnection) -> str:
+def qc_page(con: duckdb.DuckDBPyConnection, left_out: LeftOut) -> str:
     trends = con.execute("SELECT * FROM qc_trends ORDER BY assay, control, run_index").fetchdf()
     if trends.empty:
         return html.page("QC trends", [html.absent("No QC data yet: no runs have been ingested.")])
@@ -129,7 +134,7 @@ def qc_page(con: duckdb.DuckDBPyConnection) -> str:
         .agg(runs=("run_index", "max"), basis=("limits_basis", "first"),
              latest=("westgard_status", "last"),
              violations=("westgard_violations", lambda v: ", ".join(sorted({
-                 r for joined in v for r in joined.split(",") if r}))))
+                 r for joined in v for r in (joined or "").split(",") if r}))))
         .reset_index()
     )  # fmt: skip
     body = [
@@ -146,6 +151,8 @@ def qc_page(con: duckdb.DuckDBPyConnection) -> str:
         )),
     ]  # fmt: skip
     for assay, group in trends.groupby("assay", sort=True):
-        charts = [levey_jennings_chart(c, s) for c, s in group.groupby("control", sort=True)]
+        charts = [
+            levey_jennings_chart(c, s, left_out) for c, s in group.groupby("control", sort=True)
+        ]
         body.append(html.section(f"{assay} controls", *charts))
     return html.page("QC trends: run controls over time", body)

@@ -1,7 +1,8 @@
 """The per-patient report: expansion, phenotype, cytokines and CRS alerts, B cells, QC, sources.
 
-Everything comes from the warehouse (curated and derived tables). A section whose data is absent
-says so; it never breaks the page.
+Everything comes from the warehouse (curated and derived tables). Partial data is the normal state
+of a running trial: a section whose data is absent says so in one line, and a chart none of whose
+values can be drawn is left out with a one-line note (`LeftOut`); neither breaks the page.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import json
 from collections.abc import Sequence
 
 import duckdb
+import numpy as np
 import pandas as pd
 
+from pipelines.derived.crs import per_sample_cytokines
+from pipelines.derived.results import copies_results
 from pipelines.derived.settings import DerivedSettings
 from pipelines.reports import html
-from pipelines.reports.svg import PALETTE, Chart, Series, render
+from pipelines.reports.figures import LeftOut
+from pipelines.reports.svg import PALETTE, Chart, Series
 
 MEMORY_SUBSETS = ("naive/TSCM", "TCM", "TEM", "TEMRA")
 """Suffixes of the memory populations under a CAR+ population in the gating template."""
@@ -30,11 +35,23 @@ def _points(frame: pd.DataFrame, x: str, y: str) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in zip(rows[x], rows[y], strict=True)]
 
 
-def kinetics_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+def car_results(con: duckdb.DuckDBPyConnection, patient: str, settings) -> pd.DataFrame:
+    """The patient's CAR-target `car_copies` rows in day order, each with its result."""
+    copies = _rows(con, "SELECT * FROM car_copies WHERE patient_id = ?", patient)
+    copies = copies[copies["target"].map(settings.qpcr.role_of) == "car"]
+    return copies_results(copies.sort_values("study_day", kind="stable"))
+
+
+def kinetics_section(con: duckdb.DuckDBPyConnection, patient: str, copies: pd.DataFrame) -> str:
     rows = _rows(con, "SELECT * FROM car_kinetics WHERE patient_id = ?", patient)
     if rows.empty:
         return html.section("CAR-T kinetics", html.absent("No kinetics: no CAR qPCR or flow data."))
     k = rows.iloc[0]
+    if not k.get("n_qpcr_samples") and pd.isna(k.get("cmax_car_cells_per_ul")):
+        return html.section("CAR-T kinetics", html.absent(
+            "No kinetics yet: no CAR qPCR sample and no CAR+ T cells counted by flow after "
+            "infusion."
+        ))  # fmt: skip
     later = json.loads(k["persistence_json"] or "[]")
     table = html.table(
         ["Cmax (copies/ug)", "Tmax (day)", "AUC0-28 (copies/ug x day)", "AUC ends (day)",
@@ -47,36 +64,83 @@ def kinetics_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
         ["timepoint", "day", "status", "copies/ug"],
         [[p["timepoint"], p["study_day"], p["status"], p["copies_per_ug"]] for p in later],
     ) if later else html.absent("No samples after day 28 yet.")  # fmt: skip
+    unmeasured = copies[(copies["result"] == "not_measured") & (copies["study_day"] >= 0)]
+    caveat = html.absent(
+        f"{len(unmeasured)} CAR qPCR sample(s) after infusion could not be measured and are not "
+        "in these figures (see 'Not on the chart' under CAR transgene by qPCR)."
+    ) if len(unmeasured) else ""  # fmt: skip
     return html.section(
-        "CAR-T kinetics", table, "<h3>Persistence after day 28</h3>", persistence,
+        "CAR-T kinetics", table, caveat, "<h3>Persistence after day 28</h3>", persistence,
         html.paragraph(f"BLQ handling: {k['blq_handling']}."),
     )  # fmt: skip
 
 
-def car_copies_section(con: duckdb.DuckDBPyConnection, patient: str, settings) -> str:
-    copies = _rows(con, "SELECT * FROM car_copies WHERE patient_id = ?", patient)
-    copies = copies[copies["target"].map(settings.qpcr.role_of) == "car"]
+RESULT_WORDS = {
+    "quantified": "quantified", "below_loq": "detected below the LOQ",
+    "not_detected": "not detected", "not_measured": "not measured",
+}  # fmt: skip
+
+
+def copies_positions(copies: pd.DataFrame) -> pd.Series:
+    """Where each result is drawn (copies/ug), NaN where it cannot be: quantified at its value,
+    below the LOQ at its estimate (at the LOQ for rows that kept none), not detected at the LOQ,
+    not measured nowhere."""
+    result, value, loq = copies["result"], copies["copies_per_ug"], copies["loq"]
+    estimate = value.where(value > 0, loq)
+    y = pd.Series(np.nan, index=copies.index, dtype=float)
+    y = y.mask(result == "quantified", value).mask(result == "below_loq", estimate)
+    y = y.mask(result == "not_detected", loq)
+    drawable = np.isfinite(y) & (y > 0) & copies["study_day"].notna()
+    return y.where(drawable)
+
+
+def _why_not_drawn(row: pd.Series) -> str:
+    if row["result"] == "not_measured":
+        return row["result_reason"] if pd.notna(row["result_reason"]) else "not measured"
+    if pd.isna(row["study_day"]):
+        return "no study day (e.g. the infused product)"
+    if row["result"] == "not_detected":
+        return "not detected; no LOQ in copies/ug to draw it at (no DNA input)"
+    return "no copies per ug gDNA to draw"
+
+
+def car_copies_section(copies: pd.DataFrame, patient: str, left_out: LeftOut) -> str:
+    """Copies per ug over time by result (see `copies_positions`); what cannot be drawn is
+    listed under the chart with the reason."""
     if copies.empty:
         return html.section("CAR transgene by qPCR", html.absent("No CAR qPCR results yet."))
-    copies = copies.assign(
-        loq=copies["loq_copies_per_reaction"] * 1000 / copies["dna_input_ng"],
-        blq=copies["below_loq"].fillna(False).astype(bool),
-    )
-    quantified = copies[~copies["blq"] & (copies["copies_per_ug"] > 0)]
-    blq = copies[copies["blq"]]
-    loq = float(copies["loq"].max())
+    copies = copies.assign(loq=copies["loq_copies_per_reaction"] * 1000 / copies["dna_input_ng"])
+    placed = copies.assign(y=copies_positions(copies))
+    drawn = placed[placed["y"].notna()]
+
+    def at(result: str) -> list[tuple[float, float]]:
+        return _points(drawn[drawn["result"] == result], "study_day", "y")
+
+    loqs = copies["loq"][np.isfinite(copies["loq"]) & (copies["loq"] > 0)]
     chart = Chart(
         title=f"{patient}: CAR transgene copies per ug gDNA", x_label=DAY,
         y_label="copies / ug gDNA (log)", log_y=True,
-        series=[Series("copies/ug", _points(quantified, "study_day", "copies_per_ug"),
-                       hollow=[(float(d), loq) for d in blq["study_day"].dropna()])],
-        hlines=[(loq, f"LOQ {loq:.3g} copies/ug")],
+        series=[Series("copies/ug", at("quantified"), hollow=at("below_loq"),
+                       labelled=[(x, y, "not detected") for x, y in at("not_detected")])],
+        hlines=[(float(loqs.max()), f"LOQ {loqs.max():.3g} copies/ug")] if len(loqs) else [],
     )  # fmt: skip
-    return html.section(
-        "CAR transgene by qPCR",
-        render(chart),
-        html.paragraph("Open circles: below the LOQ, drawn at the LOQ."),
-    )
+    parts = [
+        left_out.chart(chart, "no sample has copies per ug gDNA to draw (see the list below)"),
+        html.paragraph(
+            "Filled circles: quantified. Open circles: detected below the LOQ, drawn at the "
+            "estimate (at the LOQ where no estimate was kept). Open triangles on the LOQ line: "
+            "not detected."
+        ),
+    ]
+    missing = placed[placed["y"].isna()]
+    if len(missing):
+        parts += ["<h3>Not on the chart</h3>", html.table(
+            ["timepoint", "day", "run", "result", "why"],
+            [[r["timepoint"], r["study_day"], r["run_id"],
+              RESULT_WORDS.get(r["result"], r["result"]), _why_not_drawn(r)]
+             for _, r in missing.iterrows()],
+        )]  # fmt: skip
+    return html.section("CAR transgene by qPCR", *parts)
 
 
 def _tube_ratio(pops: pd.DataFrame, numerator: str, denominator: str) -> pd.DataFrame:
@@ -94,7 +158,9 @@ def _first(pops: pd.DataFrame, names: Sequence[str]) -> str | None:
     return next((n for n in names if n in present), None)
 
 
-def car_flow_section(pops: pd.DataFrame, patient: str, derived: DerivedSettings) -> str:
+def car_flow_section(
+    pops: pd.DataFrame, patient: str, derived: DerivedSettings, left_out: LeftOut
+) -> str:
     car = _first(pops, derived.car_positive_populations)
     cd3 = _first(pops, derived.cd3_populations)
     if pops.empty or car is None or cd3 is None:
@@ -102,22 +168,24 @@ def car_flow_section(pops: pd.DataFrame, patient: str, derived: DerivedSettings)
     post = pops[pops["timepoint"] != "PRODUCT"]
     pct = _tube_ratio(post, car, cd3)
     per_ul = post[(post["population"] == car) & post["cells_per_ul"].notna()]
-    charts = [render(Chart(
+    charts = [left_out.chart(Chart(
         title=f"{patient}: CAR+ % of CD3+ T cells", x_label=DAY, y_label="% of CD3+",
         series=[Series("CAR+ % CD3", [(d, 100 * r) for d, r in _points(pct, "study_day", "ratio")])],
-    ))]  # fmt: skip
+    ), "no blood tube with CD3+ T cells and a study day yet")]  # fmt: skip
     if not per_ul.empty:
-        charts.append(render(Chart(
+        charts.append(left_out.chart(Chart(
             title=f"{patient}: CAR+ T cells per uL blood", x_label=DAY, y_label="cells / uL",
             series=[Series("CAR+ cells/uL", _points(per_ul, "study_day", "cells_per_ul"),
                            color=PALETTE[2])],
-        )))  # fmt: skip
+        ), "no counted blood tube with a study day yet"))  # fmt: skip
     else:
         charts.append(html.absent("No counting beads in the T-cell tubes: no cells/uL."))
     return html.section("CAR+ T cells by flow", *charts)
 
 
-def phenotype_section(pops: pd.DataFrame, patient: str, derived: DerivedSettings) -> str:
+def phenotype_section(
+    pops: pd.DataFrame, patient: str, derived: DerivedSettings, left_out: LeftOut
+) -> str:
     car = _first(pops, derived.car_positive_populations)
     post = pops[pops["timepoint"] != "PRODUCT"]
     ratio = _tube_ratio(post, "CD4+", "CD8+") if not post.empty else post
@@ -128,11 +196,11 @@ def phenotype_section(pops: pd.DataFrame, patient: str, derived: DerivedSettings
     ] if car is not None and not post.empty else post.iloc[0:0]  # fmt: skip
     parts = []
     if len(ratio):
-        parts.append(render(Chart(
+        parts.append(left_out.chart(Chart(
             title=f"{patient}: CD4:CD8 ratio of T cells", x_label=DAY, y_label="CD4:CD8",
             series=[Series("CD4:CD8", _points(ratio, "study_day", "ratio"), color=PALETTE[3])],
             hlines=[(1.0, "1:1")],
-        )))  # fmt: skip
+        ), "no blood tube with CD8+ T cells and a study day yet"))  # fmt: skip
     else:
         parts.append(html.absent("No CD4+/CD8+ populations yet."))
     if len(memory):
@@ -140,38 +208,56 @@ def phenotype_section(pops: pd.DataFrame, patient: str, derived: DerivedSettings
             Series(name, _points(group, "study_day", "pct_parent"), color=PALETTE[i])
             for i, (name, group) in enumerate(memory.groupby("population", sort=True))
         ]
-        parts.append(render(Chart(
+        parts.append(left_out.chart(Chart(
             title=f"{patient}: memory subsets of CAR+ T cells", x_label=DAY,
             y_label="% of CAR+", series=series,
-        )))  # fmt: skip
+        ), "no CAR+ T cells to divide into subsets in any blood tube yet"))  # fmt: skip
     else:
         parts.append(html.absent("No CAR+ memory subsets yet (no CAR+ events or no T-cell panel)."))
     return html.section("CD4:CD8 and memory subsets", *parts)
 
 
-def cytokine_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
-    folds = _rows(con, "SELECT * FROM cytokine_fold_changes WHERE patient_id = ?", patient)
-    if folds.empty:
-        return html.section("Cytokines and CRS signals", html.absent("No cytokine data yet."))
-    signals = _rows(
-        con, "SELECT * FROM crs_signals WHERE patient_id = ? ORDER BY study_day, rule_id", patient
-    )
-    alerts = signals[signals["alert"]] if not signals.empty else signals
+def cytokine_chart(
+    patient: str, samples: pd.DataFrame, alerts: pd.DataFrame, left_out: LeftOut
+) -> str:
+    """Concentrations per analyte over time; censored values open at their limit."""
     series = []
-    for i, (analyte, group) in enumerate(folds.groupby("analyte", sort=True)):
-        exact = group[(group["censoring"] == "none") & (group["concentration_pg_ml"] > 0)]
-        censored = group[(group["censoring"] != "none") & (group["concentration_pg_ml"] > 0)]
+    for i, (analyte, group) in enumerate(samples.groupby("analyte", sort=True)):
+        exact = group[group["censoring"] == "none"]
+        censored = group[group["censoring"] != "none"]
         series.append(Series(
-            analyte, _points(exact, "study_day", "concentration_pg_ml"),
-            color=PALETTE[i % len(PALETTE)],
-            hollow=_points(censored, "study_day", "concentration_pg_ml"),
+            analyte, _points(exact, "study_day", "value"), color=PALETTE[i % len(PALETTE)],
+            hollow=_points(censored, "study_day", "value"),
         ))  # fmt: skip
     alert_days = alerts.drop_duplicates("study_day") if len(alerts) else alerts
     marks = [(float(a["study_day"]), f"alert {a['timepoint']}") for _, a in alert_days.iterrows()]
-    chart = render(Chart(
+    return left_out.chart(Chart(
         title=f"{patient}: plasma cytokines", x_label=DAY, y_label="pg/mL (log)", log_y=True,
         series=series, marks=marks,
-    ), height=360)  # fmt: skip
+    ), "no concentration above 0 pg/mL with a study day yet", height=360)  # fmt: skip
+
+
+def cytokine_section(con: duckdb.DuckDBPyConnection, patient: str, left_out: LeftOut) -> str:
+    """The measured concentrations (also before a baseline exists), then the fold changes over
+    the patient's baseline and the CRS rule alerts where a baseline was measured."""
+    measured = _rows(con, "SELECT * FROM cytokines WHERE patient_id = ?", patient)
+    if measured.empty:
+        return html.section("Cytokines and CRS signals", html.absent("No cytokine data yet."))
+    folds = _rows(con, "SELECT * FROM cytokine_fold_changes WHERE patient_id = ?", patient)
+    signals = _rows(
+        con, "SELECT * FROM crs_signals WHERE patient_id = ? ORDER BY study_day, rule_id", patient
+    )
+    alerts = signals[signals["alert"].fillna(False).astype(bool)]
+    chart = cytokine_chart(patient, per_sample_cytokines(measured), alerts, left_out)
+    legend = html.paragraph(
+        "Open circles: censored (below LLOQ or above ULOQ), drawn at the limit. Red lines: "
+        "timepoints where a CRS rule raised an alert."
+    )
+    if folds.empty:
+        return html.section("Cytokines and CRS signals", chart, legend, html.absent(
+            "No fold changes or CRS rule alerts: no baseline (BL or SCREEN) cytokine sample for "
+            "this patient yet."
+        ))  # fmt: skip
     alert_table = html.table(
         ["timepoint", "day", "rule", "evidence", "source"],
         [[a["timepoint"], a["study_day"], a["rule_title"], a["evidence"], a["rule_source"]]
@@ -184,25 +270,22 @@ def cytokine_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
         [[r["analyte"], r["fold_change"], r["fold_change_bound"], r["timepoint"],
           r["baseline_pg_ml"], r["baseline_censoring"]]
          for _, r in peaks.drop_duplicates("analyte").iterrows()],
-    )  # fmt: skip
+    ) if len(peaks) else html.absent("No fold change could be computed yet.")  # fmt: skip
     return html.section(
-        "Cytokines and CRS signals", chart,
-        html.paragraph("Open circles: censored (below LLOQ or above ULOQ), drawn at the limit. "
-                       "Red lines: timepoints where a CRS rule raised an alert."),
-        "<h3>CRS rule alerts</h3>", alert_table, "<h3>Peak fold change per analyte</h3>",
-        peak_table,
+        "Cytokines and CRS signals", chart, legend, "<h3>CRS rule alerts</h3>", alert_table,
+        "<h3>Peak fold change per analyte</h3>", peak_table,
     )  # fmt: skip
 
 
-def crs_grade_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+def crs_grade_section(con: duckdb.DuckDBPyConnection, patient: str, left_out: LeftOut) -> str:
     grades = _rows(con, "SELECT * FROM crs_grades WHERE patient_id = ? ORDER BY study_day", patient)
     if grades.empty:
         return html.section("CRS grade", html.absent("No clinical observations for this patient."))
-    chart = render(Chart(
+    chart = left_out.chart(Chart(
         title=f"{patient}: CRS grade ({grades['grade_scale'].iloc[0]})", x_label=DAY,
         y_label="grade", series=[Series("grade", _points(grades, "study_day", "crs_grade"),
                                         color=PALETTE[1])],
-    ))  # fmt: skip
+    ), "no graded day")  # fmt: skip
     table = html.table(
         ["day", "temperature degC", "hypotension", "oxygen", "grade", "scale", "basis"],
         [[g["study_day"], g["temperature_c"], g["hypotension"], g["oxygen_support"],
@@ -211,7 +294,7 @@ def crs_grade_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
     return html.section("CRS grade", chart, table)
 
 
-def b_cell_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+def b_cell_section(con: duckdb.DuckDBPyConnection, patient: str, left_out: LeftOut) -> str:
     rows = _rows(
         con, "SELECT * FROM b_cell_aplasia WHERE patient_id = ? ORDER BY study_day", patient
     )
@@ -223,13 +306,14 @@ def b_cell_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
         end = first["recovery_day"] if pd.notna(first["recovery_day"]) else rows["study_day"].max()
         spans.append((float(first["aplasia_onset_day"]), float(end), "B-cell aplasia"))
     threshold = float(first["threshold_cells_per_ul"])
-    counted = rows[rows["b_cells_per_ul"] > 0]
-    chart = render(Chart(
+    counted = rows[rows["b_cells_per_ul"].notna()]
+    chart = left_out.chart(Chart(
         title=f"{patient}: CD19+ B cells per uL", x_label=DAY, y_label="cells / uL (log)",
         log_y=True, series=[Series("B cells/uL", _points(counted, "study_day", "b_cells_per_ul"),
                                    color=PALETTE[4])],
         hlines=[(threshold, f"aplasia < {threshold:g}/uL")], spans=spans,
-    )) if len(counted) else html.absent("B cells were not counted (no counting beads).")  # fmt: skip
+    ), "no counted timepoint above 0 B cells/uL to draw on the log axis (see the table)"
+    ) if len(counted) else html.absent("B cells were not counted (no counting beads).")  # fmt: skip
     table = html.table(
         ["onset", "onset day", "onset date", "recovery", "recovery day", "recovery date"],
         [[first["aplasia_onset_timepoint"], first["aplasia_onset_day"],
@@ -296,16 +380,21 @@ def sources_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
     )  # fmt: skip
 
 
-def patient_page(con: duckdb.DuckDBPyConnection, patient: str, settings, derived) -> str:
+def patient_page(
+    con: duckdb.DuckDBPyConnection, patient: str, settings, derived, left_out: LeftOut
+) -> str:
+    """The patient's page; sections without data say so, charts that cannot be drawn are
+    noted in `left_out`."""
     pops = _rows(con, "SELECT * FROM flow_populations WHERE patient_id = ?", patient)
+    copies = car_results(con, patient, settings)
     body = [
-        kinetics_section(con, patient),
-        car_copies_section(con, patient, settings),
-        car_flow_section(pops, patient, derived),
-        phenotype_section(pops, patient, derived),
-        cytokine_section(con, patient),
-        crs_grade_section(con, patient),
-        b_cell_section(con, patient),
+        kinetics_section(con, patient, copies),
+        car_copies_section(copies, patient, left_out),
+        car_flow_section(pops, patient, derived, left_out),
+        phenotype_section(pops, patient, derived, left_out),
+        cytokine_section(con, patient, left_out),
+        crs_grade_section(con, patient, left_out),
+        b_cell_section(con, patient, left_out),
         qc_section(con, patient),
         sources_section(con, patient),
         '<p><a href="cohort.html">Cohort overview</a> | <a href="qc.html">QC trends</a></p>',

@@ -3,14 +3,14 @@ and prints as it shows.
 
 A `Chart` holds series of (x, y) points, optional horizontal reference lines (an LOQ, a
 threshold), shaded x spans (aplasia periods) and vertical marks (alerts). The y axis is linear or
-log10; values that cannot be drawn on a log axis (<= 0) are left out by the caller's choice of
-what to plot.
+log10. Values that cannot be drawn (missing, infinite, or <= 0 on a log axis) are left out of the
+picture, so partial data never breaks a chart; `has_points` says whether anything is left to draw.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
@@ -26,6 +26,9 @@ class Series:
     hollow: list[tuple[float, float]] = field(default_factory=list)
     """Points drawn as open circles and not joined (e.g. below the LOQ, censored)."""
     dashed: bool = False
+    labelled: list[tuple[float, float, str]] = field(default_factory=list)
+    """(x, y, text): open downward triangles with the text beside them, not joined (e.g. "not
+    detected", drawn at the LOQ)."""
 
 
 @dataclass(frozen=True)
@@ -96,21 +99,54 @@ def fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _finite(*values: float | None) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
+def drawable(chart: Chart) -> Chart:
+    """The chart without what cannot be drawn: points, lines, spans and marks with a missing or
+    infinite coordinate, and y values <= 0 on a log axis."""
+
+    def fits(y: float) -> bool:
+        return _finite(y) and (y > 0 or not chart.log_y)
+
+    series = [
+        replace(
+            s, points=[(x, y) for x, y in s.points if _finite(x) and fits(y)],
+            hollow=[(x, y) for x, y in s.hollow if _finite(x) and fits(y)],
+            labelled=[(x, y, t) for x, y, t in s.labelled if _finite(x) and fits(y)],
+        )
+        for s in chart.series
+    ]  # fmt: skip
+    band = chart.band if chart.band and all(fits(y) for y in chart.band) else None
+    return replace(
+        chart, series=series, hlines=[(y, label) for y, label in chart.hlines if fits(y)],
+        spans=[(a, b, label) for a, b, label in chart.spans if _finite(a, b)],
+        marks=[(x, label) for x, label in chart.marks if _finite(x)], band=band,
+    )  # fmt: skip
+
+
+def has_points(chart: Chart) -> bool:
+    """Whether any series of the chart has a point that can be drawn."""
+    return any(s.points or s.hollow or s.labelled for s in drawable(chart).series)
+
+
 def _extent(chart: Chart) -> tuple[list[float], list[float]]:
-    xs = [x for s in chart.series for x, _ in [*s.points, *s.hollow]]
-    xs += [x for x, _ in chart.marks] + [v for a, b, _ in chart.spans for v in (a, b)]
-    ys = [y for s in chart.series for _, y in [*s.points, *s.hollow]]
-    ys += [y for y, _ in chart.hlines] + (list(chart.band) if chart.band else [])
-    if chart.log_y:
-        ys = [y for y in ys if y > 0]
-    return xs, ys
+    placed = [(x, y) for s in chart.series for x, y in [*s.points, *s.hollow]]
+    placed += [(x, y) for s in chart.series for x, y, _ in s.labelled]
+    xs = [x for x, _ in placed] + [x for x, _ in chart.marks]
+    xs += [v for a, b, _ in chart.spans for v in (a, b)]
+    ys = [y for _, y in placed] + [y for y, _ in chart.hlines]
+    return xs, ys + (list(chart.band) if chart.band else [])
 
 
 def render(chart: Chart, width: int = 820, height: int = 300) -> str:
-    """The chart as an `<svg class="plot">` element."""
-    xs, ys = _extent(chart)
-    if not xs or not ys:
+    """The chart as an `<svg class="plot">` element. Raises ValueError when no point can be
+    drawn: callers check `has_points` first and say on the page why the chart is missing."""
+    if not has_points(chart):
         raise ValueError(f"chart {chart.title!r} has nothing to draw")
+    chart = drawable(chart)
+    xs, ys = _extent(chart)
     x0, x1, x_ticks = linear_ticks(min(xs), max(xs))
     y0, y1, y_ticks = (log_ticks if chart.log_y else linear_ticks)(min(ys), max(ys))
     plot_w = width - MARGIN_LEFT - MARGIN_RIGHT
@@ -147,8 +183,6 @@ def render(chart: Chart, width: int = 820, height: int = 300) -> str:
         parts.append(f'<text x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
                      f"{fmt(tick)}</text>")  # fmt: skip
     for value, label in chart.hlines:
-        if chart.log_y and value <= 0:
-            continue
         y = sy(value)
         parts.append(f'<line class="ref" x1="{MARGIN_LEFT}" y1="{y:.1f}" x2="{right}" '
                      f'y2="{y:.1f}" stroke="#444" stroke-dasharray="6 4"/>')  # fmt: skip
@@ -194,6 +228,14 @@ def _series(series: Series, sx: _Scale, sy: _Scale, right: float, legend_y: floa
                      f'fill="#fff" stroke="{color}" stroke-width="1.5"><title>'
                      f"{escape(series.label)}: day {fmt(x)}, censored at {fmt(y)}</title>"
                      "</circle>")  # fmt: skip
+    for x, y, text in series.labelled:
+        cx, cy = sx(x), sy(y)
+        parts.append(f'<path class="point labelled" d="M{cx - 4.5:.1f},{cy - 4:.1f} '
+                     f'L{cx + 4.5:.1f},{cy - 4:.1f} L{cx:.1f},{cy + 4:.1f} Z" fill="#fff" '
+                     f'stroke="{color}" stroke-width="1.5"><title>{escape(series.label)}: day '
+                     f"{fmt(x)}, {escape(text)}</title></path>")  # fmt: skip
+        parts.append(f'<text x="{cx + 6:.1f}" y="{cy + 14:.1f}" font-size="10" fill="{color}">'
+                     f"{escape(text)}</text>")  # fmt: skip
     parts.append(f'<rect x="{right + 8}" y="{legend_y - 8}" width="12" height="4" '
                  f'fill="{color}"/>')  # fmt: skip
     parts.append(f'<text x="{right + 24}" y="{legend_y - 3}" font-size="11">'

@@ -59,3 +59,12 @@ def test_percent_of_lymphocytes_when_no_beads():
 def test_no_b_cell_population_gives_no_rows():
     tubes = _tubes({"BL": (-7, 100.0)})
     assert b_cell_measurements(tubes, ("B cells",), LYMPHOCYTES).empty
+
+
+def test_a_tube_without_study_day_is_no_blood_draw():
+    """The infused product's B-cell tube has no study day: once aplasia has begun it used to
+    stop the recompute (a day count of a missing day); it says nothing of aplasia."""
+    tubes = _tubes({"BL": (-7, 150.0), "PRODUCT": (None, 0.0), "D7": (7, 2.0), "D14": (14, 0.3)})
+    course = aplasia_course(b_cell_measurements(tubes, NAMES, LYMPHOCYTES), 10.0, 1.0, {})
+    assert list(course["timepoint"]) == ["BL", "D7", "D14"]
+    assert _days(course) == [None, 0, 7]

@@ -64,3 +64,10 @@ def test_bead_array_recovery_series():
         "cba:legendplex-xlsx:IL-6:mean_recovery_pct",
         "cba:legendplex-xlsx:IL-6:r_squared",
     }
+
+
+def test_a_standard_recovered_at_zero_counts_in_the_mean():
+    """0 % recovery is a standard that read nothing: the worst value, not a missing one."""
+    recovery = json.dumps([{"recovery_pct": 0.0}, {"recovery_pct": 90.0}, {"recovery_pct": None}])
+    assert mean_recovery_pct(recovery) == pytest.approx(45.0)
+    assert mean_recovery_pct(json.dumps([{"recovery_pct": None}])) is None

@@ -24,10 +24,13 @@ import pytest
 from websockets.sync.client import connect as ws_connect
 
 from pipelines.demo import trial
+from pipelines.demo.cba_files import FCAP_FILE
 from pipelines.demo.generate import write_demo_trial
 from pipelines.derived.recompute import recompute_patients
 from pipelines.home import LabHome
 from pipelines.ingest import Processor
+from tests.plates import qpcr_plate
+from tests.reports.partial_exports import accession, one_sample_cba_plate
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +45,7 @@ DRAWN_PLOTS_JS = """(() => {
   const plots = [...document.querySelectorAll('svg.plot')];
   const undrawn = plots.filter(svg => {
     const box = svg.getBoundingClientRect();
-    const marks = svg.querySelectorAll('circle.point, path.series').length;
+    const marks = svg.querySelectorAll('.point, path.series').length;
     return box.width < 100 || box.height < 100 || marks === 0;
   }).map(svg => svg.getAttribute('aria-label'));
   return JSON.stringify({plots: plots.length, undrawn: undrawn});
@@ -71,6 +74,27 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     processor.export_ledger()
     outcome = recompute_patients(home, PATIENTS, processor.validator)
     assert outcome.failures == []
+    return {p.stem: p for p in outcome.reports}
+
+
+@pytest.fixture(scope="module")
+def partial_reports(tmp_path_factory) -> dict[str, Path]:
+    """Pages of partial data: P001 has one baseline T-cell tube and one day-4 cytokine sample,
+    P003 only a qPCR plate named by pattern, without DNA input (no copies per ug)."""
+    exports = tmp_path_factory.mktemp("partial-exports")
+    demo = write_demo_trial(exports / "inbox")
+    home = LabHome(tmp_path_factory.mktemp("partial-lab")).ensure()
+    tube = exports / "inbox" / f"{accession('P001', 'BL')}_TCELL.fcs"
+    cytokines = one_sample_cba_plate(
+        exports / "inbox" / FCAP_FILE, accession("P001", "D4"), exports / "one_sample.csv"
+    )
+    plate = qpcr_plate(exports / "pattern_plate.txt", "P003", "partial-1")
+    processor = Processor(home)
+    for path in (demo.files[0], tube, cytokines, plate):
+        assert processor.process(path).status == "ingested", path.name
+    processor.export_ledger()
+    outcome = recompute_patients(home, ["P001", "P003"], processor.validator)
+    assert outcome.failures == [] and len(outcome.notes) == 2
     return {p.stem: p for p in outcome.reports}
 
 
@@ -205,6 +229,14 @@ def test_report_opens_offline_without_errors_and_draws_every_plot(browser, repor
     assert check.errors == []
     assert all(url.startswith("file://") for url in check.requested), check.requested
     assert check.plots >= 1 and check.undrawn == []
+    assert not png_is_blank(check.screenshot)
+
+
+@pytest.mark.parametrize("page", ["patient_P001", "patient_P003", "cohort"])
+def test_pages_of_partial_data_draw_every_plot_they_show(browser, partial_reports, page):
+    check = inspect(browser, partial_reports[page])
+    assert check.errors == []
+    assert check.undrawn == []
     assert not png_is_blank(check.screenshot)
 
 

@@ -1,0 +1,29 @@
+"""Charts that may have nothing to draw.
+
+Partial data is the normal state of a running trial: a patient with one baseline tube has no CAR+
+T cells to split into memory subsets, a plate without DNA input has no copies per ug. A chart none
+of whose values can be drawn is left out; a one-line note takes its place on the page and joins
+the run's notes (`LeftOut.lines`), so the gap is seen, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipelines.reports import html
+from pipelines.reports.svg import Chart, has_points, render
+
+
+@dataclass
+class LeftOut:
+    """The charts left out of the pages of one recompute, one line each."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def chart(self, chart: Chart, why: str, height: int = 300) -> str:
+        """The chart as SVG, or the note saying it was not drawn and `why`."""
+        if has_points(chart):
+            return render(chart, height=height)
+        line = f"{chart.title}: not drawn, {why}."
+        self.lines.append(line)
+        return html.absent(line)
