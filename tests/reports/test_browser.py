@@ -80,7 +80,7 @@ def reports(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def partial_reports(tmp_path_factory) -> dict[str, Path]:
     """Pages of partial data: P001 has one baseline T-cell tube and one day-4 cytokine sample,
-    P003 only a qPCR plate named by pattern, without DNA input (no copies per ug)."""
+    P009 (in no manifest) only a qPCR plate named by pattern, so no DNA input and no copies per ug."""
     exports = tmp_path_factory.mktemp("partial-exports")
     demo = write_demo_trial(exports / "inbox")
     home = LabHome(tmp_path_factory.mktemp("partial-lab")).ensure()
@@ -88,12 +88,12 @@ def partial_reports(tmp_path_factory) -> dict[str, Path]:
     cytokines = one_sample_cba_plate(
         exports / "inbox" / FCAP_FILE, accession("P001", "D4"), exports / "one_sample.csv"
     )
-    plate = qpcr_plate(exports / "pattern_plate.txt", "P003", "partial-1")
+    plate = qpcr_plate(exports / "pattern_plate.txt", "P009", "partial-1")
     processor = Processor(home)
     for path in (demo.files[0], tube, cytokines, plate):
         assert processor.process(path).status == "ingested", path.name
     processor.export_ledger()
-    outcome = recompute_patients(home, ["P001", "P003"], processor.validator)
+    outcome = recompute_patients(home, ["P001", "P009"], processor.validator)
     assert outcome.failures == [] and len(outcome.notes) == 2
     return {p.stem: p for p in outcome.reports}
 
@@ -232,7 +232,7 @@ def test_report_opens_offline_without_errors_and_draws_every_plot(browser, repor
     assert not png_is_blank(check.screenshot)
 
 
-@pytest.mark.parametrize("page", ["patient_P001", "patient_P003", "cohort"])
+@pytest.mark.parametrize("page", ["patient_P001", "patient_P009", "cohort"])
 def test_pages_of_partial_data_draw_every_plot_they_show(browser, partial_reports, page):
     check = inspect(browser, partial_reports[page])
     assert check.errors == []
