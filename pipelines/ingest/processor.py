@@ -138,7 +138,7 @@ class Prepared:
 
 Check = ValidationOutcome | Rejection
 """One table's validation of one file, or the Rejection it is quarantined with when validating
-it raised (a defect, reported as an internal error as any other)."""
+it raised (a defect, reported as a fault in cartflow as any other)."""
 
 
 def resource_problem(err: BaseException) -> str | None:
@@ -346,7 +346,7 @@ class Processor:
         """One table of the files that have it, in one batch (`Validator.validate_batch`).
 
         Should the batch raise, each file is validated on its own, so only a file whose own
-        validation raises carries a Rejection (an internal error) rather than an outcome. A
+        validation raises carries a Rejection (a fault, its traceback logged) rather than an outcome. A
         resource error (the disk under gx/ is full) is not the files' fault: it propagates.
         """
         having = [p for p in prepared if table_name in p.tables]

@@ -43,7 +43,8 @@ _STACK_LINE = re.compile(
     r"^(Traceback \(most recent call last\)|\s|During handling of|The above exception)"
 )
 """In a traceback: its head, the indented frames and code, the lines between chained ones."""
-_CLASS_NAME = re.compile(r"\b(?:[A-Za-z_]\w*\.)*(?:[A-Z]\w*)?(?:Error|Exception|Warning)\b:?\s*")
+_TRACEBACK_HEAD = re.compile(r"Traceback \(most recent[^)]*\)?:?")
+_CLASS_NAME = re.compile(r"(?:[A-Za-z_]\w*\.)*\w*(?:Error|Exception|Warning)\b:?\s*")
 """`KeyError: `, `flowio.exceptions.FCSParsingError`, a bare `Error: `..."""
 
 
@@ -64,7 +65,8 @@ def technician_reason(name: str, text: str, internal_roots: Iterable[str]) -> st
     if any(_TRACEBACK in line for line in lines):
         lines = [line for line in lines if not _STACK_LINE.match(line)]
     line = "; ".join(part.strip().rstrip(";") for part in lines if part.strip())
-    line = _CLASS_NAME.sub("", _without_paths(line, name, internal_roots)).strip(" ;:")
+    line = _TRACEBACK_HEAD.sub("", _without_paths(line, name, internal_roots))
+    line = _CLASS_NAME.sub("", line).strip(" ;:")
     if not line:
         line = "refused without a reason; keep the file and report it"
     if len(line) > LONGEST:
