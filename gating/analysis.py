@@ -388,8 +388,9 @@ def _spillover_channels(
     if missing:
         raise FlowFormatError(
             f"{_dataset_name(dataset)}: {keyword} (the spillover matrix) names "
-            f"{', '.join(missing)}, {'which are not channels' if len(missing) > 1 else 'not a channel'}"
-            " of this file, so it was made for another acquisition; re-export the file with its "
+            f"{', '.join(missing)}, "
+            f"{'which are not channels' if len(missing) > 1 else 'not a channel'} of this file"
+            ", so it was made for another acquisition; re-export the file with its "
             "own compensation from the acquisition software."
         )
     return [detector if detector in pnn else by_pns[detector] for detector in detectors]

@@ -422,9 +422,8 @@ def check_keywords(keywords: Mapping[str, str], name: str) -> None:
         if f"$P{n}G" in keywords and not _number_at_least(keywords[f"$P{n}G"], 0):
             _refuse(name, f"$P{n}G", f"the gain of {channel}", keywords[f"$P{n}G"],
                     "not a number of 0 or more")  # fmt: skip
-    beyond = sorted(
-        int(m.group(1)) for key in keywords if (m := _CHANNEL_NAME.match(key)) and int(m.group(1)) > count
-    )  # fmt: skip
+    numbers = [int(m.group(1)) for key in keywords if (m := _CHANNEL_NAME.match(key))]
+    beyond = sorted(n for n in numbers if n > count)
     if beyond:
         raise FlowFormatError(
             f"{name}: $P{beyond[0]}N names a channel {beyond[0]}, but $PAR says the file has "

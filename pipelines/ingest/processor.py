@@ -346,7 +346,7 @@ class Processor:
         """One table of the files that have it, in one batch (`Validator.validate_batch`).
 
         Should the batch raise, each file is validated on its own, so only a file whose own
-        validation raises carries a Rejection (a fault, its traceback logged) rather than an outcome. A
+        validation raises carries a Rejection (a fault, its traceback logged), not an outcome. A
         resource error (the disk under gx/ is full) is not the files' fault: it propagates.
         """
         having = [p for p in prepared if table_name in p.tables]
