@@ -18,7 +18,6 @@ from pathlib import Path
 import flowkit as fk
 import numpy as np
 import pandas as pd
-from flowkit.exceptions import FlowKitException
 
 from gating import _medians, _stats, fast
 from gating.errors import FlowFormatError, FlowTemplateError
@@ -148,26 +147,24 @@ def gate_dataset(
     strategy = template.strategy
     uses = dimension_uses(strategy)  # walks FlowKit's gate tree: once per dataset
     check_markers(strategy, uses, channels, markers, _dataset_name(dataset))
+    check_template_matrices(strategy, uses, channels, template, _dataset_name(dataset))
     source, matrix, notes = _compensation(strategy, uses, dataset, markers)
     sample, compensated = None, None
-    try:
-        with np.errstate(invalid="ignore", divide="ignore"):  # % of an empty parent
-            if settings.gating_engine == "flowkit":
-                sample = _flowkit_sample(dataset, markers)
-                results = strategy.gate_sample(sample, cache_events=True)
-                report, membership = results.report, results.get_gate_membership
-                events = sample.get_events(source="raw")
-                columns = {i: i for i in range(len(channels))}
-            else:
-                events, columns = _gating_events(dataset, strategy, uses, markers)
-                matrix_ref = _matrix_id(strategy, matrix) if for_medians else None
-                fast_result = _gate_fast(strategy, dataset, markers, events, columns, matrix_ref)
-                report, membership = fast_result.report(), fast_result.membership
-                compensated = fast_result.compensated
-    except (FlowKitException, LookupError, ValueError) as exc:
-        raise FlowTemplateError(
-            f"{_dataset_name(dataset)}: template {template.path.name} cannot be applied: {exc}"
-        ) from exc
+    # what a template needs of a file is checked above; an error the gating libraries raise
+    # past these checks is a fault of cartflow's, not the file's, and is left to propagate
+    with np.errstate(invalid="ignore", divide="ignore"):  # % of an empty parent
+        if settings.gating_engine == "flowkit":
+            sample = _flowkit_sample(dataset, markers)
+            results = strategy.gate_sample(sample, cache_events=True)
+            report, membership = results.report, results.get_gate_membership
+            events = sample.get_events(source="raw")
+            columns = {i: i for i in range(len(channels))}
+        else:
+            events, columns = _gating_events(dataset, strategy, uses, markers)
+            matrix_ref = _matrix_id(strategy, matrix) if for_medians else None
+            fast_result = _gate_fast(strategy, dataset, markers, events, columns, matrix_ref)
+            report, membership = fast_result.report(), fast_result.membership
+            compensated = fast_result.compensated
     return Gating(dataset, template, sample, events, columns, report, membership, source, matrix,
                   markers, template.notes + notes, uses, compensated)  # fmt: skip
 
@@ -234,6 +231,8 @@ def _gate_fast(
 
     The template wraps bounded transformations for FlowKit (which ignores bounds); the fast
     path clamps by itself, so it sees the inner transformations and the bounds separately.
+    No matrix is passed for compensation-ref "FCS": `_compensation` has pointed every such
+    reference at the file's matrix as `file_spillover` read it, or at "uncompensated".
     Gates the fast engine hands to FlowKit get the same Sample `gate_sample` would, built only
     then (`fast.evaluate_events` would build one from a float32 rounding of the events).
     """
@@ -254,25 +253,10 @@ def _gate_fast(
                 sample.append(_flowkit_sample(dataset, markers))
             return sample[0]
 
-        return fast._gate(strategy, events, labels, _file_spill(dataset, markers), _dataset_name(dataset),
-                          bounds, sample_factory, keep_compensated)  # fmt: skip
+        return fast._gate(strategy, events, labels, None, _dataset_name(dataset), bounds,
+                          sample_factory, keep_compensated)  # fmt: skip
     finally:
         strategy.transformations.update(wrapped)
-
-
-def _file_spill(dataset: FcsDataset, markers: list[str]) -> fk.Matrix | None:
-    """What compensation-ref "FCS" means to FlowKit for this file (`fast._sample_spill`): its
-    spillover keyword over the fluorescence detectors. Unused once `_compensation` redirected
-    the template's "FCS" references, kept so that the fast engine sees what `evaluate` saw."""
-    text = dataset.metadata.text
-    spill = text.get("spillover", text.get("spill"))
-    if spill is None:
-        return None
-    flow_data = dataset.metadata
-    fluoro = flow_data.fluoro_indices
-    detectors = [flow_data.pnn_labels[i] for i in fluoro]
-    fluorochromes = [markers[i] for i in fluoro]
-    return fk.Matrix(spill, detectors, fluorochromes, null_channels=flow_data.null_channels)
 
 
 def check_markers(
@@ -294,6 +278,30 @@ def check_markers(
                 f"marker {use.name} not found; this file has: {', '.join(markers)} "
                 f"(file {name}). Add the file's spelling of {use.name} to the flow settings' "
                 "marker_aliases, or use the template for this tube's panel."
+            )
+
+
+def check_template_matrices(
+    strategy: fk.GatingStrategy,
+    uses: list[DimensionUse],
+    channels: list[Channel],
+    template: Template,
+    name: str,
+) -> None:
+    """`FlowTemplateError` when a compensation matrix of the template that a gate uses names
+    detectors this file does not have (FlowKit and the fast engine would fail with their own
+    text: "Detectors must be a subset of the Sample's fluorochromes", "'B710-A' is not in list")."""
+    detectors = {c.pnn for c in channels}
+    refs = {u.compensation_ref for u in uses} - {None, "uncompensated", "FCS"}
+    for ref in sorted(refs):
+        matrix = strategy.comp_matrices.get(ref)
+        missing = [d for d in getattr(matrix, "detectors", ()) if d not in detectors]
+        if missing:
+            raise FlowTemplateError(
+                f"{name}: the compensation matrix {ref} of template {template.path.name} names "
+                f"detector{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which this file "
+                "does not have; use the template made for this cytometer, or give the template "
+                "this cytometer's matrix."
             )
 
 
@@ -335,15 +343,39 @@ def file_spillover(dataset: FcsDataset, markers: list[str]) -> tuple[str, fk.Mat
 def parse_spillover(text: str, keyword: str, name: str) -> tuple[list[str], np.ndarray]:
     """`n,name1..namen,v11..vnn` -> (detector names, n x n matrix)."""
     parts = [p.strip() for p in text.split(",")]
-    try:
-        n = int(parts[0])
-        values = np.array([float(v) for v in parts[1 + n :]]).reshape(n, n)
-    except (ValueError, IndexError) as exc:
+    advice = "re-export the file with its compensation from the acquisition software."
+    n = int(parts[0]) if parts[0].isdigit() else 0
+    if n < 1:
         raise FlowFormatError(
-            f"{name}: {keyword} is not an n,names...,values spillover matrix ({exc}); "
-            "re-export the file with its compensation"
-        ) from exc
+            f"{name}: {keyword} (the spillover matrix) starts with {parts[0]!r}, not its number "
+            f"of channels; {advice}"
+        )
+    if len(parts) != 1 + n + n * n:
+        raise FlowFormatError(
+            f"{name}: {keyword} (the spillover matrix) is for {n} channels, which needs {n} names "
+            f"and {n * n} values, but it holds {len(parts) - 1} entries; {advice}"
+        )
+    try:
+        values = np.array([float(v) for v in parts[1 + n :]]).reshape(n, n)
+    except ValueError:
+        odd = next(v for v in parts[1 + n :] if not _is_number(v))
+        raise FlowFormatError(
+            f"{name}: {keyword} (the spillover matrix) holds {odd!r} where a number belongs; "
+            f"{advice}"
+        ) from None
+    if not np.isfinite(values).all():
+        raise FlowFormatError(
+            f"{name}: {keyword} (the spillover matrix) holds NaN or infinite values; {advice}"
+        )
     return parts[1 : 1 + n], values
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _spillover_channels(
@@ -352,16 +384,16 @@ def _spillover_channels(
     """The `$PnN` of each matrix detector (some software names them by `$PnS`)."""
     by_pns = {c.pns: c.pnn for c in channels if c.pns}
     pnn = {c.pnn for c in channels}
-    resolved = []
-    for detector in detectors:
-        if detector not in pnn and detector not in by_pns:
-            raise FlowFormatError(
-                f"{_dataset_name(dataset)}: {keyword} names detector {detector!r}, which is not a "
-                f"channel of this file ({', '.join(sorted(pnn))}); re-export it with its "
-                "compensation"
-            )
-        resolved.append(detector if detector in pnn else by_pns[detector])
-    return resolved
+    missing = [d for d in detectors if d not in pnn and d not in by_pns]
+    if missing:
+        raise FlowFormatError(
+            f"{_dataset_name(dataset)}: {keyword} (the spillover matrix) names "
+            f"{', '.join(missing)}, "
+            f"{'which are not channels' if len(missing) > 1 else 'not a channel'} of this file"
+            ", so it was made for another acquisition; re-export the file with its "
+            "own compensation from the acquisition software."
+        )
+    return [detector if detector in pnn else by_pns[detector] for detector in detectors]
 
 
 def population_rows(gating: Gating, panel: str, settings: FlowSettings) -> pd.DataFrame:

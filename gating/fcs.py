@@ -8,7 +8,11 @@ real files with bare exceptions. Here each dataset is either
   disagree (the pair that matches `$TOT` x `$PnB` is used), blank HEADER offsets, or an end offset
   one byte past the data (MACSQuant, some BD exports); or
 - refused with a `FlowFormatError` naming the problem: not an FCS file, truncated at byte N,
-  `$DATATYPE A`, integer widths FlowIO cannot decode (e.g. 24-bit), histogram `$MODE`...
+  `$DATATYPE A`, integer widths FlowIO cannot decode (e.g. 24-bit), histogram `$MODE`, a keyword
+  that describes the events (`$PAR`, `$TOT`, `$PnN`, `$PnB`, `$PnR`, `$PnE`, `$PnG`) missing, not
+  a number or out of range, a `$TOT` the DATA segment does not hold, or events that are NaN or
+  infinite (`check_finite_events`: gating would leave them out of every gate and every total, so
+  each percentage a clinician reads would change without a word).
 
 `$PnG`, `$PnE` and `$TIMESTEP` are applied by FlowIO's preprocessing (`FcsDataset.events()`).
 """
@@ -17,12 +21,14 @@ from __future__ import annotations
 
 import array
 import io
+import math
 import re
 import struct
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import flowio
 import numpy as np
@@ -39,6 +45,10 @@ _BYTE_ORDERS = {"1,2,3,4", "1,2", "4,3,2,1", "2,1"}
 _FLOWIO_INTEGER_WIDTHS = {8, 16, 32}
 _FLOAT_WIDTHS = {"F": 32, "D": 64}
 _NUMERIC_TYPECODES = frozenset("bBhHiIlLqQfd")
+_CHANNEL_NAME = re.compile(r"^\$P(\d+)N$")
+_CHECK_CHUNK_BYTES = 1 << 20
+"""Events are checked for NaN / infinity a megabyte at a time, a block that stays in the cache."""
+REEXPORT = "Re-export the file from the acquisition software."
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,7 @@ class FcsDataset:
     warnings: list[str] = field(default_factory=list)
     event_map: _EventMap | None = None
     _decoded: flowio.FlowData | None = field(default=None, repr=False)
+    _mapped: np.memmap | None = field(default=None, repr=False)
 
     @property
     def flow_data(self) -> flowio.FlowData:
@@ -130,8 +141,10 @@ class FcsDataset:
         FlowIO's on every real file.
         """
         if self.event_map is not None:
-            where = self.event_map
-            return np.memmap(self.path, where.dtype, "r", where.offset, where.shape)
+            if self._mapped is None:  # one mapping: the pages the finite check read stay mapped
+                where = self.event_map
+                self._mapped = np.memmap(self.path, where.dtype, "r", where.offset, where.shape)
+            return self._mapped
         events = self.flow_data.events
         if not isinstance(events, array.array) or events.typecode not in _NUMERIC_TYPECODES:
             return None
@@ -161,17 +174,21 @@ def sniff(path: str | Path) -> str | None:
 
 
 def fcs_keywords(path: str | Path) -> dict[str, str]:
-    """The first dataset's TEXT keywords, without touching the DATA segment."""
+    """The first dataset's TEXT keywords, without touching the DATA segment; `FlowFormatError`
+    when those describing the events are missing or out of range (`check_keywords`)."""
     path = Path(path)
     size = path.stat().st_size
     with open(path, "rb") as fh:
         header = _read_header(fh, 0, size, path.name)
-        return _read_text(fh, header, size, path.name)
+        keywords = _read_text(fh, header, size, path.name)
+    check_keywords(keywords, path.name)
+    return keywords
 
 
-def channels_of(keywords: dict[str, str]) -> list[Channel]:
-    """The `$PnN` / `$PnS` pairs of a dataset, in channel order."""
-    count = _int_keyword(keywords, "$PAR", "?")
+def channels_of(keywords: Mapping[str, str]) -> list[Channel]:
+    """The `$PnN` / `$PnS` pairs of a dataset, in channel order (keywords `check_keywords`
+    passed)."""
+    count = int(keywords["$PAR"])
     return [
         Channel(n, keywords.get(f"$P{n}N", f"P{n}"), keywords.get(f"$P{n}S", ""))
         for n in range(1, count + 1)
@@ -198,6 +215,7 @@ def _read_dataset(path: Path, size: int, offset: int, index: int) -> FcsDataset:
     with open(path, "rb") as fh:
         header = _read_header(fh, offset, size, name)
         keywords = _read_text(fh, header, size, name)
+    check_keywords(keywords, name)
     expected = _expected_data_bytes(keywords, name)
     layout = _data_layout(header, keywords, expected, size, name)
     event_map = _event_map(keywords, header, layout)
@@ -209,7 +227,7 @@ def _read_dataset(path: Path, size: int, offset: int, index: int) -> FcsDataset:
 
     metadata = _decode_with_flowio(path, header, layout, name, only_text=event_map is not None)
     notes = _layout_warnings(header, keywords, layout, expected) + _unusable_timestep(metadata)
-    return FcsDataset(
+    dataset = FcsDataset(
         path=path,
         index=index,
         version=header.version,
@@ -218,6 +236,54 @@ def _read_dataset(path: Path, size: int, offset: int, index: int) -> FcsDataset:
         decode=decode,
         warnings=[f"{name}: {note}" for note in notes],
         event_map=event_map,
+    )
+    if event_map is not None:  # integer data cannot hold NaN or infinity
+        check_finite_events(dataset.stored_events(), [c.pnn for c in dataset.channels], name)
+    return dataset
+
+
+def check_finite_events(events: np.ndarray, channels: list[str], name: str) -> None:
+    """`FlowFormatError` naming how many events hold NaN or infinite values, and in which
+    channels. A gate never holds a NaN, so such events would silently leave every population
+    and every percentage; the file is refused instead.
+
+    The pass reads the float bits as stored: a value is NaN or infinite exactly when all its
+    exponent bits are set, the bits of +infinity in the file's byte order. Testing them needs
+    no conversion of big-endian data (np.isfinite converts every value first, about twice
+    the time), so the check costs a few milliseconds per million events.
+    """
+    if events.size == 0:
+        return
+    unsigned = np.dtype(f"u{events.dtype.itemsize}")
+    exponent = np.array(np.inf, dtype=events.dtype).view(unsigned)[()]
+    bits = events.view(unsigned)
+    rows = max(1, _CHECK_CHUNK_BYTES // (events.dtype.itemsize * events.shape[1]))
+    block = np.empty((rows, events.shape[1]), dtype=unsigned)
+    for start in range(0, events.shape[0], rows):
+        part = bits[start : start + rows]
+        masked = np.bitwise_and(part, exponent, out=block[: len(part)])
+        if masked.max() == exponent:
+            raise FlowFormatError(_non_finite_reason(events, channels, name))
+
+
+def _non_finite_reason(events: np.ndarray, channels: list[str], name: str) -> str:
+    rows = max(1, _CHECK_CHUNK_BYTES // (events.dtype.itemsize * events.shape[1]))
+    affected, kinds = 0, set()
+    in_channel = np.zeros(events.shape[1], dtype=bool)
+    for start in range(0, events.shape[0], rows):
+        part = np.asarray(events[start : start + rows], dtype=np.float64)
+        bad = ~np.isfinite(part)
+        affected += int(bad.any(axis=1).sum())
+        in_channel |= bad.any(axis=0)
+        kinds |= {"NaN"} if np.isnan(part).any() else set()
+        kinds |= {"infinite"} if np.isinf(part).any() else set()
+    named = [c for c, bad in zip(channels, in_channel, strict=True) if bad]
+    shown = ", ".join(named[:6]) + (f" and {len(named) - 6} more" if len(named) > 6 else "")
+    values = " or ".join(sorted(kinds))
+    return (
+        f"{name}: {affected:,} of {len(events):,} events hold {values} values (channel"
+        f"{'s' if len(named) > 1 else ''} {shown}); dropping them would change every percentage, "
+        f"so the file is refused. {REEXPORT} If they come back, have the cytometer checked."
     )
 
 
@@ -333,8 +399,40 @@ def parse_text_segment(text: str) -> dict[str, str]:
     return {k.strip().upper(): v.strip() for k, v in zip(tokens[0::2], tokens[1::2], strict=False)}
 
 
-def _expected_data_bytes(keywords: dict[str, str], name: str) -> int:
-    """Bytes the DATA segment must hold, refusing encodings FlowIO cannot decode."""
+def check_keywords(keywords: Mapping[str, str], name: str) -> None:
+    """`FlowFormatError` naming the first keyword FlowIO needs to decode the events that is
+    missing, not a number or out of range: the encoding (`$DATATYPE`, `$MODE`, `$BYTEORD`),
+    `$PAR` and `$TOT` (whole numbers), and per channel `$PnN`, `$PnB` (a whole number of bits),
+    `$PnR` (a range above 0; a whole number for integer data), `$PnE` (two numbers, 0 or more)
+    and `$PnG` (a number, 0 or more) where given. FlowIO would otherwise fail with bare Python
+    errors (`list index out of range` for a missing `$PnN`) or scale events by a range of 0."""
+    _check_encoding(keywords, name)
+    count = _whole_number(keywords, "$PAR", "the number of channels", name, minimum=1)
+    _whole_number(keywords, "$TOT", "the number of events", name, minimum=0)
+    integer_data = keywords["$DATATYPE"].upper() == "I"
+    for n in range(1, count + 1):
+        detector = keywords.get(f"$P{n}N", "")
+        if not detector:
+            _refuse(name, f"$P{n}N", f"the name of channel {n}", keywords.get(f"$P{n}N"),
+                    "but every channel needs one")  # fmt: skip
+        channel = f"channel {n}, {detector}"
+        _whole_number(keywords, f"$P{n}B", f"the bits of {channel}", name, minimum=1)
+        _channel_range(keywords, n, channel, integer_data, name)
+        _channel_amplification(keywords, n, channel, name)
+        if f"$P{n}G" in keywords and not _number_at_least(keywords[f"$P{n}G"], 0):
+            _refuse(name, f"$P{n}G", f"the gain of {channel}", keywords[f"$P{n}G"],
+                    "not a number of 0 or more")  # fmt: skip
+    numbers = [int(m.group(1)) for key in keywords if (m := _CHANNEL_NAME.match(key))]
+    beyond = sorted(n for n in numbers if n > count)
+    if beyond:
+        raise FlowFormatError(
+            f"{name}: $P{beyond[0]}N names a channel {beyond[0]}, but $PAR says the file has "
+            f"{count}; the file's keywords are damaged. {REEXPORT}"
+        )
+
+
+def _check_encoding(keywords: Mapping[str, str], name: str) -> None:
+    """Refuse encodings FlowIO cannot decode."""
     datatype = keywords.get("$DATATYPE", "").upper()
     if datatype == "A":
         raise FlowFormatError(
@@ -343,7 +441,9 @@ def _expected_data_bytes(keywords: dict[str, str], name: str) -> int:
             "float data."
         )
     if datatype not in ("I", "F", "D"):
-        raise FlowFormatError(f"{name}: unknown $DATATYPE {datatype!r}; expected I, F or D")
+        raise FlowFormatError(
+            f"{name}: unknown $DATATYPE {datatype!r}; expected I, F or D. {REEXPORT}"
+        )
     mode = keywords.get("$MODE", "L").upper()
     if mode != "L":
         raise FlowFormatError(
@@ -355,10 +455,66 @@ def _expected_data_bytes(keywords: dict[str, str], name: str) -> int:
             f"{name}: unsupported $BYTEORD {byte_order!r}; only little-endian (1,2,3,4) and "
             "big-endian (4,3,2,1) data can be read"
         )
-    count = _int_keyword(keywords, "$PAR", name)
-    widths = [_int_keyword(keywords, f"$P{n}B", name) for n in range(1, count + 1)]
-    _check_widths(datatype, widths, name)
-    events = _int_keyword(keywords, "$TOT", name)
+
+
+def _whole_number(
+    keywords: Mapping[str, str], key: str, meaning: str, name: str, minimum: int
+) -> int:
+    value = _optional_int(keywords.get(key))
+    if value is None or value < minimum:
+        expected = (
+            f"a whole number of at least {minimum}" if minimum else "a whole number of 0 or more"
+        )
+        _refuse(name, key, meaning, keywords.get(key), f"not {expected}")
+    return value
+
+
+def _channel_range(
+    keywords: Mapping[str, str], n: int, channel: str, integer_data: bool, name: str
+) -> None:
+    value = keywords.get(f"$P{n}R")
+    if integer_data:
+        whole = _optional_int(value)
+        if whole is None or whole < 1:
+            _refuse(name, f"$P{n}R", f"the range of {channel}", value,
+                    "not a whole number above 0 as integer data needs")  # fmt: skip
+    elif value is None or not _number_at_least(value, 0) or float(value) == 0:
+        _refuse(name, f"$P{n}R", f"the range of {channel}", value, "not a number above 0")
+
+
+def _channel_amplification(keywords: Mapping[str, str], n: int, channel: str, name: str) -> None:
+    """`$PnE` is optional for FlowIO (absent: linear); given, it is "decades,offset"."""
+    value = keywords.get(f"$P{n}E")
+    if value is None:
+        return
+    parts = value.split(",")
+    if len(parts) != 2 or not all(_number_at_least(part, 0) for part in parts):
+        _refuse(name, f"$P{n}E", f"the amplification of {channel}", value,
+                "not two numbers of 0 or more (decades,offset)")  # fmt: skip
+
+
+def _number_at_least(text: str, minimum: float) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value >= minimum
+
+
+def _refuse(name: str, key: str, meaning: str, value: str | None, expected: str) -> NoReturn:
+    found = "missing" if value is None else f"{value!r}, {expected}"
+    raise FlowFormatError(
+        f"{name}: {key} ({meaning}) is {found}; the file's keywords are damaged. {REEXPORT}"
+    )
+
+
+def _expected_data_bytes(keywords: Mapping[str, str], name: str) -> int:
+    """Bytes the DATA segment must hold (keywords `check_keywords` passed), refusing integer
+    widths FlowIO cannot decode."""
+    count = int(keywords["$PAR"])
+    widths = [int(keywords[f"$P{n}B"]) for n in range(1, count + 1)]
+    _check_widths(keywords["$DATATYPE"].upper(), widths, name)
+    events = int(keywords["$TOT"])
     if events == 0:
         raise FlowFormatError(f"{name}: the file holds no events ($TOT is 0)")
     return events * sum(widths) // 8
@@ -408,10 +564,15 @@ def _data_layout(
                     "instrument."
                 )
             return _DataLayout(start, start + expected - 1, source, length == expected + 1)
+    held = next(
+        (end - start + 1 for start, end in (pairs[s] for s in order) if start and end is not None),
+        None,
+    )
+    holds = f"holds {held:,} bytes" if held is not None else "has no offsets"
     raise FlowFormatError(
-        f"{name}: neither the HEADER DATA offsets {pairs['HEADER']} nor the TEXT ones "
-        f"{pairs['TEXT']} match the {expected} bytes that $TOT and $PnB call for; the file is "
-        "damaged. Export it again."
+        f"{name}: $TOT says {int(keywords['$TOT']):,} events of {keywords['$PAR']} channels "
+        f"({expected:,} bytes), but the DATA segment {holds}; the file is damaged or its $TOT, "
+        f"$PAR or $PnB is wrong. {REEXPORT}"
     )
 
 
@@ -473,9 +634,16 @@ def _decode_with_flowio(
                 only_text=only_text,
             )
     except (FlowIOException, ValueError, KeyError, IndexError, struct.error) as exc:
-        raise FlowFormatError(f"{name}: FlowIO could not decode the events: {exc}") from exc
+        # the keywords passed `check_keywords`; FlowIO's own text names its internals
+        raise FlowFormatError(
+            f"{name}: the events cannot be decoded although the keywords describe them; the "
+            f"file is damaged. {REEXPORT}"
+        ) from exc
     except NotImplementedError as exc:
-        raise FlowFormatError(f"{name}: unsupported FCS feature: {exc}") from exc
+        raise FlowFormatError(
+            f"{name}: the file uses an FCS feature FlowIO cannot read; re-export it from the "
+            "acquisition software as FCS 3.1 list-mode float data."
+        ) from exc
 
 
 def _copy_with_data_offsets(path: Path, offset: int, layout: _DataLayout) -> io.BytesIO:
@@ -491,13 +659,3 @@ def _optional_int(value: str | None) -> int | None:
         return None
     text = value.strip()
     return int(text) if text.lstrip("-").isdigit() else None
-
-
-def _int_keyword(keywords: dict[str, str], key: str, name: str) -> int:
-    value = _optional_int(keywords.get(key))
-    if value is None:
-        raise FlowFormatError(
-            f"{name}: required keyword {key} is missing or not a number "
-            f"({keywords.get(key)!r}); the file cannot be decoded"
-        )
-    return value

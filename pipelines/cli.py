@@ -133,7 +133,7 @@ def _print_outcome(outcome) -> None:
         console.print(f"[red]failed[/]      {_safe(outcome.name)}: {_safe(outcome.reason)}")
     else:
         console.print(
-            f"[red]quarantined[/] {_safe(outcome.name)}: {_safe(outcome.reason)}\n"
+            f"[red]quarantined[/] {_safe(outcome.reason)}\n"  # a reason starts with the name
             "            → the file is in quarantine/ with this reason; fix it and drop it into "
             "the inbox again"
         )

@@ -25,7 +25,6 @@ import shutil
 import sqlite3
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -60,7 +59,7 @@ from pipelines.identity import (
     remap_refusal,
     uncorrected,
 )
-from pipelines.ingest import faults
+from pipelines.ingest import faults, reasons
 from pipelines.ingest.claims import ClaimOwner, process_token
 from pipelines.ledger import (
     CommitPlan,
@@ -156,7 +155,7 @@ class Prepared:
 
 Check = ValidationOutcome | Rejection
 """One table's validation of one file, or the Rejection it is quarantined with when validating
-it raised (a defect, reported as an internal error as any other)."""
+it raised (a defect, reported as a fault in cartflow as any other)."""
 
 
 def resource_problem(err: BaseException) -> str | None:
@@ -516,10 +515,12 @@ class Processor:
             try:
                 self._refile_all(correction, files, owner, flow_run_id)
             except Rejection as rejection:
-                self.ledger.record_failure(correction, rejection.reason, flow_run_id)
+                reason = self._refusal(record.original_name, correction, rejection).reason
+                self.ledger.record_failure(correction, reason, flow_run_id)
                 continue
             except Exception as err:  # noqa: BLE001 - the correction waits for the next run
-                problem = resource_problem(err) or _internal_error(err).reason
+                problem = (resource_problem(err)
+                           or self._refusal(record.original_name, correction, err).reason)  # fmt: skip
                 self.ledger.record_failure(correction, failure_advice(problem), flow_run_id)
                 continue
             self.ledger.mark_ingested(
@@ -555,7 +556,7 @@ class Processor:
         """One table of the files that have it, in one batch (`Validator.validate_batch`).
 
         Should the batch raise, each file is validated on its own, so only a file whose own
-        validation raises carries a Rejection (an internal error) rather than an outcome. A
+        validation raises carries a Rejection (a fault, its traceback logged), not an outcome. A
         resource error (the disk under gx/ is full) is not the files' fault: it propagates.
         """
         having = [p for p in prepared if table_name in p.tables]
@@ -575,7 +576,7 @@ class Processor:
         except Exception as err:
             if resource_problem(err) is not None:
                 raise
-            return _internal_error(err)
+            return self._refusal(prepared.name, prepared.sha256, err)
 
     # -- phase 3: write, or quarantine ----------------------------------------------------
     def commit(
@@ -607,10 +608,10 @@ class Processor:
         validation = self._validation_table(outcomes, sha256, prepared.processed_at)
         failures = [f for o in outcomes for f in o.failures]
         if failures:
-            rejection = Rejection(
+            rejection = self._refusal(prepared.name, sha256, Rejection(
                 "validation failed: " + "; ".join(failures), prepared.kind,
                 prepared.instrument_format,
-            )  # fmt: skip
+            ))  # fmt: skip
             self.write_outputs(
                 sha256, {VALIDATION_RESULTS.name: validation}, prepared.owner,
                 self._quarantine_record(rejection, flow_run_id),
@@ -719,7 +720,7 @@ class Processor:
             problem = resource_problem(err)
             if problem is not None:
                 return self._failed(path.name, sha256, problem, flow_run_id)
-            result = self._quarantine(path.name, sha256, _internal_error(err), flow_run_id)
+            result = self._quarantine(path.name, sha256, err, flow_run_id)
         if isinstance(result, FileOutcome):
             try:
                 self._file_away(path, result)
@@ -762,9 +763,15 @@ class Processor:
             "flow_run_id": flow_run_id,
         }  # fmt: skip
 
+    def _refusal(self, name: str, sha256: str, problem: Exception) -> Rejection:
+        """The one place a quarantine reason is made: a refusal's reason fit to read, or a
+        fault's, its traceback logged (`pipelines.ingest.reasons`)."""
+        return reasons.refusal(name, problem, self.home.root, sha256)
+
     def _quarantine(
-        self, name: str, sha256: str, rejection: Rejection, flow_run_id: str | None
+        self, name: str, sha256: str, problem: Exception, flow_run_id: str | None
     ) -> FileOutcome:
+        rejection = self._refusal(name, sha256, problem)
         _, remove = switch_ledger(
             self.ledger, sha256,
             CommitPlan([], {}, self._quarantine_record(rejection, flow_run_id), []),
@@ -836,14 +843,6 @@ def table_names(prepared: Sequence[Prepared]) -> list[str]:
 def checks_of(prepared: Prepared, by_table: dict[str, dict[str, Check]]) -> list[Check]:
     """One file's checks from per-table validation results, in its tables' order."""
     return [by_table[table_name][prepared.sha256] for table_name in prepared.tables]
-
-
-def _internal_error(err: Exception) -> Rejection:
-    detail = "".join(traceback.format_exception_only(type(err), err)).strip()
-    return Rejection(
-        f"internal error while processing ({detail}); the file is kept in quarantine, "
-        "please report this to the pipeline maintainers"
-    )
 
 
 def _unless_raised(check: Check) -> ValidationOutcome:

@@ -134,10 +134,12 @@ def test_a_file_whose_validation_raises_is_the_only_one_quarantined(
 
     assert [o.status for o in outcomes] == [INGESTED, QUARANTINED, INGESTED]
     assert outcomes[1].reason.startswith(
-        "internal error while processing (RuntimeError: suite run broke)"
+        "plate_1.txt: cartflow could not process this file because of a fault in cartflow"
     )
     assert sorted(p.name for p in lab.processed.iterdir()) == ["plate_0.txt", "plate_2.txt"]
-    assert (lab.quarantine / "plate_1.txt.reason.txt").read_text().startswith("internal error")
+    reason = (lab.quarantine / "plate_1.txt.reason.txt").read_text()
+    assert reason == outcomes[1].reason + "\n"
+    assert "RuntimeError: suite run broke" in (lab.root / "logs" / "faults.log").read_text()
     assert broken not in _rows_per_source(lab, "car_copies")
     assert _statuses(lab) == {
         "plate_0.txt": INGESTED, "plate_1.txt": QUARANTINED, "plate_2.txt": INGESTED,
@@ -194,7 +196,7 @@ def test_one_failing_plate_in_a_batch_is_the_only_one_quarantined(
         ("plate_bad.txt", QUARANTINED),
     ]  # fmt: skip
     assert outcomes[3].reason == (
-        "validation failed: qpcr_runs: the plate passes QC (1 row(s) failed, e.g. FAIL); "
+        "plate_bad.txt: validation failed: qpcr_runs: the plate passes QC (1 row(s) failed, e.g. FAIL); "
         "qpcr_runs: amplification efficiency within 90-110 % (1 row(s) failed, e.g. 74.17)"
     )
     reason_file = lab.quarantine / "plate_bad.txt.reason.txt"
@@ -434,7 +436,9 @@ def test_a_sweep_on_local_workers_takes_files_a_few_per_task(
     assert [(o.name, o.status) for o in outcomes] == [
         *((p.name, INGESTED) for p in good), ("plate_bad.txt", QUARANTINED),
     ]  # fmt: skip
-    assert outcomes[-1].reason.startswith("validation failed: qpcr_runs: the plate passes QC")
+    assert outcomes[-1].reason.startswith(
+        "plate_bad.txt: validation failed: qpcr_runs: the plate passes QC"
+    )
     assert [o.rows for o in outcomes[:4]] == [
         {"qpcr_wells": 60, "qpcr_runs": 2, "car_copies": 2}
     ] * 4
