@@ -8,6 +8,7 @@ those tests skip with a message saying where the folder was looked for.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,13 @@ def shared_data() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return folder
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> Iterator[str]:
+    """A headless Chromium for the page tests (tests/browser.py); yields its DevTools address.
+    Skips without Chromium, except in CI, where it fails."""
+    from tests.browser import find_chromium, running_browser
+
+    with running_browser(find_chromium(), tmp_path_factory.mktemp("chromium-profile")) as address:
+        yield address
