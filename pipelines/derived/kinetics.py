@@ -43,15 +43,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from qpcr.analysis import BELOW_LOQ, NOT_DETECTED, NOT_MEASURED, QUANTIFIED
+
 BLQ_HANDLING = (
     "quantified values only; below_loq (estimate not used) and not_detected are BLQ; "
     "not_measured skipped; BLQ before first quantifiable = 0; BLQ between first quantifiable and "
     "Tlast dropped; BLQ after Tlast dropped (no extrapolation); C(day 0) = 0 unless sampled"
 )
 PRE_INFUSION_TIMEPOINTS = frozenset({"SCREEN", "BL", "PRODUCT"})
-QUANTIFIED, BELOW_LOQ, NOT_DETECTED, NOT_MEASURED = (
-    "quantified", "below_loq", "not_detected", "not_measured",
-)  # fmt: skip
 MEASURED_RESULTS = (QUANTIFIED, BELOW_LOQ, NOT_DETECTED)
 """Results that are a data point; anything else (not_measured) is absent."""
 

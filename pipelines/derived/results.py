@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from qpcr.analysis import BELOW_LOQ, NOT_DETECTED, NOT_MEASURED, QUANTIFIED
+
 NO_DNA_INPUT = "no DNA input for this sample: add dna_input_ng to the manifest"
 
 
@@ -25,14 +27,14 @@ def copies_results(copies: pd.DataFrame) -> pd.DataFrame:
     has_copies = copies["copies_per_ug"].notna()
     flagged = pd.Series(
         np.select([below_loq & below_lod, below_loq, has_copies],
-                  ["not_detected", "below_loq", "quantified"], "not_measured"),
+                  [NOT_DETECTED, BELOW_LOQ, QUANTIFIED], NOT_MEASURED),
         index=copies.index,
     )  # fmt: skip
     no_dna = copies["dna_input_ng"].isna()
     flagged_reason = pd.Series(
         np.where(no_dna, NO_DNA_INPUT, "copies per ug gDNA could not be computed"),
         index=copies.index,
-    ).where(flagged == "not_measured")
+    ).where(flagged == NOT_MEASURED)
     given, reason = (
         copies[c] if c in copies else pd.Series(None, index=copies.index, dtype=object)
         for c in ("result", "result_reason")
