@@ -45,3 +45,13 @@ def browser(tmp_path_factory) -> Iterator[str]:
 
     with running_browser(find_chromium(), tmp_path_factory.mktemp("chromium-profile")) as address:
         yield address
+
+
+@pytest.fixture(scope="module")
+def harness() -> Iterator[None]:
+    """A temporary Prefect server for the flow tests of one module (GX analytics off)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -4,13 +4,11 @@ after the other."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from pipelines.demo.qpcr_plates import FAILING_CURVES
 from pipelines.home import LabHome
@@ -38,13 +36,6 @@ RESULTS_PER_PLATE = 16 + 16 + 27
 """Expectations of the qpcr_wells, qpcr_runs and car_copies suites: one validation_results row each."""
 QPCR_TABLES = ("qpcr_wells", "qpcr_runs", "car_copies")
 FROM_FILES = "source_sha256 != 'derived'"
-
-
-@pytest.fixture(scope="module")
-def harness():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture()

@@ -4,14 +4,12 @@ the command line, idempotency, supersession and bad input."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -24,13 +22,6 @@ from pipelines.ledger import Ledger
 from pipelines.warehouse import connect
 
 pytestmark = pytest.mark.flow
-
-
-@pytest.fixture(scope="module")
-def harness():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture(scope="module")

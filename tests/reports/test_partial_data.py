@@ -11,13 +11,11 @@ FCAP Array export.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
 from pipelines.cli import EXIT_OK, EXIT_QUARANTINED, app
@@ -35,13 +33,6 @@ pytestmark = [pytest.mark.flow, pytest.mark.slow]
 MANIFEST = "sample_manifest_2026-06.csv"
 PLATE1 = "2026-04-14_CAR-qPCR_plate1_P001-P002.txt"
 NOT_UPDATED = "derived tables and reports not updated"
-
-
-@pytest.fixture(scope="module")
-def harness():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture(scope="module")
