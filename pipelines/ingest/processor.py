@@ -484,13 +484,9 @@ class Processor:
         validation = self._validation_table(outcomes, sha256, prepared.processed_at)
         after = set(_partitions(prepared.tables))
         record = {
-            "status": INGESTED, "kind": prepared.kind,
-            "instrument_format": prepared.instrument_format,
-            "run_identity": prepared.run_identity, "pipeline_version": __version__,
-            "flow_run_id": flow_run_id, "warnings": "; ".join(prepared.warnings) or None,
-            "patients": sorted({p for p, _ in before | after}),
-            "accessions": prepared.accessions, "refiled_by": correction_sha256,
-        }  # fmt: skip
+            **_ingested_record(prepared, flow_run_id, before | after),
+            "refiled_by": correction_sha256,
+        }
         self.write_outputs(
             sha256, {**prepared.tables, VALIDATION_RESULTS.name: validation}, prepared.owner,
             record, stem=f"{sha256}.{correction_sha256[:16]}",
@@ -617,14 +613,7 @@ class Processor:
                 self._quarantine_record(rejection, flow_run_id),
             )  # fmt: skip
             return self._quarantined(prepared.name, sha256, rejection)
-        record = {
-            "status": INGESTED, "kind": prepared.kind,
-            "instrument_format": prepared.instrument_format,
-            "run_identity": prepared.run_identity, "pipeline_version": __version__,
-            "flow_run_id": flow_run_id, "warnings": "; ".join(prepared.warnings) or None,
-            "patients": sorted({p for p, _ in _partitions(prepared.tables)}),
-            "accessions": prepared.accessions,
-        }  # fmt: skip
+        record = _ingested_record(prepared, flow_run_id, set(_partitions(prepared.tables)))
         previous = self.write_outputs(
             sha256, {**prepared.tables, VALIDATION_RESULTS.name: validation}, prepared.owner,
             record,
@@ -861,6 +850,20 @@ def _log_row(record: FileRecord) -> dict:
         "updated_at": record.updated_at, "source_sha256": record.sha256,
         "pipeline_version": record.pipeline_version or __version__,
         "processed_at": record.updated_at,
+    }  # fmt: skip
+
+
+def _ingested_record(
+    prepared: Prepared, flow_run_id: str | None, partitions: set[tuple[str, str]]
+) -> dict:
+    """The ledger record of a file taken (or re-filed) with its rows in `partitions`."""
+    return {
+        "status": INGESTED, "kind": prepared.kind,
+        "instrument_format": prepared.instrument_format,
+        "run_identity": prepared.run_identity, "pipeline_version": __version__,
+        "flow_run_id": flow_run_id, "warnings": "; ".join(prepared.warnings) or None,
+        "patients": sorted({patient for patient, _ in partitions}),
+        "accessions": prepared.accessions,
     }  # fmt: skip
 
 
