@@ -492,17 +492,20 @@ def watch_settings(
     submit: str | None,
 ) -> WatchSettings:  # fmt: skip
     """The watcher's settings from its options, else their `CARTFLOW_*` variables."""
-    from pipelines.watch import INLINE, WatchSettings
+    from pipelines.watch import WatchSettings
 
+    default = WatchSettings()
     return WatchSettings(
         steady_seconds=option_or_environment(
-            steady_seconds, environment.STEADY_SECONDS, "--steady-seconds", 1.0
+            steady_seconds, environment.STEADY_SECONDS, "--steady-seconds", default.steady_seconds
         ),
-        polling=option_or_environment(polling, environment.WATCH_POLLING, "--polling", False),
+        polling=option_or_environment(
+            polling, environment.WATCH_POLLING, "--polling", default.polling
+        ),
         rescan_seconds=option_or_environment(
-            rescan_seconds, environment.RESCAN_SECONDS, "--rescan-seconds", 60.0
+            rescan_seconds, environment.RESCAN_SECONDS, "--rescan-seconds", default.rescan_seconds
         ),
-        submit=option_or_environment(submit, environment.WATCH_SUBMIT, "--submit", INLINE),
+        submit=option_or_environment(submit, environment.WATCH_SUBMIT, "--submit", default.submit),
     )  # fmt: skip
 
 
