@@ -8,6 +8,7 @@ the run's notes (`LeftOut.lines`), so the gap is seen, never an exception.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipelines.reports import html
@@ -25,5 +26,14 @@ class LeftOut:
         if has_points(chart):
             return render(chart, height=height)
         line = f"{chart.title}: not drawn, {why}."
+        self.lines.append(line)
+        return html.absent(line)
+
+    def figure(self, title: str, has_data: bool, draw: Callable[[], str], why: str) -> str:
+        """A matplotlib figure (`pipelines.reports.plots`): `draw()`'s markup when there is
+        data to draw, otherwise the note saying `title` was not drawn and `why`."""
+        if has_data:
+            return draw()
+        line = f"{title}: not drawn, {why}."
         self.lines.append(line)
         return html.absent(line)

@@ -1,5 +1,5 @@
 """The page shell and table markup shared by every report: one self-contained HTML file with
-inline CSS and inline SVG, nothing fetched from the network (no CDN, no web fonts, no scripts)."""
+inline CSS and inline SVG (`svg.py`, `plots.py`), nothing fetched from the network (no CDN, no web fonts, no scripts)."""
 
 from __future__ import annotations
 
@@ -42,9 +42,10 @@ def page(title: str, body: Sequence[str]) -> str:
     return "\n".join([
         "<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        # nothing may be loaded from elsewhere: the page must work offline
+        # nothing may be loaded from elsewhere: the page must work offline; the only images are
+        # the rasterized event clouds matplotlib embeds in its SVG as data: addresses
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
-        "style-src 'unsafe-inline'\">",
+        "style-src 'unsafe-inline'; img-src data:\">",
         f"<title>{escape(title)}</title>", f"<style>{CSS}</style>", "</head>", "<body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">cartflow {escape(__version__)}, generated {generated}</p>',
