@@ -21,6 +21,12 @@ rows used the accession in `refiles`. Those are the files whose commit recorded 
 before the ledger recorded accessions (`files.accessions_recorded` unset), which may have used
 it. A file is re-filed through the same journalled commit as any ingest; its switch removes it
 from `refiles`, so a correction a run did not finish is finished by the next one.
+
+A qPCR run that failed QC is quarantined with its QC tables written, and `qc_repeats` records the
+samples (patient, timepoint, sample name, target) it gave no result for. A later run taken with
+results for them resolves them (`qc_repeats.resolved_by`); once all of a failed run's samples are
+resolved, the file is `resolved_by` the run that resolved the last of them (an event says so). It
+stays in quarantine, its figures in `qpcr_runs`; `status` and the reports show it resolved.
 """
 
 from __future__ import annotations
@@ -128,6 +134,15 @@ CREATE TABLE IF NOT EXISTS identity_corrections (
     corrected_at TEXT NOT NULL,
     manifest_sha256 TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS qc_repeats (
+    sha256 TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    timepoint TEXT NOT NULL,
+    sample_name TEXT NOT NULL,
+    target TEXT NOT NULL,
+    resolved_by TEXT,
+    PRIMARY KEY (sha256, patient_id, timepoint, sample_name, target)
+);
 CREATE TABLE IF NOT EXISTS refiles (
     sha256 TEXT PRIMARY KEY,
     correction_sha256 TEXT NOT NULL,
@@ -156,6 +171,8 @@ class FileRecord:
     superseded_by: str | None
     received_at: str
     updated_at: str
+    resolved_by: str | None = None
+    """For a run quarantined because it failed QC: the passing run that repeated its samples."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +247,7 @@ _MIGRATIONS = {
         ("claim_pid", "INTEGER"),
         ("claim_started", "REAL"),
         ("accessions_recorded", "INTEGER"),
+        ("resolved_by", "TEXT"),
     ),
     "outputs": (("file_sha256", "TEXT"),),
 }
@@ -461,12 +479,16 @@ class Ledger:
         patients: Sequence[str] = (),
         accessions: Sequence[str] | None = None,
         refiled_by: str | None = None,
+        samples: Sequence[Sequence[str]] = (),
     ) -> tuple[FileRecord | None, list[str]]:
         """Switch the ledger to the file's new outputs, in one transaction.
 
         `accessions` are the manifest accessions the file's samples resolved through (None: not
         known, as in a journal written before they were recorded); `refiled_by` names the
-        correction manifest a re-filing commit follows (its `refiles` entry goes here).
+        correction manifest a re-filing commit follows (its `refiles` entry goes here);
+        `samples` are the [patient, timepoint, sample name, target] of the qPCR results it reports,
+        which resolve earlier runs that failed QC with them (not when re-filed: the run is no
+        repeat).
 
         The ingested file of the same run (an earlier export of the same plate), if any, is
         superseded here, inside the transaction, so two runs that commit re-exports of one plate
@@ -519,6 +541,8 @@ class Ledger:
                 "INSERT OR IGNORE INTO pending_derive (patient_id, since) VALUES (?, ?)",
                 [(patient, now) for patient in patients],
             )
+            if refiled_by is None and samples:
+                _resolve_repeats(db, sha256, samples, now, flow_run_id)
             if previous is not None:
                 db.execute(
                     "UPDATE files SET status = 'superseded', superseded_by = ?, updated_at = ? "
@@ -559,10 +583,15 @@ class Ledger:
         pipeline_version: str,
         flow_run_id: str | None,
         outputs: Sequence[Output] = (),
+        run_identity: str | None = None,
+        repeats: Sequence[Sequence[str]] = (),
     ) -> list[str]:
         """Record the file as refused with its reason; `outputs` are what it wrote even so (its
-        validation results, so analysts see which expectations failed). Returns the paths of
-        outputs of an earlier attempt that are no longer the ledger's."""
+        validation results, so analysts see which expectations failed; a run that failed QC
+        also its QC tables). `repeats` are the [patient, timepoint, sample name, target] a run
+        that failed QC gave no result for, each waiting for a passing repeat (kept as they are
+        when the file is refused again). Returns the paths of outputs of an earlier attempt
+        that are no longer the ledger's."""
         now = _now()
         with self._transaction() as db:
             old = {p for (p,) in db.execute("SELECT path FROM outputs WHERE sha256 = ?", (sha256,))}
@@ -577,9 +606,16 @@ class Ledger:
             db.execute(
                 "UPDATE files SET status = 'quarantined', reason = ?, kind = ?, "
                 "instrument_format = ?, pipeline_version = ?, flow_run_id = ?, "
+                "run_identity = coalesce(?, run_identity), "
                 "claim_token = NULL, claim_host = NULL, claim_pid = NULL, claim_started = NULL, "
                 "claimed_at = NULL, updated_at = ? WHERE sha256 = ?",
-                (reason, kind, instrument_format, pipeline_version, flow_run_id, now, sha256),
+                (reason, kind, instrument_format, pipeline_version, flow_run_id, run_identity,
+                 now, sha256),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT OR IGNORE INTO qc_repeats "
+                "(sha256, patient_id, timepoint, sample_name, target) VALUES (?, ?, ?, ?, ?)",
+                [(sha256, *key) for key in repeats],
             )
             db.execute(
                 "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
@@ -804,6 +840,40 @@ def _changes(db: sqlite3.Connection, entries: Sequence[tuple]) -> list[ManifestC
         if row is not None and tuple(row[:6]) != tuple(entry):
             changes.append(ManifestChange(entry[0], tuple(row[:6]), row[6], tuple(entry)))
     return changes
+
+
+def _resolve_repeats(
+    db: sqlite3.Connection,
+    sha256: str,
+    samples: Sequence[Sequence[str]],
+    now: str,
+    flow_run_id: str | None,
+) -> None:
+    """Within a taken run's switch: its `samples` resolve the failed runs' samples still waiting
+    for a repeat; a failed run whose every sample is resolved becomes `resolved_by` this run."""
+    db.executemany(
+        "UPDATE qc_repeats SET resolved_by = ? WHERE resolved_by IS NULL AND sha256 != ? "
+        "AND patient_id = ? AND timepoint = ? AND sample_name = ? AND target = ?",
+        [(sha256, sha256, *key) for key in samples],
+    )
+    settled = db.execute(
+        "SELECT sha256 FROM files f WHERE status = 'quarantined' AND resolved_by IS NULL "
+        "AND EXISTS (SELECT 1 FROM qc_repeats r WHERE r.sha256 = f.sha256 AND r.resolved_by = ?) "
+        "AND NOT EXISTS (SELECT 1 FROM qc_repeats r WHERE r.sha256 = f.sha256 "
+        "AND r.resolved_by IS NULL)",
+        (sha256,),
+    ).fetchall()
+    for (failed,) in settled:
+        db.execute(
+            "UPDATE files SET resolved_by = ?, updated_at = ? WHERE sha256 = ?",
+            (sha256, now, failed),
+        )
+        db.execute(
+            "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
+            "VALUES (?, ?, 'resolved', ?, ?)",
+            (failed, now, f"resolved by {sha256}: a later run that passed QC repeated its samples",
+             flow_run_id),
+        )  # fmt: skip
 
 
 def _record_accessions(db: sqlite3.Connection, sha256: str, accessions: Sequence[str]) -> None:

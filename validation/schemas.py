@@ -313,6 +313,7 @@ INGEST_LOG = Table(
         ("superseded_by", s),
         ("received_at", TIMESTAMP),
         ("updated_at", TIMESTAMP),
+        ("resolved_by", s),  # a run quarantined for failing QC: the passing repeat's SHA-256
     ),
     key=("source_sha256",),
     required=("original_name", "status"),
@@ -458,6 +459,7 @@ QC_TRENDS = Table(
         ("z_score", f64),
         ("westgard_violations", s),  # comma-separated rule codes, empty when none
         ("westgard_status", s),  # in_control, warning, reject, not_evaluated
+        ("run_verdict", s),  # the run's own QC verdict (PASS, FAIL, ...); NULL where it has none
     ),
     key=("control", "run_id"),
     required=("control", "assay", "metric", "run_id", "run_index", "value", "westgard_status"),

@@ -80,12 +80,28 @@ def aplasia_overview(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def quarantine_overview(con: duckdb.DuckDBPyConnection) -> str:
-    return _query_section(
+    """Files in quarantine waiting for the lab, then the failed runs a passing repeat resolved
+    (they stay in quarantine/, their QC figures in qpcr_runs)."""
+    waiting = _query_section(
         con, "Quarantined files",
         "SELECT original_name, kind, reason, updated_at FROM ingest_log "
-        "WHERE status = 'quarantined' ORDER BY updated_at",
+        "WHERE status = 'quarantined' AND resolved_by IS NULL ORDER BY updated_at",
         ["file", "kind", "reason", "when"],
         "No file is in quarantine.",
+    )  # fmt: skip
+    return waiting + resolved_runs_overview(con)
+
+
+def resolved_runs_overview(con: duckdb.DuckDBPyConnection) -> str:
+    """The runs that failed QC and the passing repeat that resolved each (the cohort and the QC
+    page)."""
+    return _query_section(
+        con, "Failed runs resolved by a repeat",
+        "SELECT f.original_name, f.reason, r.original_name, r.updated_at FROM ingest_log f "
+        "LEFT JOIN ingest_log r ON r.source_sha256 = f.resolved_by "
+        "WHERE f.status = 'quarantined' AND f.resolved_by IS NOT NULL ORDER BY f.updated_at",
+        ["failed run", "why it failed", "resolved by", "repeat taken"],
+        "No failed run has been resolved by a repeat.",
     )  # fmt: skip
 
 
@@ -139,6 +155,7 @@ def qc_page(con: duckdb.DuckDBPyConnection, left_out: LeftOut) -> str:
     )  # fmt: skip
     body = [
         '<p><a href="cohort.html">Cohort overview</a></p>',
+        resolved_runs_overview(con),
         html.paragraph(
             "Levey-Jennings charts per control: green band mean +/- 1 SD, dashed lines the mean "
             "and +/- 2 and 3 SD. Westgard rules 1-2s (warning), 1-3s, 2-2s, R-4s, 4-1s, 10-x "
