@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -70,9 +71,11 @@ class AssayTables:
     qc_failure: str | None = None
     """Why the run failed QC (and to re-run the assay): its QC tables are kept, the file is
     quarantined with this reason once they pass validation, and no result of it is reported."""
-    samples: list[tuple[str, str, str, str]] = field(default_factory=list)
-    """(patient, timepoint, sample name, target) of each qPCR result the run reports, or for a
-    run that failed QC would have reported: the key by which a passing repeat resolves it."""
+    samples: list[tuple[str, str, str]] = field(default_factory=list)
+    """(patient, timepoint, target) of each qPCR result the run reports, or for a run that
+    failed QC would have reported: the key by which a later passing run resolves a failed one."""
+    run_started: datetime | None = None
+    """When the run started, where the export says."""
 
 
 @dataclass(frozen=True)
@@ -236,12 +239,14 @@ def compute_qpcr(
         warnings=warnings,
         qc_failure=None if result.passed_qc else qc_failure_reason(path.name, result),
         samples=_sample_keys(copies),
+        run_started=plate.run_started,
     )
 
 
-def _sample_keys(copies: pd.DataFrame) -> list[tuple[str, str, str, str]]:
-    """(patient, timepoint, sample name, target) of each car_copies row."""
-    keys = copies[["patient_id", "timepoint", "sample_name", "target"]].dropna()
+def _sample_keys(copies: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(patient, timepoint, target) of each car_copies row: a sample is its patient's draw at
+    a timepoint, whatever name (accession or pattern) the plate gives it."""
+    keys = copies[["patient_id", "timepoint", "target"]].dropna()
     return sorted({tuple(str(v) for v in row) for row in keys.itertuples(index=False)})
 
 

@@ -22,11 +22,12 @@ before the ledger recorded accessions (`files.accessions_recorded` unset), which
 it. A file is re-filed through the same journalled commit as any ingest; its switch removes it
 from `refiles`, so a correction a run did not finish is finished by the next one.
 
-A qPCR run that failed QC is quarantined with its QC tables written, and `qc_repeats` records the
-samples (patient, timepoint, sample name, target) it gave no result for. A later run taken with
-results for them resolves them (`qc_repeats.resolved_by`); once all of a failed run's samples are
-resolved, the file is `resolved_by` the run that resolved the last of them (an event says so). It
-stays in quarantine, its figures in `qpcr_runs`; `status` and the reports show it resolved.
+`qc_samples` records, per qPCR run, the samples (patient, timepoint, target) it reported results
+for (passed) or, quarantined for failing QC, gave none for, with when the run started. A failed
+run is `resolved_by` a repeat once every one of its samples was reported by a run taken (still
+ingested) that started after it: the latest such run, whichever order the files arrived in. An
+event says so; the file stays in quarantine, its figures in `qpcr_runs`, and `status` and the
+reports show it resolved.
 """
 
 from __future__ import annotations
@@ -134,14 +135,14 @@ CREATE TABLE IF NOT EXISTS identity_corrections (
     corrected_at TEXT NOT NULL,
     manifest_sha256 TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS qc_repeats (
+CREATE TABLE IF NOT EXISTS qc_samples (
     sha256 TEXT NOT NULL,
     patient_id TEXT NOT NULL,
     timepoint TEXT NOT NULL,
-    sample_name TEXT NOT NULL,
     target TEXT NOT NULL,
-    resolved_by TEXT,
-    PRIMARY KEY (sha256, patient_id, timepoint, sample_name, target)
+    run_started TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    PRIMARY KEY (sha256, patient_id, timepoint, target)
 );
 CREATE TABLE IF NOT EXISTS refiles (
     sha256 TEXT PRIMARY KEY,
@@ -480,15 +481,16 @@ class Ledger:
         accessions: Sequence[str] | None = None,
         refiled_by: str | None = None,
         samples: Sequence[Sequence[str]] = (),
+        run_started: str | None = None,
     ) -> tuple[FileRecord | None, list[str]]:
         """Switch the ledger to the file's new outputs, in one transaction.
 
         `accessions` are the manifest accessions the file's samples resolved through (None: not
         known, as in a journal written before they were recorded); `refiled_by` names the
         correction manifest a re-filing commit follows (its `refiles` entry goes here);
-        `samples` are the [patient, timepoint, sample name, target] of the qPCR results it reports,
-        which resolve earlier runs that failed QC with them (not when re-filed: the run is no
-        repeat).
+        `samples` are the [patient, timepoint, target] of the qPCR results it reports and
+        `run_started` when the run started (UTC ISO; else now): they resolve earlier runs that
+        failed QC (`qc_samples`).
 
         The ingested file of the same run (an earlier export of the same plate), if any, is
         superseded here, inside the transaction, so two runs that commit re-exports of one plate
@@ -541,8 +543,7 @@ class Ledger:
                 "INSERT OR IGNORE INTO pending_derive (patient_id, since) VALUES (?, ?)",
                 [(patient, now) for patient in patients],
             )
-            if refiled_by is None and samples:
-                _resolve_repeats(db, sha256, samples, now, flow_run_id)
+            _record_qc_samples(db, sha256, samples, run_started or now, passed=True)
             if previous is not None:
                 db.execute(
                     "UPDATE files SET status = 'superseded', superseded_by = ?, updated_at = ? "
@@ -557,6 +558,7 @@ class Ledger:
                     "VALUES (?, ?, 'superseded', ?, ?)",
                     (previous.sha256, now, f"replaced by {sha256}", flow_run_id),
                 )
+            _resolve_repeats(db, now, flow_run_id)
             self._journal_published(db, sha256, remove)
         return previous, remove
 
@@ -585,13 +587,14 @@ class Ledger:
         outputs: Sequence[Output] = (),
         run_identity: str | None = None,
         repeats: Sequence[Sequence[str]] = (),
+        run_started: str | None = None,
     ) -> list[str]:
         """Record the file as refused with its reason; `outputs` are what it wrote even so (its
         validation results, so analysts see which expectations failed; a run that failed QC
-        also its QC tables). `repeats` are the [patient, timepoint, sample name, target] a run
-        that failed QC gave no result for, each waiting for a passing repeat (kept as they are
-        when the file is refused again). Returns the paths of outputs of an earlier attempt
-        that are no longer the ledger's."""
+        also its QC tables). `repeats` are the [patient, timepoint, target] a run that failed QC,
+        started at `run_started`, gave no result for, each waiting for a passing repeat
+        (`qc_samples`). Returns the paths of outputs of an earlier attempt that are no longer
+        the ledger's."""
         now = _now()
         with self._transaction() as db:
             old = {p for (p,) in db.execute("SELECT path FROM outputs WHERE sha256 = ?", (sha256,))}
@@ -612,16 +615,13 @@ class Ledger:
                 (reason, kind, instrument_format, pipeline_version, flow_run_id, run_identity,
                  now, sha256),
             )  # fmt: skip
-            db.executemany(
-                "INSERT OR IGNORE INTO qc_repeats "
-                "(sha256, patient_id, timepoint, sample_name, target) VALUES (?, ?, ?, ?, ?)",
-                [(sha256, *key) for key in repeats],
-            )
+            _record_qc_samples(db, sha256, repeats, run_started or now, passed=False)
             db.execute(
                 "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
                 "VALUES (?, ?, 'quarantined', ?, ?)",
                 (sha256, now, reason, flow_run_id),
             )
+            _resolve_repeats(db, now, flow_run_id)
         return remove
 
     # -- patients whose derived tables wait for a recompute -------------------------------
@@ -842,37 +842,56 @@ def _changes(db: sqlite3.Connection, entries: Sequence[tuple]) -> list[ManifestC
     return changes
 
 
-def _resolve_repeats(
+def _record_qc_samples(
     db: sqlite3.Connection,
     sha256: str,
     samples: Sequence[Sequence[str]],
-    now: str,
-    flow_run_id: str | None,
+    run_started: str,
+    passed: bool,
 ) -> None:
-    """Within a taken run's switch: its `samples` resolve the failed runs' samples still waiting
-    for a repeat; a failed run whose every sample is resolved becomes `resolved_by` this run."""
+    """The run's qPCR samples (patient, timepoint, target) in `qc_samples`, replacing any."""
+    db.execute("DELETE FROM qc_samples WHERE sha256 = ?", (sha256,))
     db.executemany(
-        "UPDATE qc_repeats SET resolved_by = ? WHERE resolved_by IS NULL AND sha256 != ? "
-        "AND patient_id = ? AND timepoint = ? AND sample_name = ? AND target = ?",
-        [(sha256, sha256, *key) for key in samples],
+        "INSERT OR IGNORE INTO qc_samples VALUES (?, ?, ?, ?, ?, ?)",
+        [(sha256, *key, run_started, int(passed)) for key in samples],
     )
-    settled = db.execute(
+
+
+_REPEAT_OF = """
+SELECT (SELECT p.sha256 FROM qc_samples p JOIN files g ON g.sha256 = p.sha256
+        WHERE g.status = 'ingested' AND p.passed = 1 AND p.patient_id = q.patient_id
+          AND p.timepoint = q.timepoint AND p.target = q.target AND p.run_started > q.run_started
+        ORDER BY p.run_started DESC, p.sha256 LIMIT 1) AS repeat,
+       (SELECT max(p.run_started) FROM qc_samples p JOIN files g ON g.sha256 = p.sha256
+        WHERE g.status = 'ingested' AND p.passed = 1 AND p.patient_id = q.patient_id
+          AND p.timepoint = q.timepoint AND p.target = q.target
+          AND p.run_started > q.run_started) AS started
+FROM qc_samples q WHERE q.sha256 = ? AND q.passed = 0
+"""
+"""Per sample of a failed run: the latest run taken that reported it and started after it."""
+
+
+def _resolve_repeats(db: sqlite3.Connection, now: str, flow_run_id: str | None) -> None:
+    """Within a switch: each failed run not yet resolved whose every sample a later run that
+    passed reported becomes `resolved_by` the latest of those runs."""
+    waiting = db.execute(
         "SELECT sha256 FROM files f WHERE status = 'quarantined' AND resolved_by IS NULL "
-        "AND EXISTS (SELECT 1 FROM qc_repeats r WHERE r.sha256 = f.sha256 AND r.resolved_by = ?) "
-        "AND NOT EXISTS (SELECT 1 FROM qc_repeats r WHERE r.sha256 = f.sha256 "
-        "AND r.resolved_by IS NULL)",
-        (sha256,),
+        "AND EXISTS (SELECT 1 FROM qc_samples q WHERE q.sha256 = f.sha256 AND q.passed = 0)"
     ).fetchall()
-    for (failed,) in settled:
+    for (failed,) in waiting:
+        repeats = db.execute(_REPEAT_OF, (failed,)).fetchall()
+        if any(repeat is None for repeat, _ in repeats):
+            continue
+        resolving = max(repeats, key=lambda r: (r[1], r[0]))[0]
         db.execute(
             "UPDATE files SET resolved_by = ?, updated_at = ? WHERE sha256 = ?",
-            (sha256, now, failed),
+            (resolving, now, failed),
         )
         db.execute(
             "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
             "VALUES (?, ?, 'resolved', ?, ?)",
-            (failed, now, f"resolved by {sha256}: a later run that passed QC repeated its samples",
-             flow_run_id),
+            (failed, now, f"resolved by {resolving}: a later run that passed QC repeated its "
+             "samples", flow_run_id),
         )  # fmt: skip
 
 

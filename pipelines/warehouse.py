@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from pipelines.hashing import sha256_of
 from pipelines.ledger import Output
-from validation.schemas import TABLES, Table
+from validation.schemas import CAR_COPIES, TABLES, Table
 
 
 class SchemaMismatch(ValueError):
@@ -206,11 +206,27 @@ def write_whole_table(warehouse: Path, name: str, data: pa.Table) -> Path:
     return final
 
 
+REPORTABLE_COPIES = """
+SELECT c.*, row_number() OVER (
+    PARTITION BY c.patient_id, c.timepoint, c.target
+    ORDER BY c.plate_qc_verdict = 'PASS' DESC, r.run_started DESC NULLS LAST,
+             c.processed_at DESC, c.source_sha256
+) = 1 AS reportable
+FROM ({rows}) c
+LEFT JOIN qpcr_runs r USING (source_sha256, run_id, target)
+"""
+"""The `car_copies` view: its rows with `reportable`, true for one row per sample (a patient's
+draw at a timepoint, whatever name the plate gave it) and target: the one from the latest run that passed QC (by the run's
+start time, else when it was taken). A sample measured again keeps every row; the others are
+flagged false. Kinetics and the patient page's copies chart read reportable rows only."""
+
+
 def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with one view per table over the warehouse's Parquet.
 
     Tables with no files yet are empty views with the right columns, so queries never fail
-    merely because an assay has not delivered data.
+    merely because an assay has not delivered data. `car_copies` gains `reportable`
+    (`REPORTABLE_COPIES`).
     """
     con = duckdb.connect()
     for name, table in TABLES.items():
@@ -219,7 +235,7 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
         files = [f for f in files if not f.name.startswith(".")]
         if not files:
             con.register(f"_empty_{name}", table.schema.empty_table())
-            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_empty_{name}"')
+            con.execute(f'CREATE VIEW "{name}" AS {_view(name, f"SELECT * FROM _empty_{name}")}')
             continue
         pattern = str(folder / "**" / "*.parquet").replace("'", "''")
         if table.partition_by:
@@ -231,5 +247,10 @@ def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
         else:
             source = f"read_parquet('{pattern}', hive_partitioning = false, union_by_name = true)"
         columns = ", ".join(f'"{c}"' for c in table.column_names)
-        con.execute(f'CREATE VIEW "{name}" AS SELECT {columns} FROM {source}')
+        con.execute(f'CREATE VIEW "{name}" AS {_view(name, f"SELECT {columns} FROM {source}")}')
     return con
+
+
+def _view(name: str, rows: str) -> str:
+    """The query of a table's view over `rows`, its written rows."""
+    return REPORTABLE_COPIES.format(rows=rows) if name == CAR_COPIES.name else rows

@@ -48,6 +48,9 @@ class Table:
     partition_by: tuple[str, ...] = ("patient_id", "timepoint")
     required: tuple[str, ...] = field(default_factory=tuple)
     """Assay columns that may never be null (identity/provenance rules are implied)."""
+    view_columns: tuple[tuple[str, pa.DataType], ...] = ()
+    """Columns the DuckDB view adds to the written ones (`pipelines.warehouse.connect`): rules
+    over rows of several source files, such as `car_copies.reportable`."""
 
     @property
     def schema(self) -> pa.Schema:
@@ -133,9 +136,13 @@ QPCR_RUNS = Table(
 CAR_COPIES = Table(
     name="car_copies",
     description=(
-        "One row per sample x target: result (quantified, below_loq, not_detected, not_measured) "
-        "and reason, replicate Cq, copies per reaction and per ug gDNA."
+        "One row per sample x target and run: result (quantified, below_loq, not_detected, "
+        "not_measured) and reason, replicate Cq, copies per reaction and per ug gDNA. A run that "
+        "failed QC gives no rows. The view adds `reportable`: true for one row per sample "
+        "(patient and timepoint) and target, from the latest run that passed QC (by run start, "
+        "else when taken); a sample measured again keeps its other rows, flagged false."
     ),
+    view_columns=(("reportable", b),),
     assay_columns=(
         ("run_id", s),
         ("sample_name", s),

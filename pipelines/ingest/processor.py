@@ -153,8 +153,10 @@ class Prepared:
     qc_failure: str | None = None
     """A run that failed QC: why. Its QC tables are written, the file quarantined with this."""
     samples: list[list[str]] = field(default_factory=list)
-    """[patient, timepoint, sample name, target] of each qPCR result of the run (or, failed,
-    that it would have given): a later passing run resolves a failed one with them (`Ledger`)."""
+    """[patient, timepoint, target] of each qPCR result of the run (or, failed, that it would
+    have given): a later passing run resolves a failed one with them (`Ledger`)."""
+    run_started: str | None = None
+    """When the run started (UTC, ISO), where the export says; orders repeats."""
 
     @property
     def name(self) -> str:
@@ -346,6 +348,7 @@ class Processor:
             compute_seconds=time.perf_counter() - started, owner=owner,
             accessions=sorted(resolver.accessions), qc_failure=assay.qc_failure,
             samples=[list(key) for key in assay.samples],
+            run_started=_utc_iso(assay.run_started),
         )  # fmt: skip
 
     def _take_manifest(
@@ -656,6 +659,7 @@ class Processor:
         record = {
             **self._quarantine_record(rejection, flow_run_id),
             "run_identity": prepared.run_identity, "repeats": prepared.samples,
+            "run_started": prepared.run_started,
         }  # fmt: skip
         self.write_outputs(
             prepared.sha256, {**prepared.tables, VALIDATION_RESULTS.name: validation},
@@ -898,7 +902,17 @@ def _ingested_record(
         "flow_run_id": flow_run_id, "warnings": "; ".join(prepared.warnings) or None,
         "patients": sorted({patient for patient, _ in partitions}),
         "accessions": prepared.accessions, "samples": prepared.samples,
+        "run_started": prepared.run_started,
     }  # fmt: skip
+
+
+def _utc_iso(moment: datetime | None) -> str | None:
+    """`moment` as UTC ISO text, comparable as text (a naive time is taken as UTC)."""
+    if moment is None or pd.isna(moment):
+        return None
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    return stamp.isoformat()
 
 
 def _partition_of(path: str) -> tuple[str, str] | None:

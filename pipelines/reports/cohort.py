@@ -20,7 +20,8 @@ def kinetics_overview(
 ) -> str:
     copies = con.execute(
         "SELECT patient_id, study_day, copies_per_ug FROM car_copies "
-        "WHERE NOT below_loq AND copies_per_ug > 0 AND study_day >= 0 AND list_contains(?, target) "
+        "WHERE reportable AND NOT below_loq AND copies_per_ug > 0 AND study_day >= 0 "
+        "AND list_contains(?, target) "
         "ORDER BY patient_id, study_day", [car_targets],
     ).fetchdf()  # fmt: skip
     if copies.empty:
