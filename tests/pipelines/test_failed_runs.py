@@ -166,7 +166,7 @@ def test_one_reportable_result_per_sample_and_target_from_the_latest_passing_run
         ("P701_D7", first, False), ("P701_D7", repeat, True),
     ]  # fmt: skip
     # the first plate held half the DNA the setting says: half the copies per ug
-    assert rows[0][3] == pytest.approx(rows[1][3] / 2, rel=1e-6)
+    assert rows[0][3] == pytest.approx(rows[1][3] / 2, rel=1e-3)  # Cq exported to 3 decimals
 
 
 def test_kinetics_come_from_the_repeat_only(lab, runs):
