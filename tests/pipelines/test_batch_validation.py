@@ -32,9 +32,9 @@ from qpcr.settings import QpcrSettings
 from tests.plates import qpcr_plate as _plate
 from validation.runner import VALIDATED_TABLES, Validator
 
-RESULTS_PER_PLATE = 16 + 18 + 27
+RESULTS_PER_PLATE = 16 + 17 + 27
 """Expectations of the qpcr_wells, qpcr_runs and car_copies suites: one validation_results row each."""
-RESULTS_PER_FAILED_PLATE = 16 + 18
+RESULTS_PER_FAILED_PLATE = 16 + 17
 """A plate that failed QC gives no car_copies: its wells and runs are validated and kept."""
 QPCR_TABLES = ("qpcr_wells", "qpcr_runs", "car_copies")
 FROM_FILES = "source_sha256 != 'derived'"
