@@ -81,3 +81,12 @@ def test_a_standard_recovered_at_zero_counts_in_the_mean():
     recovery = json.dumps([{"recovery_pct": 0.0}, {"recovery_pct": 90.0}, {"recovery_pct": None}])
     assert mean_recovery_pct(recovery) == pytest.approx(45.0)
     assert mean_recovery_pct(json.dumps([{"recovery_pct": None}])) is None
+
+
+def test_a_series_of_failed_runs_only_has_no_limits():
+    trends = levey_jennings(
+        qpcr_measurements(_runs([-4.1, -4.2], ["FAIL", "FAIL"])), DerivedSettings()
+    )
+    slope = trends[trends["control"] == "qpcr:CAR:slope"]
+    assert slope["target_mean"].isna().all() and slope["target_sd"].isna().all()
+    assert set(slope["westgard_status"]) == {"not_evaluated"}
