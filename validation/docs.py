@@ -15,7 +15,8 @@ Under `<home>/gx/docs/`:
   never changes): the file(s) validated, the verdict, and per expectation its rule, column,
   pass or fail and what was observed (failed rows and examples, or the observed value);
 - `runs/<same>.json`: the run's summary, what the index is built from;
-- `index.html`: every run, newest first, rebuilt by `build_index`.
+- `index.html`: the latest month's runs, newest first, and a line per earlier month linking
+  `months/<YYYY-MM>.html`, that month's runs; rebuilt by `build_index`.
 
 A run is named after what it validated (`plate1.txt: qpcr_runs`,
 `plate1.txt and 11 more files: qpcr_runs` for a sweep's batch), in GX's own store as here.
@@ -38,6 +39,7 @@ from pipelines.reports import html
 
 INDEX = "index.html"
 RUNS = "runs"
+MONTHS = "months"
 PASSED = "✓\u00a0passed"
 FAILED = "✗\u00a0failed"
 """The verdicts, icon and word kept on one line."""
@@ -142,12 +144,25 @@ def write_run_page(
 
 
 def build_index(docs: Path) -> Path:
-    """The index of every run, newest first, from the runs' summaries."""
+    """The index: the latest month's runs newest first, and a page per earlier month (`months/`), so
+    the index stays a page a browser opens at once after years of nightly sweeps."""
     summaries = [
         RunSummary(**json.loads(path.read_text(encoding="utf-8")))
         for path in (docs / RUNS).glob("*.json")
     ]
     summaries.sort(key=lambda s: s.validated_at, reverse=True)
+    by_month: dict[str, list[RunSummary]] = {}
+    for summary in summaries:
+        by_month.setdefault(summary.validated_at[:7], []).append(summary)
+    months = list(by_month)  # newest first, as the summaries
+    for month in months[1:]:
+        body = [
+            f'<p><a href="../{INDEX}">All validation runs</a></p>',
+            _runs_table(by_month[month], "../"),
+        ]
+        html.write_page(
+            docs / MONTHS / f"{month}.html", html.page(f"Validation runs of {month}", body)
+        )
     failed = sum(not s.success for s in summaries)
     body = [
         html.paragraph(
@@ -155,23 +170,45 @@ def build_index(docs: Path) -> Path:
             "A run checks one table of one file (or of a sweep's batch of files) against the "
             "table's suite; a failed file is quarantined with the rules it broke."
         ),
-        _table(
-            ["Validated (UTC)", "Run", "Table", "Result", "Expectations failed"],
-            [
-                [
-                    html.cell(_shown_time(s.validated_at)),
-                    f'<td><a href="{escape(s.page)}">{escape(names.shown(s.run_name))}</a></td>',
-                    html.cell(s.table_name),
-                    _verdict_cell(s.success),
-                    html.cell(f"{s.failed} of {s.evaluated}"),
-                ]
-                for s in summaries
-            ],
-        )
-        if summaries
-        else html.absent("No file has been validated yet."),
     ]
+    if not months:
+        body.append(html.absent("No file has been validated yet."))
+    else:
+        body.append(html.section(f"Runs of {months[0]}", _runs_table(by_month[months[0]], "")))
+    if len(months) > 1:
+        body.append(html.section("Earlier months", _months_list(by_month, months[1:])))
     return html.write_page(docs / INDEX, html.page("Validation runs", body))
+
+
+def _runs_table(summaries: list[RunSummary], to_docs: str) -> str:
+    """Runs with links to their pages; `to_docs` leads from the page holding it to the docs."""
+    return _table(
+        ["Validated (UTC)", "Run", "Table", "Result", "Expectations failed"],
+        [
+            [
+                html.cell(_shown_time(s.validated_at)),
+                f'<td><a href="{escape(to_docs + s.page)}">{escape(names.shown(s.run_name))}</a></td>',
+                html.cell(s.table_name),
+                _verdict_cell(s.success),
+                html.cell(f"{s.failed} of {s.evaluated}"),
+            ]
+            for s in summaries
+        ],
+    )
+
+
+def _months_list(by_month: Mapping[str, list[RunSummary]], months: Sequence[str]) -> str:
+    return _table(
+        ["Month", "Runs", "Failed"],
+        [
+            [
+                f'<td><a href="{MONTHS}/{month}.html">{month}</a></td>',
+                html.cell(len(by_month[month])),
+                html.cell(sum(not s.success for s in by_month[month])),
+            ]
+            for month in months
+        ],
+    )
 
 
 def _run_page(summary: RunSummary, lines: list[ExpectationLine], gx_version: str) -> str:
