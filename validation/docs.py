@@ -18,8 +18,8 @@ Under `<home>/gx/docs/`:
 - `index.html`: the latest month's runs, newest first, and a line per earlier month linking
   `months/<YYYY-MM>.html`, that month's runs; rebuilt by `build_index`.
 
-A run is named after what it validated (`plate1.txt: qpcr_runs`,
-`plate1.txt and 11 more files: qpcr_runs` for a sweep's batch), in GX's own store as here.
+A run is named after what it validated (`plate1.txt (qpcr_runs)`,
+`plate1.txt and 11 more files (qpcr_runs)` for a sweep's batch), in GX's own store as here.
 """
 
 from __future__ import annotations
@@ -84,11 +84,12 @@ def run_name(table_name: str, files: Sequence[str]) -> str:
 
     GX makes the run name a folder of its results store, so the file name part is made safe and
     short the way a quarantined file's name is (`names.quarantine_name`: control characters
-    escaped, no `/`, within a file name's 255 bytes together with the table's name).
+    escaped, no `/`, within a file name's 255 bytes together with the table's name), and the
+    table's name is put in parentheses: a `:` would be refused by a lab home on an SMB share.
     """
     first = files[0] if files else "(no file)"
     label = first if len(files) <= 1 else f"{first} and {len(files) - 1} more files"
-    suffix = f": {table_name}"
+    suffix = f" ({table_name})"
     return names.quarantine_name(label, reserve=len(suffix.encode("utf-8"))) + suffix
 
 

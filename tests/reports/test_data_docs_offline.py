@@ -58,13 +58,13 @@ def _page_of(home: LabHome, run_name: str) -> Path:
 
 def test_every_run_is_named_after_its_file_in_the_docs_and_in_gx(lab: LabHome) -> None:
     names = {s["run_name"] for s in _summaries(lab)}
-    assert f"{PASSING}: qpcr_runs" in names
-    assert f"{FAILING}: qpcr_runs" in names
-    assert f"{SWEPT[0]} and 1 more files: car_copies" in names
+    assert f"{PASSING} (qpcr_runs)" in names
+    assert f"{FAILING} (qpcr_runs)" in names
+    assert f"{SWEPT[0]} and 1 more files (car_copies)" in names
     stored = {
         p.name for p in (lab.gx / "gx" / "uncommitted" / "validations" / "qpcr_runs").iterdir()
     }
-    assert {f"{PASSING}: qpcr_runs", f"{FAILING}: qpcr_runs"} <= stored
+    assert {f"{PASSING} (qpcr_runs)", f"{FAILING} (qpcr_runs)"} <= stored
     assert not [n for n in names | stored if re.search(r"[0-9a-f]{16}", n)]
 
 
@@ -78,14 +78,14 @@ def test_the_index_lists_runs_newest_first_with_their_verdict(lab: LabHome) -> N
     assert times == sorted(times, reverse=True)
     for _, href, _ in rows:
         assert (lab.gx / "docs" / href).is_file()
-    failed_row = next(r for r in index.split("<tr>") if f"{FAILING}: qpcr_runs" in r)
+    failed_row = next(r for r in index.split("<tr>") if f"{FAILING} (qpcr_runs)" in r)
     assert docs.FAILED in failed_row
-    passed_row = next(r for r in index.split("<tr>") if f"{PASSING}: qpcr_runs" in r)
+    passed_row = next(r for r in index.split("<tr>") if f"{PASSING} (qpcr_runs)" in r)
     assert docs.PASSED in passed_row and "0 of " in passed_row
 
 
 def test_a_failed_run_page_names_the_broken_rule_with_what_was_observed(lab: LabHome) -> None:
-    page = _page_of(lab, f"{FAILING}: qpcr_runs").read_text()
+    page = _page_of(lab, f"{FAILING} (qpcr_runs)").read_text()
     assert docs.FAILED in page and FAILING in page
     rows = page.split("<tbody>")[2].split("</tr>")
     failed = [r for r in rows if docs.FAILED in r]
@@ -128,7 +128,7 @@ def test_earlier_months_move_from_the_index_to_a_page_of_their_own(tmp_path: Pat
     october = (tmp_path / docs.MONTHS / "2026-10.html").read_text()
     [link] = re.findall(r'href="(\.\./runs/[^"]+)"', october)
     run_page = (tmp_path / docs.MONTHS / link).resolve().read_text()
-    assert "oct.txt: qpcr_runs" in run_page and "1 row(s) failed, e.g. 74.17" in run_page
+    assert "oct.txt (qpcr_runs)" in run_page and "1 row(s) failed, e.g. 74.17" in run_page
     assert "min_value = 90; max_value = 110" in run_page
 
 
@@ -148,7 +148,9 @@ def test_docs_open_offline_and_request_nothing_else(
     lab: LabHome, browser: str, which: str, tmp_path: Path
 ) -> None:
     page = (
-        lab.gx / "docs" / docs.INDEX if which == "index" else _page_of(lab, f"{FAILING}: qpcr_runs")
+        lab.gx / "docs" / docs.INDEX
+        if which == "index"
+        else _page_of(lab, f"{FAILING} (qpcr_runs)")
     )
     shot = tmp_path / f"{which.replace(' ', '_')}.png"
     check = inspect(browser, page, shot)
@@ -159,9 +161,9 @@ def test_docs_open_offline_and_request_nothing_else(
 
 def test_a_run_name_is_safe_as_gx_folder_whatever_the_file_name() -> None:
     name = docs.run_name("car_copies", ["plate\n" + "x" * 300 + ".txt"])
-    assert name.endswith(": car_copies")
+    assert name.endswith(" (car_copies)")
     assert len(name.encode("utf-8")) <= 255
     assert "\n" not in name and "/" not in name and name.startswith("plate\\n")
     assert docs.run_name("qpcr_runs", ["a.txt", "b.txt", "c.txt"]) == (
-        "a.txt and 2 more files: qpcr_runs"
+        "a.txt and 2 more files (qpcr_runs)"
     )
