@@ -65,6 +65,25 @@ def checked_lab(home: Path | None) -> tuple[LabHome, Settings]:
     raise typer.Exit(EXIT_USAGE)
 
 
+def readable_lab(home: Path | None) -> tuple[LabHome, Settings]:
+    """`checked_lab` for the commands that read what a lab home holds (`query`, `report`,
+    `status`): a folder that does not exist or never had a file ingested is a usage error
+    naming the folder tried and how it was chosen, not an empty answer."""
+    lab, settings = checked_lab(home)
+    absent = lab.absence()
+    if absent:
+        err_console.print(
+            f"[red]cartflow:[/] no lab home at {_safe(lab.root)} (chosen by {lab.chosen_by}): "
+            f"{absent}"
+        )
+        err_console.print(
+            "give --home DIR or set CARTFLOW_HOME to the lab home; "
+            "`cartflow demo`, `ingest` or `run` create one"
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return lab, settings
+
+
 def option_or_environment(
     given: Value | None, variable: Variable[Value], option: str, default: Value
 ) -> Value:
@@ -265,10 +284,7 @@ def status(
     """The ledger: taken, superseded, quarantined with reasons."""
     from pipelines.ledger import Ledger
 
-    lab, _ = checked_lab(home)
-    if not lab.ledger_path.exists():
-        console.print(f"no ledger yet in {lab.root}: nothing has been ingested")
-        return
+    lab, _ = readable_lab(home)
     records = Ledger(lab.ledger_path).records()
     counts: dict[str, int] = {}
     for record in records:
@@ -339,7 +355,7 @@ def query(
     if output_format not in ("table", "csv", "json"):
         err_console.print("--format must be table, csv or json")
         raise typer.Exit(EXIT_USAGE)
-    lab, _ = checked_lab(home)
+    lab, _ = readable_lab(home)
     try:
         frame = connect(lab.warehouse).execute(sql).fetchdf()
     except duckdb.Error as err:
@@ -437,10 +453,7 @@ def report(
     home: HomeOption = None,
 ) -> None:
     """Recompute the derived tables and write the HTML report(s) to <home>/reports/."""
-    lab, settings = checked_lab(home)
-    if not lab.warehouse.is_dir():
-        err_console.print(f"no warehouse in {lab.root}: ingest some files first")
-        raise typer.Exit(EXIT_USAGE)
+    lab, settings = readable_lab(home)
     prepare_environment(lab)
     from pipelines.derived.recompute import known_patients, recompute_patients
     from pipelines.warehouse import connect
