@@ -357,7 +357,7 @@ def query(
         raise typer.Exit(EXIT_USAGE)
     lab, _ = readable_lab(home)
     try:
-        frame = connect(lab.warehouse).execute(sql).fetchdf()
+        frame = connect(lab.warehouse, timepoints_as_enum=True).execute(sql).fetchdf()
     except duckdb.Error as err:
         err_console.print(f"query failed: {err}")
         raise typer.Exit(EXIT_USAGE) from err
