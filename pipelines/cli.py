@@ -345,38 +345,69 @@ def query(
         str, typer.Argument(help='SQL over the tables, e.g. "select * from car_copies"')
     ],
     home: HomeOption = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="On screen: table (default), csv or json. With --output: xlsx, csv, parquet "
+            "or json (default: from the file's suffix).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the result to this file.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the --output file if it exists.")
+    ] = False,
 ) -> None:
-    """DuckDB over the warehouse, one view per table."""
+    """DuckDB over the warehouse, one view per table; timepoints sort by study day."""
     import duckdb
+    import pyarrow as pa
 
+    from pipelines.export import ExportError, csv_text, file_format, json_text, write_result
     from pipelines.warehouse import connect
 
-    if output_format not in ("table", "csv", "json"):
-        err_console.print("--format must be table, csv or json")
+    screen_format = output_format or "table"
+    if output is None and screen_format not in ("table", "csv", "json"):
+        err_console.print("--format must be table, csv or json (xlsx and parquet need --output)")
         raise typer.Exit(EXIT_USAGE)
+    try:
+        written_format = file_format(output, output_format) if output is not None else None
+    except ExportError as err:
+        err_console.print(_safe(err))
+        raise typer.Exit(EXIT_USAGE) from err
     lab, _ = readable_lab(home)
     try:
-        frame = connect(lab.warehouse, timepoints_as_enum=True).execute(sql).fetchdf()
+        relation = connect(lab.warehouse, timepoints_as_enum=True).sql(sql)
+        result = relation.to_arrow_table() if relation is not None else pa.table({})
     except duckdb.Error as err:
         err_console.print(f"query failed: {err}")
         raise typer.Exit(EXIT_USAGE) from err
-    if output_format == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
-    elif output_format == "json":
-        sys.stdout.write(
-            frame.to_json(orient="records", date_format="iso", force_ascii=False) + "\n"
-        )
+    if output is not None and written_format is not None:
+        try:
+            write_result(result, output, written_format, replace=force)
+        except ExportError as err:
+            err_console.print(_safe(err))
+            raise typer.Exit(EXIT_USAGE) from err
+        console.print(f"{result.num_rows} row(s) written to {_safe(output)} ({written_format})")
+    elif screen_format == "csv":
+        sys.stdout.write(csv_text(result))
+    elif screen_format == "json":
+        sys.stdout.write(json_text(result))
     else:
-        from rich.table import Table
+        _print_result_table(result)
 
-        table = Table()
-        for column in frame.columns:
-            table.add_column(str(column), overflow="fold")
-        for row in frame.itertuples(index=False):
-            table.add_row(*("" if v is None else _cell(v) for v in row))
-        console.print(table)
-        console.print(f"{len(frame)} row(s)")
+
+def _print_result_table(result) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for column in result.column_names:
+        table.add_column(_safe(column), overflow="fold")
+    for row in result.to_pylist():
+        table.add_row(*("" if v is None else _safe(_cell(v)) for v in row.values()))
+    console.print(table)
+    console.print(f"{result.num_rows} row(s)")
 
 
 def _cell(value) -> str:
