@@ -410,6 +410,53 @@ def _print_result_table(result) -> None:
     console.print(f"{result.num_rows} row(s)")
 
 
+@app.command()
+def tables(
+    name: Annotated[
+        str | None, typer.Argument(help="A table's name; without it, the list of tables.")
+    ] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the README's table and column reference.")
+    ] = False,
+) -> None:
+    """The tables, their columns, types, units and meaning (from validation/schemas.py)."""
+    from pipelines import table_guide
+
+    if markdown:
+        sys.stdout.write(table_guide.markdown_reference())
+        return
+    if name is None:
+        _print_rows(("table", "kind", "what a row is"), table_guide.table_rows())
+        return
+    try:
+        table = table_guide.find_table(name)
+    except table_guide.UnknownTable as err:
+        err_console.print(f"[red]cartflow:[/] {_safe(err.args[0])}")
+        raise typer.Exit(EXIT_USAGE) from err
+    console.print(
+        f"{table.name} ({table_guide.kind(table)}; {table_guide.partitioning(table)}): "
+        f"{table.description}"
+    )
+    _print_rows(("column", "type", "unit", "meaning"), table_guide.column_rows(table.columns))
+
+
+def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A rich table on a terminal; tab-separated lines with a header when piped, for grep,
+    cut and spreadsheets."""
+    if not console.is_terminal:
+        for row in (header, *rows):
+            sys.stdout.write("\t".join(row) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table()
+    for column in header:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_safe(cell) for cell in row))
+    console.print(table)
+
+
 def _cell(value) -> str:
     if isinstance(value, float):
         return "" if value != value else f"{value:.6g}"
