@@ -435,7 +435,7 @@ def tables(
         raise typer.Exit(EXIT_USAGE) from err
     console.print(
         f"{table.name} ({table_guide.kind(table)}; {table_guide.partitioning(table)}): "
-        f"{table.description}"
+        f"{_safe(table.description)}"
     )
     _print_rows(("column", "type", "unit", "meaning"), table_guide.column_rows(table.columns))
 

@@ -602,7 +602,7 @@ INGEST_LOG = Table(
         Column(
             "status",
             s,
-            "What happened to the file, e.g. ingested, quarantined, superseded, failed.",
+            "What happened to the file: received, processing, ingested, quarantined or superseded.",
         ),
         Column("reason", s, "Why it was quarantined or failed, and what to do."),
         Column("warnings", s, "What was noticed but did not stop the file."),
@@ -697,7 +697,7 @@ CAR_KINETICS = Table(
             "Area under the CAR+ cells/µL curve from day 0 to 28.",
             "cells/µL x day",
         ),
-        Column("tlast_car_cells_day", i32, "Last study day with CAR+ cells counted.", "days"),
+        Column("tlast_car_cells_day", i32, "Last study day with CAR+ cells quantified.", "days"),
         Column("blq_handling", s, "The rules applied to values below the LOQ, in words."),
         DERIVED_FROM,
     ),
@@ -725,7 +725,13 @@ B_CELL_APLASIA = Table(
         Column("aplasia_onset_day", i32, "First study day of the current aplasia.", "days"),
         Column("aplasia_onset_timepoint", s, "The visit of that first day."),
         Column("aplasia_onset_date", d32, "The collection date of that visit."),
-        Column("aplasia_days_so_far", i32, "Days from onset to this timepoint.", "days"),
+        Column(
+            "aplasia_days_so_far",
+            i32,
+            "Days from onset to this timepoint while aplasia lasts; the episode's length "
+            "from recovery on.",
+            "days",
+        ),
         Column(
             "recovery_day", i32, "First study day B cells were back above the threshold.", "days"
         ),
