@@ -162,7 +162,7 @@ def test_validation_results_and_ledger_export(demo_lab):
         [FAILING_PLATE],
     ).fetchall()
     assert log == [("quarantined", "2026-04-22_CAR-qPCR_plate4_P003-P004_repeat.csv")]
-    assert (home.gx / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
+    assert (home.gx / "docs" / "index.html").exists()
 
 
 def _plate_file(path: Path, names: list[str], shift: float = 0.0, run_id: str = "T-1") -> Path:
