@@ -156,7 +156,8 @@ class Prepared:
     """[patient, timepoint, target] of each qPCR result of the run (or, failed, that it would
     have given): a later passing run resolves a failed one with them (`Ledger`)."""
     run_started: str | None = None
-    """When the run started (UTC, ISO), where the export says; orders repeats."""
+    """When the run started (UTC, ISO), where the export says, else when the file was
+    computed; orders a failed run and its repeat."""
 
     @property
     def name(self) -> str:
@@ -348,7 +349,7 @@ class Processor:
             compute_seconds=time.perf_counter() - started, owner=owner,
             accessions=sorted(resolver.accessions), qc_failure=assay.qc_failure,
             samples=[list(key) for key in assay.samples],
-            run_started=_utc_iso(assay.run_started),
+            run_started=_utc_iso(assay.run_started) or _utc_iso(processed_at),
         )  # fmt: skip
 
     def _take_manifest(
@@ -908,12 +909,13 @@ def _ingested_record(
 
 
 def _utc_iso(moment: datetime | None) -> str | None:
-    """`moment` as UTC ISO text, comparable as text (a naive time is taken as UTC)."""
+    """`moment` as UTC ISO text to the microsecond, so that times compare as text (a naive
+    time is taken as UTC)."""
     if moment is None or pd.isna(moment):
         return None
     stamp = pd.Timestamp(moment)
     stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
-    return stamp.isoformat()
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _partition_of(path: str) -> tuple[str, str] | None:
