@@ -449,9 +449,22 @@ def _write_numbers(axes: Axes, plot: GatePlot, shown: list[Axis]) -> None:
                       bbox=box)  # fmt: skip
         return
     population = plot.populations[0]
-    axes.text(0.02, 0.98, f"{population.name}\n{population.count:,} · "
+    x = _label_x(plot.gate, shown, axes.get_xlim())
+    axes.text(x, 0.98, f"{population.name}\n{population.count:,} · "
               f"{_percent(population.pct_parent)} of parent", transform=axes.transAxes,
-              ha="left", va="top", fontsize=8, bbox=box)  # fmt: skip
+              ha="left" if x < 0.1 else "center", va="top", fontsize=8, bbox=box)  # fmt: skip
+
+
+def _label_x(gate: object, shown: list[Axis], x_limits: tuple[float, float]) -> float:
+    """Where across the plot a gate's numbers go: over the middle of a one-dimension range
+    (kept clear of the plot's edges), else at the left."""
+    if len(shown) != 1 or not isinstance(gate, fk_gates.RectangleGate):
+        return 0.02
+    dim = next(d for d in gate.dimensions if _dimension_name(d) == shown[0].dimension)
+    low = max(dim.min if dim.min is not None else -np.inf, x_limits[0])
+    high = min(dim.max if dim.max is not None else np.inf, x_limits[1])
+    middle = ((low + high) / 2 - x_limits[0]) / (x_limits[1] - x_limits[0])
+    return float(np.clip(middle, 0.25, 0.75))
 
 
 def _quadrant_corner(quadrant: object, gate: object, shown: list[Axis]) -> tuple[float, float]:
