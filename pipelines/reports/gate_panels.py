@@ -165,13 +165,19 @@ def _dimensions(strategy: fk.GatingStrategy, gate: object) -> list[tuple[object,
     return [(dim, matrix) for dim in gate.dimensions]
 
 
+def undrawable(strategy: fk.GatingStrategy, gate: object) -> str | None:
+    """Why the gate's plot cannot be drawn (a ratio dimension: the ratio of two channels is
+    not kept per event here), or None."""
+    if any(isinstance(dim, fk.RatioDimension) for dim, _ in _dimensions(strategy, gate)):
+        return "it gates on a ratio of two channels, which these pages do not draw"
+    return None
+
+
 def _dimension_name(dim: object) -> str:
     return dim.dimension_ref if isinstance(dim, fk.QuadrantDivider) else dim.id
 
 
 def _axis(gating: Gating, dim: object, matrix_ref: str | None) -> Axis:
-    if isinstance(dim, fk.RatioDimension):
-        raise ValueError(f"ratio dimension {dim.ratio_ref} cannot be drawn")
     name = _dimension_name(dim)
     channels = gating.dataset.channels
     channel = _Labels([c.pnn for c in channels], gating.markers).index(name)

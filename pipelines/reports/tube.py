@@ -3,9 +3,10 @@ the template in hierarchy order (FlowJo's layout, `gate_panels`), and the table 
 
 The events are read again from the raw store (the file's bytes as received, kept by hash) and
 gated with the same engine, template and settings as at ingest, so the numbers on the page are
-those of `flow_populations`. Drawing a tube takes about a second, so a page is written only when
-it is missing or stale: its key (file hash, template content, flow settings, page layout) is
-kept in the page, and a page holding the current key is left as it is.
+those of `flow_populations`. Drawing a tube takes seconds (the 19 gates of a T-cell tube about
+4 s on two cores), so a page is written only when it is missing or stale: its key (file hash,
+template content, flow settings, page layout) is kept in the page, and a page holding the
+current key is left as it is.
 """
 
 from __future__ import annotations
@@ -28,12 +29,19 @@ from pipelines.home import LabHome
 from pipelines.ingest.processor import _under_original_name
 from pipelines.reports import html
 from pipelines.reports.figures import LeftOut
-from pipelines.reports.gate_panels import MAX_EVENTS_DRAWN, draw_gate_plot, gate_plots
+from pipelines.reports.gate_panels import (
+    MAX_EVENTS_DRAWN,
+    draw_gate_plot,
+    gate_plots,
+    undrawable,
+)
 
 TUBES_FOLDER = "tubes"
 PAGE_LAYOUT = "1"
 """Changed whenever what the page shows changes, so pages written before are drawn again."""
 KEY_MARK = "<!-- cartflow tube page key: {key} -->"
+KEY_SEARCH_CHARS = 8192
+"""The key is written just after the page's head (its style sheet), well within this."""
 GRID = '<div style="display:flex;flex-wrap:wrap;gap:0 10px">'
 
 
@@ -47,6 +55,8 @@ class Tube:
     timepoint: str
     panels: dict[int, str]
     """Dataset number (1-based) -> panel it was gated with."""
+    counts: dict[tuple[int, str], int]
+    """(dataset, gate path) -> count, as `flow_populations` holds them."""
 
 
 def tube_page_name(sha256: str) -> str:
@@ -63,13 +73,21 @@ def patient_tubes(con: duckdb.DuckDBPyConnection, patient: str) -> list[Tube]:
         "GROUP BY ALL ORDER BY day NULLS FIRST, original_name, s.dataset",
         [patient],
     ).fetchdf()
+    counts = con.execute(
+        "SELECT source_sha256, dataset, gate_path, count FROM flow_populations "
+        "WHERE patient_id = ?",
+        [patient],
+    ).fetchdf()
     tubes: dict[str, Tube] = {}
     for row in rows.itertuples():
         name = row.original_name if isinstance(row.original_name, str) else row.source_sha256
         tube = tubes.setdefault(
-            row.source_sha256, Tube(row.source_sha256, name, patient, row.timepoint, {})
+            row.source_sha256, Tube(row.source_sha256, name, patient, row.timepoint, {}, {})
         )
         tube.panels[int(row.dataset)] = row.panel
+    for row in counts.itertuples():
+        if row.source_sha256 in tubes:
+            tubes[row.source_sha256].counts[int(row.dataset), row.gate_path] = int(row.count)
     return list(tubes.values())
 
 
@@ -93,10 +111,18 @@ def write_tube_pages(
     for tube in tubes:
         path = home.reports / tube_page_name(tube.sha256)
         key = page_key(tube, settings)
-        if path.is_file() and KEY_MARK.format(key=key) in path.read_text(encoding="utf-8"):
+        if KEY_MARK.format(key=key) in page_start(path):
             continue
         written.append(html.write_page(path, tube_page(home, tube, settings, key, left_out)))
     return written
+
+
+def page_start(path: Path) -> str:
+    """The head of a page written before, where its key is (empty if there is none)."""
+    if not path.is_file():
+        return ""
+    with path.open(encoding="utf-8", errors="replace") as page:
+        return page.read(KEY_SEARCH_CHARS)
 
 
 def page_key(tube: Tube, settings: FlowSettings) -> str:
@@ -149,16 +175,36 @@ def dataset_section(dataset: object, tube: Tube, settings: FlowSettings) -> str:
     template = load_template(settings.templates[panel], tube.original_name)
     gating = gate_dataset(dataset, template, settings)
     populations = population_rows(gating, panel, settings)
-    plots = [draw_gate_plot(gating, plot) for plot in gate_plots(gating, populations)]
+    plots = [
+        html.absent(f"{plot.title}: not drawn, {why}.")
+        if (why := undrawable(template.strategy, plot.gate))
+        else draw_gate_plot(gating, plot)
+        for plot in gate_plots(gating, populations)
+    ]
     heading = (
         f"Dataset {dataset.index + 1}: {panel} panel, template {template.path.name}, "
         f"{dataset.event_count:,} events"
     )
+    changed = differing_counts(populations, tube, dataset.index + 1)
     table = html.table(
         ["population", "gate path", "parent", "count", "% of parent", "% of total"],
         population_table(populations),
     )
-    return html.section(heading, GRID, *plots, "</div>", "<h3>Populations</h3>", table)
+    return html.section(heading, changed, GRID, *plots, "</div>", "<h3>Populations</h3>", table)
+
+
+def differing_counts(populations: pd.DataFrame, tube: Tube, dataset: int) -> str:
+    """A warning when the gating drawn here does not give the counts `flow_populations` holds
+    for the file (its template or the flow settings changed since it was ingested)."""
+    drawn = {(dataset, r.gate_path): int(r.count) for r in populations.itertuples()}
+    stored = {key: n for key, n in tube.counts.items() if key[0] == dataset}
+    if drawn == stored:
+        return ""
+    return html.paragraph(
+        "Warning: these counts differ from the ones in flow_populations for this file: its "
+        "template or the flow settings changed after it was ingested. Ingest the file again "
+        "(cartflow ingest) to bring the tables up to date."
+    )
 
 
 def population_table(populations: pd.DataFrame) -> list[list[object]]:

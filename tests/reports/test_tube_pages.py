@@ -5,6 +5,7 @@ page; written again only when missing or stale."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from html import unescape
 from pathlib import Path
 
@@ -156,9 +157,34 @@ def test_a_page_is_written_again_only_when_missing_or_stale(lab, flow):
     missing = tube_page(lab, tubes[0].sha256)
     missing.unlink()
     assert write_tube_pages(lab, tubes, settings, LeftOut()) == [missing]
-    other_settings = type(settings)(**{**settings.__dict__, "beads_per_test": 12_345.0})
+    other_settings = replace(settings, beads_per_test=12_345.0)
     assert len(write_tube_pages(lab, tubes, other_settings, LeftOut())) == len(tubes)
-    assert write_tube_pages(lab, tubes, settings, LeftOut()) != []  # back to the lab's
+    assert len(write_tube_pages(lab, tubes, settings, LeftOut())) == len(tubes)  # the lab's
+
+
+def test_a_page_drawn_with_another_template_than_at_ingest_says_its_counts_differ(lab, tmp_path):
+    settings = Settings.load(lab.root).flow
+    tubes = [
+        t for t in patient_tubes(connect(lab.warehouse), "P002") if "tcell" in t.panels.values()
+    ]
+    original = Path(settings.templates["tcell"])
+    moved = tmp_path / original.name
+    moved.write_text(
+        original.read_text(encoding="utf-8").replace('gating:min="0.45"><data-type:fcs-dimension '
+                                                     'data-type:name="CD3"', 'gating:min="0.7">'
+                                                     '<data-type:fcs-dimension data-type:name="CD3"'),
+        encoding="utf-8",
+    )  # fmt: skip
+    assert moved.read_text(encoding="utf-8") != original.read_text(encoding="utf-8")
+    changed = replace(settings, templates={**settings.templates, "tcell": moved})
+    pages = write_tube_pages(lab, tubes, changed, LeftOut())
+    assert len(pages) == len(tubes) == 2
+    for page in pages:
+        assert "these counts differ from the ones in flow_populations" in page.read_text(
+            encoding="utf-8"
+        )
+    for page in write_tube_pages(lab, tubes, settings, LeftOut()):
+        assert "counts differ" not in page.read_text(encoding="utf-8")
 
 
 def test_a_tube_whose_bytes_are_gone_gets_a_page_saying_so(lab, flow, tmp_path):
