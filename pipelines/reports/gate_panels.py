@@ -297,7 +297,7 @@ def extra_conditions(gating: Gating, gate: object, shown: list[Axis]) -> str:
     if isinstance(gate, fk_gates.BooleanGate):
         operands = [gating.template.population_name(r["ref"]) for r in gate.gate_refs]
         if gate.type == "not":
-            return f"NOT {operands[0]} (its gate drawn)"
+            return f"NOT {operands[0]}: the events outside its dashed gate"
         return f" {gate.type.upper()} ".join(operands) + " (their gates drawn)"
     names = {a.dimension for a in shown}
     parts = []
@@ -388,30 +388,37 @@ def _histogram(axes: Axes, values: np.ndarray, limits: tuple[float, float]) -> N
     axes.set_ylim(0, counts.max() * 1.25)
 
 
-def _draw_gate(axes: Axes, strategy: fk.GatingStrategy, gate: object, shown: list[Axis]) -> None:
+def _draw_gate(
+    axes: Axes, strategy: fk.GatingStrategy, gate: object, shown: list[Axis], excluded: bool = False
+) -> None:
+    """The gate over the events: a polygon, ellipse or the ranges of a rectangle (shaded),
+    the dividers of a quadrant gate; for a Boolean gate the gates it combines, dashed and
+    unshaded where it excludes them (NOT), since its events lie outside them."""
     names = [a.dimension for a in shown]
     style = {"edgecolor": GATE_COLOUR, "facecolor": "none", "linewidth": 1.3}
+    if excluded:
+        style["linestyle"] = "--"
     if isinstance(gate, fk_gates.BooleanGate):
         for ref in gate.gate_refs:
             operand = strategy.get_gate(ref["ref"], tuple(ref["path"]))
-            _draw_gate(axes, strategy, operand, shown)
+            _draw_gate(axes, strategy, operand, shown, gate.type == "not" or ref["complement"])
         return
     dims = [_dimension_name(d) for d in gate.dimensions]
-    gid = data_gid("gate")
-    if isinstance(gate, fk_gates.PolygonGate) and dims[:2] == names:
-        artist = axes.add_patch(Polygon(np.asarray(gate.vertices), closed=True, **style))
-    elif isinstance(gate, fk_gates.EllipsoidGate) and dims[:2] == names:
-        artist = axes.add_patch(Polygon(_ellipse(gate), closed=True, **style))
-    elif isinstance(gate, fk_gates.QuadrantGate):
+    if isinstance(gate, fk_gates.QuadrantGate):
         for dim in gate.dimensions:
             k = names.index(_dimension_name(dim))
             line = (axes.axvline if k == 0 else axes.axhline)(dim.values[0], color=GATE_COLOUR,
                                                                linewidth=1.3)  # fmt: skip
             line.set_gid(data_gid("gate"))
         return
+    if isinstance(gate, fk_gates.PolygonGate) and dims[:2] == names:
+        artist = axes.add_patch(Polygon(np.asarray(gate.vertices), closed=True, **style))
+    elif isinstance(gate, fk_gates.EllipsoidGate) and dims[:2] == names:
+        artist = axes.add_patch(Polygon(_ellipse(gate), closed=True, **style))
     else:
-        artist = _range_patch(axes, gate, names, style)
-    artist.set_gid(gid)
+        shade = {"facecolor": (0, 0, 0, 0.04)} if not excluded else {}
+        artist = _range_patch(axes, gate, names, {**style, **shade})
+    artist.set_gid(data_gid("gate"))
 
 
 def _range_patch(axes: Axes, gate: object, names: list[str], style: dict) -> Rectangle:
@@ -427,8 +434,7 @@ def _range_patch(axes: Axes, gate: object, names: list[str], style: dict) -> Rec
             x_low, x_high = low, high
         else:
             y_low, y_high = low, high
-    return axes.add_patch(Rectangle((x_low, y_low), x_high - x_low, y_high - y_low,
-                                    **{**style, "facecolor": (0, 0, 0, 0.04)}))  # fmt: skip
+    return axes.add_patch(Rectangle((x_low, y_low), x_high - x_low, y_high - y_low, **style))
 
 
 def _ellipse(gate: object) -> np.ndarray:
@@ -470,7 +476,7 @@ def _label_x(gate: object, shown: list[Axis], x_limits: tuple[float, float]) -> 
     low = max(dim.min if dim.min is not None else -np.inf, x_limits[0])
     high = min(dim.max if dim.max is not None else np.inf, x_limits[1])
     middle = ((low + high) / 2 - x_limits[0]) / (x_limits[1] - x_limits[0])
-    return float(np.clip(middle, 0.25, 0.75))
+    return float(np.clip(middle, 0.3, 0.7))
 
 
 def _quadrant_corner(quadrant: object, gate: object, shown: list[Axis]) -> tuple[float, float]:
