@@ -23,7 +23,7 @@ from flowkit.exceptions import QuadrantReferenceError
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.patches import Polygon, Rectangle
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter
 
 from gating import _stats
 from gating.analysis import Gating
@@ -265,7 +265,7 @@ def draw_gate_plot(gating: Gating, plot: GatePlot) -> str:
     # laying out is half of a plot's drawing time
     figure.set_layout_engine("none")
     axes = styled(figure.add_axes((0.25, 0.24, 0.71, 0.63)))
-    _thousands_ticks(axes, axes_spec)
+    _intensity_ticks(axes, strategy, axes_spec)
     limits = [_limits(values[:, k], _gate_extent(strategy, plot.gate, a.dimension), a.transform_ref)
               for k, a in enumerate(axes_spec)]  # fmt: skip
     if len(axes_spec) == 2:
@@ -309,15 +309,34 @@ def extra_conditions(gating: Gating, gate: object, shown: list[Axis]) -> str:
             f"≥ {low:g}" if low is not None else "",
             f"< {high:g}" if high is not None else "",
         ]
-        parts.append(f"{_dimension_name(dim)} {' and '.join(b for b in bounds if b)}")
+        transform = gating.template.strategy.transformations.get(dim.transformation_ref)
+        scale = f" on the {scale_name(transform)} scale" if transform is not None else ""
+        parts.append(f"{_dimension_name(dim)} {' and '.join(b for b in bounds if b)}{scale}")
     return f"also {', '.join(parts)} (not shown)" if parts else ""
 
 
-def _thousands_ticks(axes: Axes, shown: list[Axis]) -> None:
-    """Untransformed scatter runs to 262,144: ticks as 50k, 100k, ... stay readable."""
+INTENSITY_TICKS = {0.0: "0", 1e3: "10³", 1e4: "10⁴", 1e5: "10⁵"}
+"""Where a transformed axis is labelled, in the channel's own intensity units (as FlowJo labels
+a logicle axis): a technician reads "10³", not the 0.45 the transformation makes of it."""
+
+
+def _intensity_ticks(axes: Axes, strategy: fk.GatingStrategy, shown: list[Axis]) -> None:
+    """Transformed axes ticked at intensities 0, 10³, 10⁴, 10⁵; untransformed scatter, which
+    runs to 262,144, as 50k, 100k, ..."""
     for axis, spec in zip((axes.xaxis, axes.yaxis), shown, strict=False):
         if spec.transform_ref is None:
             axis.set_major_formatter(FuncFormatter(_thousands))
+            continue
+        transform = strategy.transformations[spec.transform_ref]
+        intensities = np.array(list(INTENSITY_TICKS), dtype=float)[:, None]
+        positions = np.ravel(transform.apply(intensities))
+        kept = np.isfinite(positions) & (np.diff(positions, prepend=-np.inf) > 0)
+        axis.set_major_locator(FixedLocator(positions[kept]))
+        axis.set_major_formatter(
+            FixedFormatter(
+                [label for label, k in zip(INTENSITY_TICKS.values(), kept, strict=True) if k]
+            )
+        )
 
 
 def _thousands(value: float, _position: object) -> str:
