@@ -60,13 +60,14 @@ class Population:
     """A population the plot reports: the gate itself, or one quadrant of a quadrant gate."""
 
     name: str
-    gate_path: str
     count: int
     pct_parent: float
 
 
 @dataclass(frozen=True)
 class GatePlot:
+    """One gate's plot: the gate, its title ("parent → gate") and the numbers it shows."""
+
     key: GateKey
     gate: object
     title: str
@@ -117,8 +118,7 @@ def gate_plots(gating: Gating, populations: pd.DataFrame) -> list[GatePlot]:
             else [own]
         )
         shown = [
-            Population(template.population_name(p[-1]), "/".join(p),
-                       int(by_path.loc["/".join(p), "count"]),
+            Population(template.population_name(p[-1]), int(by_path.loc["/".join(p), "count"]),
                        float(by_path.loc["/".join(p), "pct_parent"]))
             for p in members
         ]  # fmt: skip
@@ -209,7 +209,9 @@ def scale_name(transform: object | None) -> str:
     return type(transform).__name__.removesuffix("Transform").lower()
 
 
-def axis_values(gating: Gating, axes: list[Axis], rows: np.ndarray, matrix_ref: str | None):
+def axis_values(
+    gating: Gating, axes: list[Axis], rows: np.ndarray, matrix_ref: str | None
+) -> np.ndarray:
     """The events `rows` on each axis: compensated where the gate compensates the channel,
     then transformed as the template says; one column per axis."""
     strategy = gating.template.strategy
@@ -231,6 +233,7 @@ def axis_values(gating: Gating, axes: list[Axis], rows: np.ndarray, matrix_ref: 
 
 
 def gate_matrix_ref(strategy: fk.GatingStrategy, gate: object) -> str | None:
+    """The compensation the gate (or the first gate a Boolean gate combines) applies."""
     dims = _dimensions(strategy, gate)
     return next((matrix for _, matrix in dims if matrix), None)
 
@@ -251,7 +254,7 @@ def draw_gate_plot(gating: Gating, plot: GatePlot) -> str:
     """The plot as inline SVG: density of the parent's events (histogram for a one-dimension
     gate), the gate, and its numbers."""
     strategy = gating.template.strategy
-    name, path = plot.key
+    _, path = plot.key
     axes_spec = plot_axes(gating, plot.gate)
     parent = (
         np.ones(gating.dataset.event_count, dtype=bool)
