@@ -20,6 +20,7 @@ from pipelines.derived.settings import DerivedSettings
 from pipelines.reports import html
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.svg import PALETTE, Chart, Series
+from pipelines.reports.tube import Tube, tube_links
 
 MEMORY_SUBSETS = ("naive/TSCM", "TCM", "TEM", "TEMRA")
 """Suffixes of the memory populations under a CAR+ population in the gating template."""
@@ -361,7 +362,7 @@ def qc_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
     return html.section("QC of contributing runs", *parts)
 
 
-def sources_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+def sources_section(con: duckdb.DuckDBPyConnection, patient: str, tubes: Sequence[Tube]) -> str:
     union = " UNION ".join(
         f"SELECT DISTINCT source_sha256 FROM {t} WHERE patient_id = $p"
         for t in ("car_copies", "cytokines", "flow_samples")
@@ -377,14 +378,20 @@ def sources_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
         "Source files",
         html.table(["sha256", "file", "kind", "format", "status", "received"],
                    rows.values.tolist()),
+        tube_links(tubes),
     )  # fmt: skip
 
 
 def patient_page(
-    con: duckdb.DuckDBPyConnection, patient: str, settings, derived, left_out: LeftOut
+    con: duckdb.DuckDBPyConnection,
+    patient: str,
+    settings,
+    derived,
+    left_out: LeftOut,
+    tubes: Sequence[Tube] = (),
 ) -> str:
     """The patient's page; sections without data say so, charts that cannot be drawn are
-    noted in `left_out`."""
+    noted in `left_out`. `tubes`: the flow tubes whose gating pages it links to."""
     pops = _rows(con, "SELECT * FROM flow_populations WHERE patient_id = ?", patient)
     copies = car_results(con, patient, settings)
     body = [
@@ -396,7 +403,7 @@ def patient_page(
         crs_grade_section(con, patient, left_out),
         b_cell_section(con, patient, left_out),
         qc_section(con, patient),
-        sources_section(con, patient),
+        sources_section(con, patient, tubes),
         '<p><a href="cohort.html">Cohort overview</a> | <a href="qc.html">QC trends</a></p>',
     ]
     return html.page(f"CAR-T monitoring report: patient {patient}", body)
