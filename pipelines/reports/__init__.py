@@ -8,6 +8,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.derived.crs import load_rules
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
 from pipelines.reports.cohort import cohort_page, qc_page
@@ -31,7 +32,8 @@ def write_patient_report(
     Charts left out for want of data are noted in `left_out`."""
     con = con or connect(home.warehouse)
     settings, derived = Settings.load(home.root), DerivedSettings.load(home.root)
-    page = patient_page(con, patient, settings, derived, left_out or LeftOut())
+    rules = load_rules(derived.crs_rules_path(home.root))
+    page = patient_page(con, patient, settings, derived, rules, left_out or LeftOut())
     return write_page(patient_report_path(home, patient), page)
 
 

@@ -1,0 +1,306 @@
+"""The figures of the patient page, drawn with matplotlib (`pipelines.reports.plots`).
+
+Every figure has study days on its x axis, with the timepoint names (BL, D7, M2, ...) under the
+days sampled, and units on both axes. The y axes are chosen so that the picture does not invent a
+trend: a linear axis starts at 0 and spans at least a documented minimum (`LinearAxis`), so a
+constant CD4:CD8 of 1.1 is drawn as the flat line it is; a log axis (copies, pg/mL, cells/uL)
+spans whole decades. Cytokines are small multiples, one panel per analyte, each with the
+patient's baseline and the fold lines the CRS rules look at (`cytokine_panels`).
+
+The builders take plain frames (columns named below) and return a `Figure`; `patient.py` decides
+what is drawable and embeds the figure with `plots.svg`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+
+from pipelines.derived.crs import CrsRule
+from pipelines.reports.plots import COLOURS, FAIL_COLOUR, data_gid, new_figure, styled
+
+DAY_LABEL = "study day (0 = infusion)"
+WIDTH_IN = 8.6
+"""Figure width: the page's column, less its margins."""
+HEIGHT_IN = 2.9
+MIN_TICK_GAP_PX = 30
+"""Timepoint labels closer than this to the previous label are not written (their tick stays)."""
+PANEL_COLUMNS = 4
+PANEL_HEIGHT_IN = 1.75
+MARKER = 5.5
+REFERENCE_COLOUR = "#555555"
+BASELINE_FOLD = 10.0
+"""The fold line drawn in every cytokine panel besides the rules' own thresholds."""
+
+
+@dataclass(frozen=True)
+class LinearAxis:
+    """A linear y axis from 0 that reaches at least `min_top` (in the axis' unit), or exactly
+    `fixed_top` when the scale has a natural end (100 % of a parent, grade 4)."""
+
+    min_top: float
+    fixed_top: float | None = None
+
+    def apply(self, axes: Axes, values: Sequence[float]) -> None:
+        if self.fixed_top is not None:
+            axes.set_ylim(0, self.fixed_top)
+            return
+        highest = max((v for v in values if math.isfinite(v)), default=0.0)
+        axes.set_ylim(0, max(highest * 1.15, self.min_top))
+
+
+PERCENT_AXIS = LinearAxis(min_top=10.0)
+"""% of a parent population: at least 0-10 %, so a few tenths of a percent stay near the floor."""
+SUBSET_AXIS = LinearAxis(min_top=100.0, fixed_top=100.0)
+RATIO_AXIS = LinearAxis(min_top=2.0)
+"""CD4:CD8: at least 0-2, so the 1:1 line sits mid-axis and a flat ratio looks flat."""
+CELLS_AXIS = LinearAxis(min_top=10.0)
+GRADE_AXIS = LinearAxis(min_top=4.0, fixed_top=4.4)
+"""ASTCT grades 0-4 (a little headroom so grade 4 points are not cut by the frame)."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Points of one kind on a chart: a frame with `study_day`, `timepoint` and `value`."""
+
+    label: str
+    points: pd.DataFrame
+    colour: str = COLOURS[0]
+    open_marker: str | None = None
+    """Draw as open markers of this shape, unjoined (censored, below a limit); None: filled
+    circles joined by a line."""
+
+
+def reference_gid(kind: str) -> str:
+    """A unique SVG id for a reference line (LOQ, baseline, threshold): not a data mark."""
+    return "ref-" + data_gid(kind).removeprefix("data-")
+
+
+def timepoints_of(frames: Sequence[pd.DataFrame]) -> dict[float, str]:
+    """Study day -> timepoint name over the frames (the first name where two share a day)."""
+    days: dict[float, str] = {}
+    for frame in frames:
+        if "timepoint" not in frame.columns:
+            continue
+        for day, timepoint in zip(frame["study_day"], frame["timepoint"], strict=True):
+            if pd.notna(day):
+                days.setdefault(float(day), str(timepoint))
+    return days
+
+
+def day_axis(axes: Axes, days: Sequence[float], timepoints: Mapping[float, str], width_px: float,
+             labelled: bool = True) -> None:  # fmt: skip
+    """x from the first to the last study day with a margin; a tick under every day sampled,
+    labelled with its timepoint and day where there is room."""
+    low, high = min(days), max(days)
+    margin = max((high - low) * 0.04, 1.0)
+    axes.set_xlim(low - margin, high + margin)
+    if not timepoints:
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        per_px = (high - low + 2 * margin) / width_px
+        kept: list[float] = []
+        for day in sorted(timepoints):
+            if not kept or (day - kept[-1]) / per_px >= MIN_TICK_GAP_PX:
+                kept.append(day)
+        axes.set_xticks(kept, [f"{timepoints[d]}\n{d:g}" for d in kept])
+        axes.set_xticks(sorted(timepoints), minor=True)
+    if not labelled:
+        axes.tick_params(axis="x", labelbottom=False)
+
+
+def log_decades(axes: Axes, values: Sequence[float]) -> None:
+    """A log y axis over whole decades holding every value, at least one decade tall."""
+    positive = [v for v in values if math.isfinite(v) and v > 0]
+    low = 10.0 ** math.floor(math.log10(min(positive)))
+    high = 10.0 ** math.ceil(math.log10(max(positive)))
+    axes.set_yscale("log")
+    axes.set_ylim(low, max(high, low * 10))
+    axes.yaxis.set_major_locator(LogLocator(base=10, numticks=12))
+    axes.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _draw(axes: Axes, layer: Layer) -> Line2D:
+    points = layer.points.sort_values("study_day", kind="stable")
+    if layer.open_marker is None:
+        (line,) = axes.plot(
+            points["study_day"], points["value"], marker="o", markersize=MARKER, linewidth=1.6,
+            color=layer.colour, label=layer.label, gid=data_gid(layer.label),
+        )  # fmt: skip
+        return line
+    (line,) = axes.plot(
+        points["study_day"], points["value"], linestyle="none", marker=layer.open_marker,
+        markersize=MARKER + 1, markerfacecolor="white", markeredgewidth=1.4, color=layer.colour,
+        label=layer.label, gid=data_gid(layer.label),
+    )  # fmt: skip
+    return line
+
+
+def _values(layers: Sequence[Layer]) -> list[float]:
+    return [float(v) for layer in layers for v in layer.points["value"]]
+
+
+def _days(layers: Sequence[Layer]) -> list[float]:
+    return [float(d) for layer in layers for d in layer.points["study_day"]]
+
+
+def time_series(
+    title: str, y_label: str, layers: Sequence[Layer], y_axis: LinearAxis | None,
+    references: Sequence[tuple[float, str]] = (), spans: Sequence[tuple[float, float, str]] = (),
+) -> Figure:  # fmt: skip
+    """Layers over study days: linear from 0 (`y_axis`) or, when None, log in whole decades;
+    `references` are dashed horizontal lines (value, legend text), `spans` shaded day ranges."""
+    figure = new_figure(WIDTH_IN, HEIGHT_IN)
+    axes = styled(figure.add_subplot())
+    for start, end, label in spans:
+        axes.axvspan(start, end, color="#CC79A7", alpha=0.18, linewidth=0, label=label,
+                     gid=reference_gid("span"))  # fmt: skip
+    for value, label in references:
+        axes.axhline(value, color=REFERENCE_COLOUR, linestyle="--", linewidth=1, label=label,
+                     gid=reference_gid(label))  # fmt: skip
+    for layer in layers:
+        _draw(axes, layer)
+    values = _values(layers) + [value for value, _ in references]
+    if y_axis is None:
+        log_decades(axes, values)
+    else:
+        y_axis.apply(axes, values)
+    days = _days(layers) + [d for start, end, _ in spans for d in (start, end)]
+    day_axis(axes, days, timepoints_of([layer.points for layer in layers]), WIDTH_IN * 80)
+    axes.set_xlabel(DAY_LABEL)
+    axes.set_ylabel(y_label)
+    axes.set_title(title, loc="left", fontweight="bold")
+    if len(layers) > 1 or references or spans or any(layer.open_marker for layer in layers):
+        figure.legend(loc="outside right upper")
+    return figure
+
+
+# --- cytokines ----------------------------------------------------------------------------------
+
+CENSORED_MARKERS = {"below_lloq": "v", "not_detected": "v", "above_uloq": "^"}
+CENSORED_WORDS = {
+    "below_lloq": "below LLOQ (open, at the LLOQ)",
+    "not_detected": "below LLOQ (open, at the LLOQ)",
+    "above_uloq": "above ULOQ (open, at the ULOQ)",
+}
+
+
+@dataclass(frozen=True)
+class FoldLine:
+    """A horizontal line in one analyte's panel: `value` pg/mL over the days `first`-`last`
+    (None: the whole axis)."""
+
+    value: float
+    label: str
+    style: str
+    first: float | None = None
+    last: float | None = None
+
+
+def fold_lines(
+    analyte: str, baseline_pg_ml: float | None, rules: Sequence[CrsRule]
+) -> list[FoldLine]:
+    """The lines of one analyte's panel: its baseline (dashed), 10x baseline (dotted) and each
+    rule that looks at this analyte as its threshold over its window of study days (a fold rule
+    as a multiple of the baseline, a concentration rule at its pg/mL)."""
+    lines: list[FoldLine] = []
+    if baseline_pg_ml is not None and baseline_pg_ml > 0:
+        lines += [
+            FoldLine(baseline_pg_ml, "patient baseline", "--"),
+            FoldLine(baseline_pg_ml * BASELINE_FOLD, f"{BASELINE_FOLD:g}x baseline", ":"),
+        ]
+    for rule in rules:
+        if not rule.considers(analyte):
+            continue
+        window = f"days {rule.window_first_day} to {rule.window_last_day}"
+        if rule.kind == "fold_change" and lines and rule.min_fold:
+            value, label = baseline_pg_ml * rule.min_fold, f"rule: {rule.min_fold:g}x baseline"
+        elif rule.kind == "concentration" and rule.thresholds_pg_ml:
+            value, label = (
+                rule.thresholds_pg_ml[analyte],
+                f"rule: {rule.thresholds_pg_ml[analyte]:g} pg/mL",
+            )
+        else:
+            continue
+        lines.append(FoldLine(value, f"{label}, {window}", "-.", rule.window_first_day,
+                              rule.window_last_day))  # fmt: skip
+    return lines
+
+
+def _panel(axes: Axes, analyte: str, samples: pd.DataFrame, lines: Sequence[FoldLine],
+           alert_days: Sequence[float], colour: str) -> None:  # fmt: skip
+    axes.set_gid(f"panel-{data_gid(analyte).removeprefix('data-')}")
+    for day in alert_days:
+        axes.axvline(day, color=FAIL_COLOUR, linewidth=1.2, alpha=0.6, label="CRS rule alert",
+                     gid=reference_gid("alert"))  # fmt: skip
+    for line in lines:
+        low, high = axes.get_xlim()
+        start = low if line.first is None else max(line.first, low)
+        end = high if line.last is None else min(line.last, high)
+        axes.plot([start, end], [line.value, line.value], linestyle=line.style,
+                  color=REFERENCE_COLOUR, linewidth=1, label=line.label,
+                  gid=reference_gid(line.label))  # fmt: skip
+        axes.set_xlim(low, high)
+    exact = samples[samples["censoring"] == "none"]
+    _draw(axes, Layer("measured", exact, colour))
+    for censoring, group in samples[samples["censoring"] != "none"].groupby("censoring"):
+        marker = CENSORED_MARKERS.get(str(censoring), "o")
+        _draw(axes, Layer(CENSORED_WORDS.get(str(censoring), str(censoring)), group, colour,
+                          open_marker=marker))  # fmt: skip
+    axes.set_title(analyte, loc="left", fontweight="bold")
+
+
+def cytokine_panels(
+    title: str, samples: pd.DataFrame, baselines: Mapping[str, float], rules: Sequence[CrsRule],
+    alert_days: Sequence[float],
+) -> Figure:  # fmt: skip
+    """One log-pg/mL panel per analyte of `samples` (columns analyte, timepoint, study_day,
+    value, censoring; only drawable values), sharing the study-day axis; `baselines` are the
+    patient's baseline pg/mL by analyte, `alert_days` the days a CRS rule alerted."""
+    analytes = sorted(samples["analyte"].unique())
+    rows = math.ceil(len(analytes) / PANEL_COLUMNS)
+    columns = min(PANEL_COLUMNS, len(analytes))
+    figure = new_figure(WIDTH_IN, PANEL_HEIGHT_IN * rows + 1.2)
+    grid = figure.subplots(rows, columns, sharex=True, squeeze=False)
+    days = [float(d) for d in samples["study_day"]] + list(alert_days)
+    timepoints = timepoints_of([samples])
+    for index, axes in enumerate(grid.flat):
+        styled(axes)
+        if index >= len(analytes):
+            axes.set_visible(False)
+            continue
+        analyte = analytes[index]
+        group = samples[samples["analyte"] == analyte]
+        row, column = divmod(index, columns)
+        last_row = index + columns >= len(analytes)
+        day_axis(axes, days, timepoints, WIDTH_IN * 80 / columns, labelled=last_row)
+        lines = fold_lines(analyte, baselines.get(analyte), rules)
+        _panel(axes, analyte, group, lines, alert_days, COLOURS[0])
+        log_decades(axes, [*group["value"], *(line.value for line in lines)])
+        if column == 0:
+            axes.set_ylabel("pg/mL (log)")
+        if last_row:
+            axes.tick_params(axis="x", labelbottom=True)
+    figure.supxlabel(DAY_LABEL, fontsize=9)
+    figure.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=10)
+    handles: dict[str, object] = {}
+    for axes in grid.flat:
+        for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    figure.legend(handles.values(), handles.keys(), loc="outside upper center",
+                  ncols=min(4, len(handles)))  # fmt: skip
+    return figure
+
+
+def alert_days_of(alerts: pd.DataFrame) -> list[float]:
+    """The distinct study days on which a CRS rule raised an alert."""
+    days = alerts["study_day"].dropna().unique() if len(alerts) else np.array([])
+    return sorted(float(d) for d in days)
