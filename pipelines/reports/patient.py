@@ -202,6 +202,11 @@ def car_flow_section(
     return html.section("CAR+ T cells by flow", *charts)
 
 
+def _subset_rank(population: str) -> int:
+    """The memory subset's place in `MEMORY_SUBSETS` (naive first, TEMRA last)."""
+    return next(i for i, s in enumerate(MEMORY_SUBSETS) if population.endswith(" " + s))
+
+
 def phenotype_section(
     pops: pd.DataFrame, patient: str, derived: DerivedSettings, left_out: LeftOut
 ) -> str:
@@ -226,8 +231,10 @@ def phenotype_section(
         parts.append(html.absent("No CD4+/CD8+ populations yet."))
     if len(memory):
         layers = [
-            Layer(name, _points(group, "pct_parent"), COLOURS[i % len(COLOURS)])
-            for i, (name, group) in enumerate(memory.groupby("population", sort=True))
+            Layer(name, _points(group, "pct_parent"), COLOURS[_subset_rank(name)])
+            for name, group in sorted(
+                memory.groupby("population"), key=lambda g: _subset_rank(g[0])
+            )
         ]
         parts.append(_figure(
             left_out, f"{patient}: memory subsets of CAR+ T cells", layers,

@@ -1,8 +1,10 @@
 """The figures of the patient page, drawn with matplotlib (`pipelines.reports.plots`).
 
 Every figure has study days on its x axis, with the timepoint names (BL, D7, M2, ...) under the
-days sampled, and units on both axes. The y axes are chosen so that the picture does not invent a
-trend: a linear axis starts at 0 and spans at least a documented minimum (`LinearAxis`), so a
+days sampled, and units on both axes. The day axis is on a square-root scale (`day_axis`): the
+first two weeks, where CAR-T cells expand and CRS happens, keep room for their six timepoints
+instead of being squeezed by months of follow-up. The y axes are chosen so that the picture does
+not invent a trend: a linear axis starts at 0 and spans at least a documented minimum (`LinearAxis`), so a
 constant CD4:CD8 of 1.1 is drawn as the flat line it is; a log axis (copies, pg/mL, cells/uL)
 spans whole decades. Cytokines are small multiples, one panel per analyte, each with the
 patient's baseline and the fold lines the CRS rules look at (`cytokine_panels`).
@@ -22,18 +24,19 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from pipelines.derived.crs import CrsRule
 from pipelines.reports.plots import COLOURS, FAIL_COLOUR, data_gid, new_figure, styled
 
-DAY_LABEL = "study day (0 = infusion)"
-WIDTH_IN = 8.6
+DAY_LABEL = "study day (0 = infusion; square-root scale)"
+WIDTH_IN = 10.4
 """Figure width: the page's column, less its margins."""
 HEIGHT_IN = 2.9
 MIN_TICK_GAP_PX = 30
 """Timepoint labels closer than this to the previous label are not written (their tick stays)."""
 PANEL_COLUMNS = 4
+PANEL_DAY_LABEL = "study day (sqrt scale)"
 PANEL_HEIGHT_IN = 1.75
 MARKER = 5.5
 REFERENCE_COLOUR = "#555555"
@@ -96,36 +99,62 @@ def timepoints_of(frames: Sequence[pd.DataFrame]) -> dict[float, str]:
     return days
 
 
-def day_axis(axes: Axes, days: Sequence[float], timepoints: Mapping[float, str], width_px: float,
-             labelled: bool = True) -> None:  # fmt: skip
-    """x from the first to the last study day with a margin; a tick under every day sampled,
-    labelled with its timepoint and day where there is room."""
-    low, high = min(days), max(days)
-    margin = max((high - low) * 0.04, 1.0)
-    axes.set_xlim(low - margin, high + margin)
+def _root(days: np.ndarray) -> np.ndarray:
+    return np.sign(days) * np.sqrt(np.abs(days))
+
+
+def _square(roots: np.ndarray) -> np.ndarray:
+    return np.sign(roots) * roots**2
+
+
+def day_axis(
+    axes: Axes, days: Sequence[float], timepoints: Mapping[float, str], width_px: float
+) -> None:
+    """x on a square-root scale of study days (negative days mirrored), from the first to the
+    last day with a margin; a tick under every day sampled, labelled with its timepoint and day
+    where there is room. Axes sharing x with `axes` get the same."""
+    axes.set_xscale("function", functions=(_root, _square))
+    low, high = (float(v) for v in _root(np.array([min(days), max(days)])))
+    margin = max((high - low) * 0.04, 0.3)
+    axes.set_xlim(*_square(np.array([low - margin, high + margin])))
     if not timepoints:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     else:
         per_px = (high - low + 2 * margin) / width_px
+        roots = {day: float(_root(np.array(day))) for day in timepoints}
         kept: list[float] = []
         for day in sorted(timepoints):
-            if not kept or (day - kept[-1]) / per_px >= MIN_TICK_GAP_PX:
+            if not kept or (roots[day] - roots[kept[-1]]) / per_px >= MIN_TICK_GAP_PX:
                 kept.append(day)
         axes.set_xticks(kept, [f"{timepoints[d]}\n{d:g}" for d in kept])
         axes.set_xticks(sorted(timepoints), minor=True)
-    if not labelled:
-        axes.tick_params(axis="x", labelbottom=False)
 
 
-def log_decades(axes: Axes, values: Sequence[float]) -> None:
-    """A log y axis over whole decades holding every value, at least one decade tall."""
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def decade(value: float, _position: object = None) -> str:
+    """A decade tick as plain text: 0.1 to 1000 written out, others as 10 with a superscript
+    (plain text, not mathtext: it stays searchable and costs no parsing)."""
+    exponent = round(math.log10(value))
+    if -1 <= exponent <= 3:
+        return f"{10.0**exponent:g}"
+    return "10" + str(exponent).translate(SUPERSCRIPTS)
+
+
+def log_decades(axes: Axes, values: Sequence[float], minor: bool = True) -> None:
+    """A log y axis over whole decades holding every value, at least one decade tall; `minor`
+    ticks at 2-9 of each decade (left out in small panels, where they crowd)."""
     positive = [v for v in values if math.isfinite(v) and v > 0]
     low = 10.0 ** math.floor(math.log10(min(positive)))
     high = 10.0 ** math.ceil(math.log10(max(positive)))
     axes.set_yscale("log")
     axes.set_ylim(low, max(high, low * 10))
     axes.yaxis.set_major_locator(LogLocator(base=10, numticks=12))
+    axes.yaxis.set_major_formatter(FuncFormatter(decade))
     axes.yaxis.set_minor_formatter(NullFormatter())
+    if not minor:
+        axes.yaxis.set_minor_locator(NullLocator())
 
 
 def _draw(axes: Axes, layer: Layer) -> Line2D:
@@ -271,7 +300,7 @@ def cytokine_panels(
     figure = new_figure(WIDTH_IN, PANEL_HEIGHT_IN * rows + 1.2)
     grid = figure.subplots(rows, columns, sharex=True, squeeze=False)
     days = [float(d) for d in samples["study_day"]] + list(alert_days)
-    timepoints = timepoints_of([samples])
+    day_axis(grid[0, 0], days, timepoints_of([samples]), WIDTH_IN * 80 / columns)
     for index, axes in enumerate(grid.flat):
         styled(axes)
         if index >= len(analytes):
@@ -281,22 +310,21 @@ def cytokine_panels(
         group = samples[samples["analyte"] == analyte]
         row, column = divmod(index, columns)
         last_row = index + columns >= len(analytes)
-        day_axis(axes, days, timepoints, WIDTH_IN * 80 / columns, labelled=last_row)
         lines = fold_lines(analyte, baselines.get(analyte), rules)
         _panel(axes, analyte, group, lines, alert_days, COLOURS[0])
-        log_decades(axes, [*group["value"], *(line.value for line in lines)])
+        log_decades(axes, [*group["value"], *(line.value for line in lines)], minor=False)
         if column == 0:
             axes.set_ylabel("pg/mL (log)")
         if last_row:
             axes.tick_params(axis="x", labelbottom=True)
-    figure.supxlabel(DAY_LABEL, fontsize=9)
+            axes.set_xlabel(PANEL_DAY_LABEL)
     figure.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=10)
     handles: dict[str, object] = {}
     for axes in grid.flat:
         for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
-    figure.legend(handles.values(), handles.keys(), loc="outside upper center",
-                  ncols=min(4, len(handles)))  # fmt: skip
+    figure.legend(handles.values(), handles.keys(), loc="outside lower center",
+                  ncols=min(3, len(handles)))  # fmt: skip
     return figure
 
 
