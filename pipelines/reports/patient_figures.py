@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from pipelines.derived.crs import CrsRule
@@ -157,20 +156,19 @@ def log_decades(axes: Axes, values: Sequence[float], minor: bool = True) -> None
         axes.yaxis.set_minor_locator(NullLocator())
 
 
-def _draw(axes: Axes, layer: Layer) -> Line2D:
+def _draw(axes: Axes, layer: Layer) -> None:
     points = layer.points.sort_values("study_day", kind="stable")
     if layer.open_marker is None:
-        (line,) = axes.plot(
+        axes.plot(
             points["study_day"], points["value"], marker="o", markersize=MARKER, linewidth=1.6,
             color=layer.colour, label=layer.label, gid=data_gid(layer.label),
         )  # fmt: skip
-        return line
-    (line,) = axes.plot(
+        return
+    axes.plot(
         points["study_day"], points["value"], linestyle="none", marker=layer.open_marker,
         markersize=MARKER + 1, markerfacecolor="white", markeredgewidth=1.4, color=layer.colour,
         label=layer.label, gid=data_gid(layer.label),
     )  # fmt: skip
-    return line
 
 
 def _values(layers: Sequence[Layer]) -> list[float]:
@@ -241,7 +239,8 @@ def fold_lines(
     rule that looks at this analyte as its threshold over its window of study days (a fold rule
     as a multiple of the baseline, a concentration rule at its pg/mL)."""
     lines: list[FoldLine] = []
-    if baseline_pg_ml is not None and baseline_pg_ml > 0:
+    has_baseline = baseline_pg_ml is not None and baseline_pg_ml > 0
+    if has_baseline:
         lines += [
             FoldLine(baseline_pg_ml, "patient baseline", "--"),
             FoldLine(baseline_pg_ml * BASELINE_FOLD, f"{BASELINE_FOLD:g}x baseline", ":"),
@@ -250,13 +249,11 @@ def fold_lines(
         if not rule.considers(analyte):
             continue
         window = f"days {rule.window_first_day} to {rule.window_last_day}"
-        if rule.kind == "fold_change" and lines and rule.min_fold:
+        if rule.kind == "fold_change" and has_baseline and rule.min_fold:
             value, label = baseline_pg_ml * rule.min_fold, f"rule: {rule.min_fold:g}x baseline"
         elif rule.kind == "concentration" and rule.thresholds_pg_ml:
-            value, label = (
-                rule.thresholds_pg_ml[analyte],
-                f"rule: {rule.thresholds_pg_ml[analyte]:g} pg/mL",
-            )
+            value = rule.thresholds_pg_ml[analyte]
+            label = f"rule: {value:g} pg/mL"
         else:
             continue
         lines.append(FoldLine(value, f"{label}, {window}", "-.", rule.window_first_day,

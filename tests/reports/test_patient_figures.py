@@ -86,6 +86,8 @@ def test_fold_lines_follow_the_baseline_and_the_rules_that_apply():
         (1500.0, "rule: 1500 pg/mL, days 0 to 1")
     ]
     assert figures.fold_lines("IL-6", None, [mcp1]) == []
+    # a concentration rule before a fold rule: still no fold line without a baseline
+    assert len(figures.fold_lines("MCP-1", None, [mcp1, *rules])) == 1
 
 
 def test_cytokine_panels_draw_censored_values_open_at_their_limit():
