@@ -37,6 +37,8 @@ MIN_TICK_GAP_PX = 30
 PANEL_COLUMNS = 4
 PANEL_DAY_LABEL = "study day (sqrt scale)"
 PANEL_HEIGHT_IN = 1.75
+PANEL_TOP_IN, PANEL_BOTTOM_IN = 0.55, 1.55
+"""Room above the grid for the title, below it for the day labels and the legend."""
 MARKER = 5.5
 REFERENCE_COLOUR = "#555555"
 BASELINE_FOLD = 10.0
@@ -294,8 +296,16 @@ def cytokine_panels(
     analytes = sorted(samples["analyte"].unique())
     rows = math.ceil(len(analytes) / PANEL_COLUMNS)
     columns = min(PANEL_COLUMNS, len(analytes))
-    figure = new_figure(WIDTH_IN, PANEL_HEIGHT_IN * rows + 1.2)
-    grid = figure.subplots(rows, columns, sharex=True, squeeze=False)
+    height = PANEL_HEIGHT_IN * rows + PANEL_TOP_IN + PANEL_BOTTOM_IN
+    figure = new_figure(WIDTH_IN, height)
+    # fixed margins instead of the constrained layout: laying out ten panels' labels costs more
+    # than drawing them, and the grid's margins are known in advance
+    figure.set_layout_engine("none")
+    margins = {
+        "left": 0.75 / WIDTH_IN, "right": 1 - 0.15 / WIDTH_IN, "top": 1 - PANEL_TOP_IN / height,
+        "bottom": PANEL_BOTTOM_IN / height, "hspace": 0.75, "wspace": 0.3,
+    }  # fmt: skip
+    grid = figure.subplots(rows, columns, sharex=True, squeeze=False, gridspec_kw=margins)
     days = [float(d) for d in samples["study_day"]] + list(alert_days)
     day_axis(grid[0, 0], days, timepoints_of([samples]), WIDTH_IN * 80 / columns)
     for index, axes in enumerate(grid.flat):
@@ -315,13 +325,14 @@ def cytokine_panels(
         if last_row:
             axes.tick_params(axis="x", labelbottom=True)
             axes.set_xlabel(PANEL_DAY_LABEL)
-    figure.suptitle(title, x=0.01, ha="left", fontweight="bold", fontsize=10)
+    figure.suptitle(title, x=0.01, y=1 - 0.08 / height, ha="left", va="top", fontweight="bold",
+                    fontsize=10)  # fmt: skip
     handles: dict[str, object] = {}
     for axes in grid.flat:
         for handle, label in zip(*axes.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
-    figure.legend(handles.values(), handles.keys(), loc="outside lower center",
-                  ncols=min(3, len(handles)))  # fmt: skip
+    figure.legend(handles.values(), handles.keys(), loc="lower center", ncols=min(3, len(handles)),
+                  bbox_to_anchor=(0.5, 0.0))  # fmt: skip
     return figure
 
 

@@ -2,17 +2,13 @@
 nothing to draw is replaced by a one-line note (also returned to the run), and CAR copies are drawn
 by their result (the car_copies contract: quantified, below_loq, not_detected, not_measured).
 
-The charts are matplotlib SVG: a layer of data points is a group whose id starts with `data-`
-and its kind (`plots.data_gid`), each point a `<use>` of the marker at its pixel position (y grows
-down the page); a reference line is a group `ref-<kind>-…` holding one path.
+The charts are read back with tests/reports/figure_marks.py.
 
 The warehouse is an empty one (`connect` gives every table as an empty view) with the tables a test
 needs replaced by frames conformed to their schema."""
 
 from __future__ import annotations
 
-import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import duckdb
@@ -26,6 +22,8 @@ from pipelines.reports.figures import LeftOut
 from pipelines.reports.patient import patient_page
 from pipelines.settings import Settings
 from pipelines.warehouse import conform, connect
+from tests.reports.figure_marks import groups, line_y, marks, open_marks, panel
+from tests.reports.figure_marks import plot as svg
 from validation.schemas import TABLES
 
 LOQ_PER_REACTION, DNA_NG = 10.0, 200.0
@@ -58,44 +56,6 @@ def page(tmp_path: Path, **tables: list[dict]) -> tuple[str, LeftOut]:
     con, rules = warehouse(tmp_path, **tables), load_rules(SHIPPED_CRS_RULES)
     markup = patient_page(con, "P001", settings, derived, rules, left_out)
     return markup, left_out
-
-
-def svg(markup: str, title: str) -> str | None:
-    match = re.search(
-        rf'<svg class="plot"[^>]*aria-label="{re.escape(title)}".*?</svg>', markup, re.S
-    )
-    return match.group(0) if match else None
-
-
-def _groups(chart: str, prefix: str) -> list[ET.Element]:
-    root = ET.fromstring(chart)
-    return [g for g in root.iter() if g.get("id", "").startswith(prefix)]
-
-
-def marks(chart: str, kind: str) -> list[tuple[float, float]]:
-    """Pixel positions of the points of every `data-<kind>-…` layer, left to right."""
-    found = [
-        (float(use.get("x")), float(use.get("y")))
-        for group in _groups(chart, f"data-{kind}-")
-        for use in group.iter("{http://www.w3.org/2000/svg}use")
-    ]
-    return sorted(found)
-
-
-def open_marks(chart: str, kind: str) -> bool:
-    """Whether every point of the `data-<kind>-…` layers is drawn open (white fill)."""
-    uses = [
-        u
-        for g in _groups(chart, f"data-{kind}-")
-        for u in g.iter("{http://www.w3.org/2000/svg}use")
-    ]
-    return bool(uses) and all("fill: #ffffff" in u.get("style", "") for u in uses)
-
-
-def line_y(chart: str, kind: str) -> float:
-    """The pixel height of the first `ref-<kind>-…` horizontal line."""
-    path = next(_groups(chart, f"ref-{kind}-")[0].iter("{http://www.w3.org/2000/svg}path"))
-    return float(path.get("d").split()[2])
 
 
 def copies_row(timepoint: str, day: int, copies_per_ug: float | None, **fields) -> dict:
@@ -228,12 +188,6 @@ def _cytokine(timepoint: str, day: int, analyte: str, pg_ml: float, censoring: s
 CYTOKINES = "P001: plasma cytokines"
 
 
-def panel(chart: str, analyte_id: str) -> str:
-    """The SVG of one analyte's panel (its group id is `panel-<analyte id>-…`)."""
-    [group] = _groups(chart, f"panel-{analyte_id}-")
-    return ET.tostring(group, encoding="unicode")
-
-
 def test_cytokines_of_one_timepoint_are_charted_without_fold_changes(tmp_path):
     rows = [_cytokine("D4", 4, "IL-6", 350.0), _cytokine("D4", 4, "IFN-γ", 5.0, "below_lloq")]
     markup, left_out = page(tmp_path, cytokines=rows)
@@ -241,7 +195,7 @@ def test_cytokines_of_one_timepoint_are_charted_without_fold_changes(tmp_path):
     assert len(marks(panel(chart, "il-6"), "measured")) == 1
     assert marks(panel(chart, "ifn"), "measured") == []
     assert len(marks(panel(chart, "ifn"), "below-lloq")) == 1
-    assert not _groups(chart, "ref-patient-baseline-")  # no baseline, so no fold lines
+    assert not groups(chart, "ref-patient-baseline-")  # no baseline, so no fold lines
     assert "no baseline (BL or SCREEN) cytokine sample for this patient yet" in markup
     assert left_out.lines == []
 
@@ -270,7 +224,7 @@ def test_cytokines_are_one_panel_per_analyte_with_baseline_and_fold_lines(tmp_pa
     markup, left_out = page(tmp_path, cytokines=rows, cytokine_fold_changes=folds)
     chart = svg(markup, CYTOKINES)
     assert left_out.lines == []
-    assert len(_groups(chart, "panel-")) == 3  # IL-10 has no value: no panel, said below
+    assert len(groups(chart, "panel-")) == 3  # IL-10 has no value: no panel, said below
     assert "No panel for IL-10: no value above 0 pg/mL with a study day." in markup
     for analyte_id in ("il-6", "ifn", "mcp-1"):
         one = panel(chart, analyte_id)
