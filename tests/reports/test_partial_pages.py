@@ -263,3 +263,20 @@ def test_an_empty_warehouse_gives_a_page_of_notes(tmp_path):
     for said in ("No kinetics", "No CAR qPCR results yet.", "No T-cell panel data yet.",
                  "No cytokine data yet.", "No B-cell panel data yet."):  # fmt: skip
         assert said in markup
+
+
+def test_crs_grades_are_drawn_on_the_whole_grade_scale(tmp_path):
+    rows = [{
+        "patient_id": "P001", "study_day": d, "observation_date": pd.Timestamp("2026-03-10").date(),
+        "temperature_c": 38.5, "fever": True, "hypotension": "none", "oxygen_support": "none",
+        "crs_grade": g, "grade_scale": "ASTCT 2019", "grade_basis": "fever",
+        "notice": "research use", "derived_from": "e" * 64, "source_sha256": "e" * 64,
+    } for d, g in ((0, 0), (1, 1), (2, 1), (3, 0))]  # fmt: skip
+    markup, left_out = page(tmp_path, crs_grades=rows)
+    chart = svg(markup, "P001: CRS grade (ASTCT 2019)")
+    assert left_out.lines == []
+    drawn = marks(chart, "crs-grade")
+    assert len(drawn) == 4
+    zero, one = drawn[0][1], drawn[1][1]
+    assert one < zero and drawn[2][1] == pytest.approx(one) and drawn[3][1] == pytest.approx(zero)
+    assert ">4</text>" in chart and ">0</text>" in chart  # the whole scale, whatever was graded
