@@ -32,6 +32,10 @@ DAY_LABEL = "study day (0 = infusion; square-root scale)"
 WIDTH_IN = 10.4
 """Figure width: the page's column, less its margins."""
 HEIGHT_IN = 2.9
+MARGIN_LEFT_IN, MARGIN_BOTTOM_IN, MARGIN_TOP_IN = 0.85, 0.75, 0.3
+"""Room for the y label and ticks, the two-line day labels and the x label, the title."""
+LEGEND_WIDTH_IN = 2.5
+"""Room right of the axes for a legend (its longest entries are ~40 characters)."""
 MIN_TICK_GAP_PX = 30
 """Timepoint labels closer than this to the previous label are not written (their tick stays)."""
 PANEL_COLUMNS = 4
@@ -187,8 +191,16 @@ def time_series(
 ) -> Figure:  # fmt: skip
     """Layers over study days: linear from 0 (`y_axis`) or, when None, log in whole decades;
     `references` are dashed horizontal lines (value, legend text), `spans` shaded day ranges."""
+    legend = len(layers) > 1 or references or spans or any(layer.open_marker for layer in layers)
     figure = new_figure(WIDTH_IN, HEIGHT_IN)
-    axes = styled(figure.add_subplot())
+    # fixed margins (room for the legend on the right): the constrained layout would measure
+    # every label once more, which costs as much as drawing the figure
+    figure.set_layout_engine("none")
+    right = LEGEND_WIDTH_IN if legend else 0.2
+    axes = styled(figure.add_axes((
+        MARGIN_LEFT_IN / WIDTH_IN, MARGIN_BOTTOM_IN / HEIGHT_IN,
+        1 - (MARGIN_LEFT_IN + right) / WIDTH_IN, 1 - (MARGIN_BOTTOM_IN + MARGIN_TOP_IN) / HEIGHT_IN,
+    )))  # fmt: skip
     for start, end, label in spans:
         axes.axvspan(start, end, color="#CC79A7", alpha=0.18, linewidth=0, label=label,
                      gid=reference_gid("span"))  # fmt: skip
@@ -203,12 +215,13 @@ def time_series(
     else:
         y_axis.apply(axes, values)
     days = _days(layers) + [d for start, end, _ in spans for d in (start, end)]
-    day_axis(axes, days, timepoints_of([layer.points for layer in layers]), WIDTH_IN * 80)
+    width_px = (WIDTH_IN - MARGIN_LEFT_IN - right) * 100
+    day_axis(axes, days, timepoints_of([layer.points for layer in layers]), width_px)
     axes.set_xlabel(DAY_LABEL)
     axes.set_ylabel(y_label)
     axes.set_title(title, loc="left", fontweight="bold")
-    if len(layers) > 1 or references or spans or any(layer.open_marker for layer in layers):
-        figure.legend(loc="outside right upper")
+    if legend:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return figure
 
 
