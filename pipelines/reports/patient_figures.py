@@ -328,7 +328,7 @@ def cytokine_panels(
             continue
         analyte = analytes[index]
         group = samples[samples["analyte"] == analyte]
-        row, column = divmod(index, columns)
+        column = index % columns
         last_row = index + columns >= len(analytes)
         lines = fold_lines(analyte, baselines.get(analyte), rules)
         _panel(axes, analyte, group, lines, alert_days, COLOURS[0])
