@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.derived.crs import load_rules
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
 from pipelines.reports.cohort import cohort_page, qc_page
@@ -36,9 +37,10 @@ def write_patient_report(
     con = con or connect(home.warehouse)
     left_out = left_out or LeftOut()
     settings, derived = Settings.load(home.root), DerivedSettings.load(home.root)
+    rules = load_rules(derived.crs_rules_path(home.root))
     tubes = patient_tubes(con, patient)
     write_tube_pages(home, tubes, settings.flow, left_out)
-    page = patient_page(con, patient, settings, derived, left_out, tubes)
+    page = patient_page(con, patient, settings, derived, rules, left_out, tubes)
     return write_page(patient_report_path(home, patient), page)
 
 
