@@ -259,11 +259,11 @@ def connect(warehouse: Path, timepoints_as_enum: bool = False) -> duckdb.DuckDBP
             for c in table.column_names
         )
         rows = f"SELECT {columns} FROM {_view_source(con, warehouse, table)}"
-        con.execute(f'CREATE VIEW "{name}" AS {_view(name, rows)}')
+        con.execute(f'CREATE VIEW "{name}" AS {view_query(name, rows)}')
     return con
 
 
-def _view(name: str, rows: str) -> str:
+def view_query(name: str, rows: str) -> str:
     """The query of a table's view over `rows`, its written rows."""
     return REPORTABLE_COPIES.format(rows=rows) if name == CAR_COPIES.name else rows
 

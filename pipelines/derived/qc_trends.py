@@ -128,13 +128,13 @@ def levey_jennings(measurements: pd.DataFrame, settings: DerivedSettings) -> pd.
         group = group.sort_values(["run_time", "run_id"], kind="stable").reset_index(drop=True)
         not_failed = group.loc[group["run_verdict"] != FAILED_RUN, "value"]
         mean, sd, basis = limits(control, not_failed.to_numpy(float), settings)
-        group = group.assign(  # a series of failed runs only has no mean: NaN, not None
+        # no limit is NaN, not None: series with and without limits then concatenate as floats
+        group = group.assign(
             run_index=np.arange(1, len(group) + 1), target_mean=np.nan if mean is None else mean,
-            target_sd=sd,
-            limits_basis=basis,
+            target_sd=np.nan if sd is None else sd, limits_basis=basis,
         )  # fmt: skip
         if sd is None:
-            series.append(group.assign(z_score=None, westgard_violations="",
+            series.append(group.assign(z_score=np.nan, westgard_violations="",
                                        westgard_status="not_evaluated"))  # fmt: skip
             continue
         z = ((group["value"] - mean) / sd).to_list()
