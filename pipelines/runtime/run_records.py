@@ -1,0 +1,125 @@
+"""What Prefect's runs list shows of cartflow's work: run names, final states, one run per file.
+
+- A run is named after what it processes: `ingest plate1.txt`, `sweep 90 files`, `nightly sweep
+  90 files` (`run_name`).
+- A run whose files were quarantined (or failed) ends in a `Failed` state named "Quarantined" (or
+  "Failed"), which the UI colours as a failure, with a message naming the files and reasons; the
+  outcomes stay the state's result for Python callers (`final_state`, `outcomes_of`).
+- Every file of a sweep appears in the runs list as a child flow run of the sweep, named
+  `ingest <file>`, in the state its outcome deserves (`FileRuns`). They are recorded through the
+  API on a thread of their own as the files finish, so the batch does not wait for the server.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from concurrent.futures import Future, ThreadPoolExecutor
+from uuid import UUID
+
+from prefect import Flow, Task, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelled, Completed, Failed, State
+
+from pipelines.ingest import BUSY, DUPLICATE, FAILED, QUARANTINED, FileOutcome
+
+FILE_RUN_PREFIX = "ingest"
+"""A file's run name: `ingest plate1.txt`, whether the watcher ran it or a sweep took it."""
+MESSAGE_FILES = 10
+"""At most this many files named in a run's final message; the artifact lists them all."""
+
+_STATE_OF_STATUS = {
+    QUARANTINED: ("Failed", "Quarantined"),
+    FAILED: ("Failed", "Failed"),
+    DUPLICATE: ("Completed", "Duplicate"),
+    BUSY: ("Cancelled", "Skipped"),
+}
+
+
+def file_run_name(file_name: str) -> str:
+    return f"{FILE_RUN_PREFIX} {file_name}"
+
+
+def sweep_run_name(file_count: int, nightly: bool) -> str:
+    files = "1 file" if file_count == 1 else f"{file_count} files"
+    return f"{'nightly sweep' if nightly else 'sweep'} {files}"
+
+
+def file_state(outcome: FileOutcome) -> State:
+    """The state a file's run ends in: Completed (taken), Completed "Duplicate", Failed
+    "Quarantined" or "Failed" (with the reason), Cancelled "Skipped" (another run holds it)."""
+    kind, name = _STATE_OF_STATUS.get(outcome.status, ("Completed", "Completed"))
+    make = {"Failed": Failed, "Cancelled": Cancelled, "Completed": Completed}[kind]
+    return make(name=name, message=outcome.reason or outcome.status)
+
+
+def final_state(outcomes: list[FileOutcome]) -> State | list[FileOutcome]:
+    """What a flow returns: its outcomes (Completed), or a Failed state named "Quarantined"
+    (any file quarantined) or "Failed" (any failed for a reason outside the file), whose message
+    names the files and reasons and whose result is still the outcomes."""
+    troubled = [o for o in outcomes if o.status in (QUARANTINED, FAILED)]
+    if not troubled:
+        return outcomes
+    name = "Quarantined" if any(o.status == QUARANTINED for o in troubled) else "Failed"
+    lines = [f"{o.name} {o.status}: {o.reason}" for o in troubled[:MESSAGE_FILES]]
+    if len(troubled) > MESSAGE_FILES:
+        lines.append(f"and {len(troubled) - MESSAGE_FILES} more (see the ingest-summary artifact)")
+    message = f"{len(troubled)} of {len(outcomes)} file(s) not taken:\n" + "\n".join(lines)
+    return Failed(name=name, message=message, data=outcomes)
+
+
+def outcomes_of(state: State) -> list[FileOutcome]:
+    """The file outcomes of a flow run's final state, whether it completed or was quarantined.
+    A run that crashed or failed for another reason raises its exception."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+class FileRuns:
+    """Records each file of a sweep as a child flow run of it, as the file's outcome is known.
+
+    A child flow run hangs from a task run of its parent (Prefect's subflow model, one child per
+    task run), so each file gets both, created in their final state. Recording never fails the
+    sweep: a server that refuses is logged, and the files' outcomes stand.
+    """
+
+    def __init__(self, parent_flow_run_id: str | None, file_flow: Flow) -> None:
+        self._parent = UUID(parent_flow_run_id) if parent_flow_run_id else None
+        self._flow = file_flow
+        self._placeholder = Task(_file_of_the_sweep, name="file")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file runs")
+        self._pending: list[Future] = []
+
+    def record(self, outcome: FileOutcome) -> None:
+        if self._parent is None:
+            return
+        context = contextvars.copy_context()  # Prefect's settings: the API of this run
+        index = len(self._pending)
+        self._pending.append(self._pool.submit(context.run, self._create, outcome, index))
+
+    def _create(self, outcome: FileOutcome, index: int) -> None:
+        state = file_state(outcome)
+        with get_client(sync_client=True) as client:
+            placeholder = client.create_task_run(
+                self._placeholder, self._parent, dynamic_key=str(index),
+                name=file_run_name(outcome.name), state=state.model_copy(),
+            )  # fmt: skip
+            client.create_flow_run(
+                self._flow, name=file_run_name(outcome.name),
+                parameters={"file": outcome.name, "sha256": outcome.sha256},
+                parent_task_run_id=placeholder.id, tags=["file"], state=state,
+            )  # fmt: skip
+
+    def close(self) -> None:
+        """Wait for the runs still being recorded; log those the server refused."""
+        self._pool.shutdown(wait=True)
+        failures = [f.exception() for f in self._pending if f.exception() is not None]
+        if failures:
+            get_run_logger().warning(
+                "%d file run(s) not recorded on the Prefect server: %s", len(failures), failures[0]
+            )
+
+
+def _file_of_the_sweep() -> None:
+    """The task a file's child run hangs from (never called: its runs are recorded, not run)."""
