@@ -43,6 +43,7 @@ from pipelines.environment import DASK_ADDRESS
 from pipelines.home import LabHome
 from pipelines.ingest import BUSY, DUPLICATE, INGESTED, QUARANTINED, ClaimOwner, sha256_of
 from pipelines.ledger import Ledger
+from pipelines.runtime.run_records import outcomes_of
 from pipelines.warehouse import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -256,7 +257,7 @@ def test_watcher_and_sweep_meeting_the_same_files_process_each_once(
     for path in staged:
         os.replace(path, serve.home.inbox / path.name)  # arrives by rename: on_moved
     with on_service(serve):
-        swept = flows.process_inbox(home=str(serve.home.root))
+        swept = outcomes_of(flows.process_inbox(home=str(serve.home.root), return_state=True))
     assert {o.status for o in swept} <= {INGESTED, BUSY, DUPLICATE}
     names = {p.name for p in staged}
     wait_settled(serve.home, names)
@@ -285,14 +286,15 @@ def test_sweep_skips_a_live_claim_and_takes_over_a_dead_one(serve: Serve, tmp_pa
     assert ledger.claim(sha256_of(killed), dead_process)
     with on_service(serve):
         flows.forget_processors()
-        taken, skipped = flows.process_inbox(home=str(home.root))  # in the order of their names
+        state = flows.process_inbox(home=str(home.root), return_state=True)
+        taken, skipped = outcomes_of(state)  # in the order of their names
         assert (taken.status, skipped.status) == (INGESTED, BUSY), taken.reason
         assert elsewhere.exists() and not killed.exists()
         (home.root / "cartflow.toml").write_text(
             LAB_SETTINGS + "[ingest]\nclaim_expiry_minutes = 0.0001\n", encoding="utf-8"
         )
         flows.forget_processors()
-        [taken] = flows.process_inbox(home=str(home.root))
+        [taken] = outcomes_of(flows.process_inbox(home=str(home.root), return_state=True))
         flows.forget_processors()
     assert taken.status == INGESTED, taken.reason
     assert not elsewhere.exists() and (home.processed / elsewhere.name).exists()
@@ -311,13 +313,15 @@ def test_a_batch_on_a_dask_cluster_gives_the_local_tables(
             qpcr_export(home.inbox / f"plate_{n}.txt", f"P6{n:02d}", f"DASK-{n}")
         (home.inbox / "garbage.txt").write_text("garbage\n", encoding="utf-8")
     with on_service(serve):
-        local = flows.process_inbox(home=str(homes["local"].root))
+        local = outcomes_of(flows.process_inbox(home=str(homes["local"].root), return_state=True))
         with LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
             dashboard_address=None,
         ) as cluster:  # fmt: skip
             monkeypatch.setenv(DASK_ADDRESS.name, cluster.scheduler_address)
-            remote = flows.process_inbox(home=str(homes["dask"].root))
+            remote = outcomes_of(
+                flows.process_inbox(home=str(homes["dask"].root), return_state=True)
+            )
     assert [(o.name, o.status, o.rows) for o in remote] == [
         (o.name, o.status, o.rows) for o in local
     ]
