@@ -3,25 +3,45 @@ file, and the time elapsed.
 
 Drawn on stderr, and only when stderr is a terminal: piped, redirected, under cron or in tests
 the command prints its one line per file and nothing else. The display is transient: when the
-work ends it disappears, leaving the per-file lines and the summary.
+work ends it disappears, leaving the per-file lines and the summary. The command's own lines
+(stdout) are printed above it when stdout is the terminal too, and go untouched where stdout
+was redirected (`cartflow run > run.log` keeps every line in the log).
 """
 
 from __future__ import annotations
 
+import sys
+from datetime import timedelta
+from time import monotonic
 from types import TracebackType
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
 )
+from rich.text import Text
 
 from pipelines.ingest import FileOutcome
 from pipelines.ingest.batch import COMPUTED
+
+
+class _SinceStart(ProgressColumn):
+    """Time since the display started, whatever step it shows (rich's own elapsed column
+    stops when a step's count is complete)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started = monotonic()
+
+    def render(self, task: Task) -> Text:
+        elapsed = timedelta(seconds=int(monotonic() - self._started))
+        return Text(str(elapsed), style="progress.elapsed")
 
 
 class WorkProgress:
@@ -33,10 +53,12 @@ class WorkProgress:
             TextColumn("{task.description:<12}"),
             BarColumn(bar_width=30),
             TextColumn("{task.fields[count]:>9}"),
-            TimeElapsedColumn(),
+            _SinceStart(),
             TextColumn("{task.fields[current]}"),
             console=console,
             transient=True,
+            redirect_stdout=sys.stdout.isatty(),
+            redirect_stderr=False,
             disable=not console.is_terminal,
         )
         self._task: TaskID | None = None

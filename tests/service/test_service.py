@@ -32,7 +32,12 @@ import psutil
 import pytest
 from distributed import LocalCluster
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterName,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -344,6 +349,41 @@ def test_a_file_dropped_while_the_watcher_is_down_is_taken_when_it_restarts(
     [record] = wait_settled(serve.home, {late.name})
     assert record.status == INGESTED, record.reason
     assert ingested_events(serve.home)[late.name] == 1
+
+
+def test_a_command_line_sweep_is_recorded_on_the_running_service(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """`cartflow ingest` with no Prefect settings finds the service running for its home: its
+    sweep and the file's run appear in the service's runs list, named after what they took."""
+    export = qpcr_export(tmp_path / "from_the_terminal.txt", "P711", "CLI-1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CARTFLOW_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "ingest", str(export), "--home",
+         str(serve.home.root)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Starting temporary server" not in done.stdout + done.stderr
+    with on_service(serve), get_client(sync_client=True) as client:
+        [file_run] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=["ingest from_the_terminal.txt"])
+            )
+        )
+        parent_task = client.read_task_run(file_run.parent_task_run_id)
+        sweep = client.read_flow_run(parent_task.flow_run_id)
+    assert file_run.state.type == StateType.COMPLETED
+    assert (sweep.name, sweep.state.type) == ("sweep 1 file", StateType.COMPLETED)
+
+
+def test_the_nightly_deployment_run_is_named_a_nightly_sweep(serve: Serve) -> None:
+    from prefect.deployments import run_deployment
+
+    with on_service(serve):
+        run = run_deployment("process_inbox/nightly", timeout=PROCESS_TIMEOUT)
+    assert run.state.is_final(), run.state
+    assert re.fullmatch(r"nightly sweep \d+ files?", run.name), run.name
 
 
 def test_ctrl_c_stops_the_whole_service(serve: Serve) -> None:
