@@ -4,7 +4,6 @@ and the run's table artifact naming each file with its outcome."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -146,10 +145,8 @@ def test_a_sweep_of_the_given_files_counts_them_in_its_name(harness, lab: LabHom
     assert {c.state.type.value for c in children} == {"COMPLETED"}
 
 
-def test_the_path_of_the_runs_list_is_the_file_name_only(lab: LabHome) -> None:
-    """A file run's name carries the file's name, never the folders above it."""
-    from pipelines.runtime.run_records import file_run_name, sweep_run_name
+def test_sweep_names_count_the_files_and_say_when_the_run_is_the_nightly_one() -> None:
+    from pipelines.runtime.run_records import sweep_run_name
 
-    assert file_run_name(Path("/lab/inbox/plate1.txt").name) == "ingest plate1.txt"
     assert sweep_run_name(1, nightly=False) == "sweep 1 file"
     assert sweep_run_name(90, nightly=True) == "nightly sweep 90 files"
