@@ -90,7 +90,7 @@ class WorkProgress:
 
     def _update(self, **fields: object) -> None:
         if self._task is not None:
-            self._progress.update(self._task, **fields)
+            self._progress.update(self._task, refresh=True, **fields)
 
 
 class RunProgress:
