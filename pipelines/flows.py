@@ -413,9 +413,11 @@ def process_inbox(
             processor, files, executor_for(lab, len(files)), _flow_run_id(), report,
             _log_recovery, _step,
         )  # fmt: skip
+        title = f"cartflow sweep of {len(files)} file(s)"
+        _after_the_files("run summary", lambda: _publish(outcomes, lab, title, build_docs=True))
+        _after_the_files(
+            "derived tables and reports", lambda: _derive(lab, outcomes, recompute_all)
+        )
     finally:
-        file_runs.close()
-    title = f"cartflow sweep of {len(files)} file(s)"
-    _after_the_files("run summary", lambda: _publish(outcomes, lab, title, build_docs=True))
-    _after_the_files("derived tables and reports", lambda: _derive(lab, outcomes, recompute_all))
+        file_runs.close()  # the files' runs were recorded meanwhile, on a thread
     return final_state(outcomes)

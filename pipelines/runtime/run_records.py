@@ -17,8 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from uuid import UUID
 
 from prefect import Flow, Task, get_run_logger
-from prefect.client.orchestration import get_client
-from prefect.states import Cancelled, Completed, Failed, State
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.actions import FlowRunCreate
+from prefect.states import Cancelled, Completed, Failed, State, to_state_create
 
 from pipelines.ingest import BUSY, DUPLICATE, FAILED, QUARANTINED, FileOutcome
 
@@ -80,8 +81,9 @@ class FileRuns:
     """Records each file of a sweep as a child flow run of it, as the file's outcome is known.
 
     A child flow run hangs from a task run of its parent (Prefect's subflow model, one child per
-    task run), so each file gets both, created in their final state. Recording never fails the
-    sweep: a server that refuses is logged, and the files' outcomes stand.
+    task run), so each file gets both, created in their final state: two API calls per file,
+    made on one thread with one open client, while the sweep goes on with its files. Recording
+    never fails the sweep: what the server refused is logged, and the files' outcomes stand.
     """
 
     def __init__(self, parent_flow_run_id: str | None, file_flow: Flow) -> None:
@@ -90,6 +92,8 @@ class FileRuns:
         self._placeholder = Task(_file_of_the_sweep, name="file")
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="file runs")
         self._pending: list[Future] = []
+        self._client: SyncPrefectClient | None = None
+        self._flow_id: UUID | None = None
 
     def record(self, outcome: FileOutcome) -> None:
         if self._parent is None:
@@ -99,26 +103,35 @@ class FileRuns:
         self._pending.append(self._pool.submit(context.run, self._create, outcome, index))
 
     def _create(self, outcome: FileOutcome, index: int) -> None:
+        if self._client is None:
+            self._client = get_client(sync_client=True).__enter__()
+            self._flow_id = self._client.create_flow(self._flow)
         state = file_state(outcome)
-        with get_client(sync_client=True) as client:
-            placeholder = client.create_task_run(
-                self._placeholder, self._parent, dynamic_key=str(index),
-                name=file_run_name(outcome.name), state=state.model_copy(),
-            )  # fmt: skip
-            client.create_flow_run(
-                self._flow, name=file_run_name(outcome.name),
-                parameters={"file": outcome.name, "sha256": outcome.sha256},
-                parent_task_run_id=placeholder.id, tags=["file"], state=state,
-            )  # fmt: skip
+        placeholder = self._client.create_task_run(
+            self._placeholder, self._parent, dynamic_key=str(index),
+            name=file_run_name(outcome.name), state=state.model_copy(),
+        )  # fmt: skip
+        run = FlowRunCreate(
+            flow_id=self._flow_id, name=file_run_name(outcome.name),
+            parameters={"file": outcome.name, "sha256": outcome.sha256},
+            parent_task_run_id=placeholder.id, tags=["file"], state=to_state_create(state),
+        )  # fmt: skip
+        self._client.request("POST", "/flow_runs/", json=run.model_dump(mode="json"))
 
     def close(self) -> None:
         """Wait for the runs still being recorded; log those the server refused."""
+        self._pool.submit(self._close_client)
         self._pool.shutdown(wait=True)
         failures = [f.exception() for f in self._pending if f.exception() is not None]
         if failures:
             get_run_logger().warning(
                 "%d file run(s) not recorded on the Prefect server: %s", len(failures), failures[0]
             )
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.__exit__(None, None, None)
+            self._client = None
 
 
 def _file_of_the_sweep() -> None:
