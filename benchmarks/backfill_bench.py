@@ -115,12 +115,9 @@ def _task_runs(flow_run_id: UUID) -> list:
 
 
 def _spans(task_runs: list) -> dict[str, tuple[datetime, datetime]]:
-    """First start and last end of each kind of task run ("prepare x.fcs", "derive-3f2"); the
-    task runs the files' child runs hang from are recorded, never run, and have no times."""
+    """First start and last end of each kind of task run ("prepare x.fcs", "derive-3f2")."""
     spans: dict[str, tuple[datetime, datetime]] = {}
     for run in task_runs:
-        if run.start_time is None:
-            continue
         kind = run.name.split()[0].split("-")[0]
         first, last = spans.get(kind, (run.start_time, run.end_time))
         spans[kind] = (min(first, run.start_time), max(last, run.end_time))

@@ -396,8 +396,8 @@ def process_inbox(
 ) -> State | list[FileOutcome]:
     """The sweep: every file waiting in the inbox (or the given files) through the engine's
     batch, then the derived tables of the patients with new data (of every patient with
-    `recompute_all`, as the nightly run does). Each file is recorded as a child run of the
-    sweep (`FileRuns`); with any file quarantined, the sweep ends in a Failed state named
+    `recompute_all`, as the nightly run does). Each file is recorded as a run of its own
+    (`FileRuns`); with any file quarantined, the sweep ends in a Failed state named
     "Quarantined" (`final_state`)."""
     lab = LabHome.locate(home)
     processor = processor_for(lab)

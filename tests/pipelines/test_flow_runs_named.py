@@ -43,14 +43,15 @@ def _flow_run(run_id: UUID):
         return client.read_flow_run(run_id)
 
 
-def _children(parent_id: UUID) -> list:
-    """The sweep's child flow runs, as the runs list shows them (through their task runs)."""
+def _file_runs_of(sweep_id: UUID) -> list:
+    """The flow runs of the files of a sweep, as the runs list shows them."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
-    only_children = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id]))
+    files = FlowRunFilter(tags=FlowRunFilterTags(all_=["file"]))
     with get_client(sync_client=True) as client:
-        return client.read_flow_runs(flow_run_filter=only_children)
+        runs = client.read_flow_runs(flow_run_filter=files)
+    return [run for run in runs if run.parameters.get("sweep") == str(sweep_id)]
 
 
 def test_a_sweep_with_a_quarantined_file_is_named_and_not_completed(sweep) -> None:
@@ -58,7 +59,7 @@ def test_a_sweep_with_a_quarantined_file_is_named_and_not_completed(sweep) -> No
     assert run.name == "sweep 2 files"
     assert run.state.type.value == "FAILED"
     assert run.state.name == "Quarantined"
-    assert f"{FAILING} quarantined: {FAILING}: validation failed" in run.state.message
+    assert f"\nquarantined {FAILING}: validation failed: qpcr_runs" in run.state.message
     assert GOOD not in run.state.message
 
 
@@ -67,10 +68,10 @@ def test_the_outcomes_stay_the_result_of_a_quarantined_run(sweep) -> None:
     assert {o.name: o.status for o in outcomes} == {GOOD: INGESTED, FAILING: QUARANTINED}
 
 
-def test_every_file_of_the_sweep_is_a_child_run_in_its_own_state(sweep) -> None:
-    children = {run.name: run for run in _children(sweep.state_details.flow_run_id)}
-    assert sorted(children) == [f"ingest {FAILING}", f"ingest {GOOD}"]
-    good, failing = children[f"ingest {GOOD}"], children[f"ingest {FAILING}"]
+def test_every_file_of_the_sweep_is_a_run_of_its_own_in_its_own_state(sweep) -> None:
+    runs = {run.name: run for run in _file_runs_of(sweep.state_details.flow_run_id)}
+    assert sorted(runs) == [f"ingest {FAILING}", f"ingest {GOOD}"]
+    good, failing = runs[f"ingest {GOOD}"], runs[f"ingest {FAILING}"]
     assert (good.state.type.value, good.state.name) == ("COMPLETED", "Completed")
     assert (failing.state.type.value, failing.state.name) == ("FAILED", "Quarantined")
     assert "amplification efficiency within 90-110 %" in failing.state.message
@@ -124,7 +125,9 @@ def test_a_quarantined_single_file_run_fails_named_quarantined(harness, lab: Lab
     run = _flow_run(state.state_details.flow_run_id)
     assert run.name == "ingest plate_single_bad.txt"
     assert (run.state.type.value, run.state.name) == ("FAILED", "Quarantined")
-    assert run.state.message.startswith("1 of 1 file(s) not taken:\nplate_single_bad.txt ")
+    assert run.state.message.startswith(
+        "1 of 1 file(s) not taken:\nquarantined plate_single_bad.txt: validation failed"
+    )
     assert [o.status for o in outcomes_of(state)] == [QUARANTINED]
 
 
@@ -140,9 +143,9 @@ def test_a_sweep_of_the_given_files_counts_them_in_its_name(harness, lab: LabHom
     run = _flow_run(state.state_details.flow_run_id)
     assert run.name == "sweep 3 files"
     assert run.state.type.value == "COMPLETED"
-    children = _children(state.state_details.flow_run_id)
-    assert sorted(c.name for c in children) == [f"ingest given_{n}.txt" for n in range(3)]
-    assert {c.state.type.value for c in children} == {"COMPLETED"}
+    files = _file_runs_of(state.state_details.flow_run_id)
+    assert sorted(run.name for run in files) == [f"ingest given_{n}.txt" for n in range(3)]
+    assert {run.state.type.value for run in files} == {"COMPLETED"}
 
 
 def test_sweep_names_count_the_files_and_say_when_the_run_is_the_nightly_one() -> None:

@@ -371,8 +371,7 @@ def test_a_command_line_sweep_is_recorded_on_the_running_service(
                 name=FlowRunFilterName(any_=["ingest from_the_terminal.txt"])
             )
         )
-        parent_task = client.read_task_run(file_run.parent_task_run_id)
-        sweep = client.read_flow_run(parent_task.flow_run_id)
+        sweep = client.read_flow_run(file_run.parameters["sweep"])
     assert file_run.state.type == StateType.COMPLETED
     assert (sweep.name, sweep.state.type) == ("sweep 1 file", StateType.COMPLETED)
 
