@@ -172,7 +172,7 @@ def run_files(home: LabHome, paths: list[Path] | None) -> list:
     from pipelines.runtime.server import prefect_server
 
     with WorkProgress(err_console) as display:
-        display.doing("starting", "the Prefect server")
+        display.doing("starting", "Prefect")
         run = RunProgress(display, len(files))
 
         def done(outcome) -> None:
