@@ -42,6 +42,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import json
 import logging
 import os
 import signal
@@ -49,6 +50,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -188,14 +191,24 @@ def note_service_api(home: LabHome, api_url: str | None) -> None:
 
 
 def running_service_api(home: LabHome) -> str | None:
-    """The API address of the lab service running for `home`, if one answers."""
-    from pipelines.service import server_healthy
-
+    """The API address of the lab service running for `home`: the address it noted, if the
+    server there answers and keeps its history in this home (not another lab's service that
+    took the port of one killed outright)."""
     try:
         api_url = (home.prefect_home / SERVICE_API_FILE).read_text(encoding="utf-8").strip()
     except OSError:
         return None
-    return api_url if api_url and server_healthy(api_url) else None
+    return api_url if api_url and _serves(api_url, home) else None
+
+
+def _serves(api_url: str, home: LabHome) -> bool:
+    """Whether the Prefect server at `api_url` answers with `home`'s Prefect folder as its own."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/admin/settings", timeout=2) as response:
+            served = json.load(response).get("home")
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return False
+    return served is not None and Path(served).resolve() == home.prefect_home.resolve()
 
 
 @contextlib.contextmanager
