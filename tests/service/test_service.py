@@ -49,6 +49,7 @@ from pipelines.home import LabHome
 from pipelines.ingest import BUSY, DUPLICATE, INGESTED, QUARANTINED, ClaimOwner, sha256_of
 from pipelines.ledger import Ledger
 from pipelines.runtime.run_records import outcomes_of
+from pipelines.runtime.runners import LOCAL_DASHBOARD
 from pipelines.warehouse import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -321,7 +322,7 @@ def test_a_batch_on_a_dask_cluster_gives_the_local_tables(
         local = outcomes_of(flows.process_inbox(home=str(homes["local"].root), return_state=True))
         with LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=LOCAL_DASHBOARD,
         ) as cluster:  # fmt: skip
             monkeypatch.setenv(DASK_ADDRESS.name, cluster.scheduler_address)
             remote = outcomes_of(
