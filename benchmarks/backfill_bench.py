@@ -205,6 +205,7 @@ def main() -> None:
                   f"in {written:.1f} s")  # fmt: skip
         prepare_environment(home)
         from pipelines import flows
+        from pipelines.runtime.run_records import outcomes_of
 
         started = time.perf_counter()
         flows.process_inbox(home=str(home.root))  # the inbox is empty: starts the server
@@ -216,7 +217,7 @@ def main() -> None:
         started, cpu_before = time.perf_counter(), cpu_seconds()
         state = flows.process_inbox(home=str(home.root), recompute_all=True, return_state=True)
         total, cpu_after = time.perf_counter() - started, cpu_seconds()
-        outcomes = state.result()
+        outcomes = outcomes_of(state)
         split = phases(state.state_details.flow_run_id, outcomes, total)
         report(outcomes, total, split, len(tubes))
         if cpu_before and cpu_after:

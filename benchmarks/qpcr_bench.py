@@ -66,6 +66,7 @@ def main() -> None:
         paths = _write_plates(Path(tmp), args.plates)
 
         from pipelines import flows
+        from pipelines.runtime.run_records import outcomes_of
         from qpcr.analysis import analyse_plate
         from qpcr.readers import read_plate
         from qpcr.settings import QpcrSettings
@@ -87,7 +88,9 @@ def main() -> None:
             analyse_plate(plate, QpcrSettings(default_dna_input_ng=200))
             fit = time.perf_counter() - t0
             t0 = time.perf_counter()
-            (outcome,) = flows.process_inbox(home=str(home.root), paths=[str(path)])
+            (outcome,) = outcomes_of(
+                flows.process_inbox(home=str(home.root), paths=[str(path)], return_state=True)
+            )
             total = time.perf_counter() - t0
             assert outcome.status == "ingested", outcome.reason
             s = outcome.seconds

@@ -175,38 +175,42 @@ def _left_by_a_stopped_run(home: LabHome) -> bool:
 
 
 def run_files(home: LabHome, paths: list[Path] | None) -> list:
-    """Run the sweep flow over `paths` (or the inbox) in the embedded Prefect, printing as it goes."""
+    """Run the sweep flow over `paths` (or the inbox), printing a line per file as it goes and
+    progress on a terminal; on the lab service's Prefect server when one runs for this home,
+    else on a temporary one (`pipelines.runtime.server.prefect_server`)."""
     prepare_environment(home)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from pipelines import flows
     from pipelines.ingest import inbox_files, manifests_first
+    from pipelines.runtime.progress import RunProgress, WorkProgress
+    from pipelines.runtime.run_records import outcomes_of
 
     files = manifests_first(paths) if paths is not None else inbox_files(home.ensure())
     if not files and not _left_by_a_stopped_run(home):
         console.print(f"nothing to do: the inbox {home.inbox} is empty")
         return []
-    from pipelines.runtime.server import embedded_server
+    from pipelines.runtime.server import prefect_server
 
-    with embedded_server(), Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        console=console, transient=True, disable=len(files) <= 3,
-    ) as progress:  # fmt: skip
-        bar = progress.add_task("processing", total=len(files))
+    with WorkProgress(err_console) as display:
+        display.doing("starting", "Prefect")
+        run = RunProgress(display, len(files))
 
         def done(outcome) -> None:
-            progress.advance(bar)
+            run.on_outcome(outcome)
             _print_outcome(outcome)
 
         def notice(message: str) -> None:
             console.print(f"[yellow]note[/]        {_safe(message)}")
 
-        flows.on_file_done(done, notice)
-        try:
-            outcomes = flows.process_inbox(home=str(home.root), paths=[str(p) for p in files])
-        finally:
-            flows.on_file_done(None)
-    return outcomes
+        with prefect_server(home):
+            display.doing("starting", "the sweep")
+            flows.on_file_done(done, notice, run.on_step)
+            try:
+                state = flows.process_inbox(
+                    home=str(home.root), paths=[str(p) for p in files], return_state=True
+                )
+            finally:
+                flows.on_file_done(None)
+    return outcomes_of(state)
 
 
 SUMMARY_WORDS = (
@@ -523,10 +527,18 @@ def demo(
 ) -> None:
     """Write a small demo trial's exports into the inbox, process them, print a summary."""
     from pipelines.demo.generate import write_demo_trial
+    from pipelines.runtime.progress import WorkProgress
 
     lab = checked_lab(home)[0].ensure()
     with _interruptible(lab):
-        written = write_demo_trial(lab.inbox, seed=seed)
+        with WorkProgress(err_console) as display:
+            exports: list[Path] = []
+
+            def one_more(path: Path) -> None:
+                exports.append(path)
+                display.doing("writing", f"export {len(exports)}: {path.name}")
+
+            written = write_demo_trial(lab.inbox, seed=seed, on_written=one_more)
         console.print(f"demo trial: {len(written.files)} export(s) written to {lab.inbox}")
         outcomes = run_files(lab, None)
         _exit_for(outcomes)
@@ -649,7 +661,7 @@ def watch(
     # The first signal once watching lets the file in hand finish (Prefect's flow engine
     # turns a SIGTERM into an interruption of its run all the same); the next one abandons it.
     with _interruptible(lab, stopped, status=lambda signum: EXIT_OK) as signals:
-        from pipelines.runtime.server import embedded_server
+        from pipelines.runtime.server import prefect_server
         from pipelines.watch import Watcher, deployment_submitter, inline_submitter
 
         if settings.submit == DEPLOYMENT:
@@ -670,7 +682,7 @@ def watch(
             in_hand.clear()
             return outcome
 
-        with embedded_server():
+        with prefect_server(lab):
             stop = signals.graceful()
             mode = (
                 f"polling every {settings.poll_interval_seconds:g} s" if settings.polling

@@ -21,10 +21,14 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
 from prefect.futures import as_completed
+from prefect.runtime import deployment, flow_run
+from prefect.states import State
 from prefect_dask import DaskTaskRunner
 
 from pipelines.home import LabHome
 from pipelines.ingest import (
+    BUSY,
+    DUPLICATE,
     FAILED,
     INGESTED,
     QUARANTINED,
@@ -41,11 +45,18 @@ from pipelines.ingest import (
 from pipelines.ingest.batch import Arrival
 from pipelines.ingest.faults import DERIVE, fault_point
 from pipelines.ingest.processor import resource_problem
+from pipelines.runtime.run_records import (
+    FileRuns,
+    file_run_name,
+    final_state,
+    sweep_run_name,
+)
 from pipelines.runtime.runners import local_cluster_settings, per_file_runner
 
 _processors: dict[Path, Processor] = {}
 _progress: list[Callable[[FileOutcome], None]] = []
 _notices: list[Callable[[str], None]] = []
+_steps: list[Callable[[str, str], None]] = []
 
 
 def processor_for(home: LabHome) -> Processor:
@@ -72,16 +83,25 @@ def _flow_run_id() -> str | None:
 def on_file_done(
     callback: Callable[[FileOutcome], None] | None,
     on_notice: Callable[[str], None] | None = None,
+    on_step: Callable[[str, str], None] | None = None,
 ) -> None:
-    """Call `callback` after each file (the command line's progress bar), and `on_notice` with
-    each notice of the run (a stopped run recovered, derived tables not updated); None removes
-    them."""
-    _progress.clear()
-    _notices.clear()
-    if callback is not None:
-        _progress.append(callback)
-    if on_notice is not None:
-        _notices.append(on_notice)
+    """Call `callback` after each file (the command line's lines), `on_notice` with each notice
+    of the run (a stopped run recovered, derived tables not updated), and `on_step` with each
+    step of the work as it starts (`pipelines.ingest.batch` steps, then `PUBLISHING` and
+    `DERIVING`: the command line's progress bar); None removes them."""
+    for callbacks, given in ((_progress, callback), (_notices, on_notice), (_steps, on_step)):
+        callbacks.clear()
+        if given is not None:
+            callbacks.append(given)
+
+
+PUBLISHING, DERIVING = "publishing", "deriving"
+"""Steps after the files: the run summary and Data Docs, the derived tables and reports."""
+
+
+def _step(step: str, what: str) -> None:
+    for callback in _steps:
+        callback(step, what)
 
 
 def _notice(message: str) -> None:
@@ -262,18 +282,26 @@ def _warming_up(processor: Processor) -> Iterator[None]:
 # -- after the files: summary, derived tables -------------------------------------------------
 
 
+OUTCOME_WORDS = {
+    INGESTED: "taken", QUARANTINED: "quarantined", DUPLICATE: "duplicate",
+    BUSY: "skipped (another run holds it)", FAILED: "failed (left in the inbox)",
+}  # fmt: skip
+"""A file's outcome in the run's table artifact, in the command line's words."""
+
+
 def _publish(outcomes: list[FileOutcome], home: LabHome, title: str, build_docs: bool) -> None:
     """The run summary artifact, the ledger export and the Data Docs link.
 
     Rebuilding Data Docs takes longer as validation history grows (0.7 s at the first file,
     3 s at the 21st), so single-file runs from the watcher link the docs and sweeps rebuild them.
     """
+    _step(PUBLISHING, "run summary, ledger export, Data Docs")
     processor = processor_for(home)
     processor.export_ledger()
     rows = [
         {
             "file": o.name,
-            "status": o.status,
+            "outcome": OUTCOME_WORDS.get(o.status, o.status),
             "kind": o.kind or "",
             "format": o.instrument_format or "",
             "rows written": sum(o.rows.values()),
@@ -283,7 +311,7 @@ def _publish(outcomes: list[FileOutcome], home: LabHome, title: str, build_docs:
         for o in outcomes
     ]
     if not rows:
-        rows = [{"file": "(none)", "status": "inbox empty"}]
+        rows = [{"file": "(none)", "outcome": "inbox empty"}]
     create_table_artifact(key="ingest-summary", table=rows, description=title)
     docs = processor.validator.docs_index
     if build_docs and any(o.status in (INGESTED, QUARANTINED) for o in outcomes):
@@ -327,6 +355,7 @@ def _derive(lab: LabHome, outcomes: list[FileOutcome], everyone: bool) -> None:
     patients = None if everyone else _patients_with_new_data(outcomes)
     failed_runs = any(o.status == QUARANTINED and o.rows for o in outcomes)
     if patients is None or patients or failed_runs or processor_for(lab).ledger.pending_derive():
+        _step(DERIVING, "derived tables and reports")
         derive_task(lab, patients)
 
 
@@ -334,34 +363,64 @@ def _patients_with_new_data(outcomes: list[FileOutcome]) -> list[str]:
     return sorted({p for o in outcomes if o.status == INGESTED for p, _ in o.partitions})
 
 
-@flow(name="ingest_file", log_prints=True)
-def ingest_file(path: str, home: str | None = None) -> list[FileOutcome]:
-    """Process one file now, then recompute what depends on it."""
+def _ingest_run_name() -> str:
+    return file_run_name(Path(flow_run.parameters["path"]).name)
+
+
+def _sweep_run_name() -> str:
+    """`sweep 90 files`, or `nightly sweep 90 files` for the nightly deployment's runs."""
+    from pipelines.service import NIGHTLY
+
+    parameters = flow_run.parameters
+    paths = parameters.get("paths")
+    count = len(paths) if paths else len(inbox_files(LabHome.locate(parameters.get("home"))))
+    return sweep_run_name(count, nightly=deployment.name == NIGHTLY)
+
+
+@flow(name="ingest_file", flow_run_name=_ingest_run_name, log_prints=True)
+def ingest_file(path: str, home: str | None = None) -> State | list[FileOutcome]:
+    """Process one file now, then recompute what depends on it. Quarantined, the run ends in a
+    Failed state named "Quarantined" (`final_state`)."""
     lab = LabHome.locate(home)
     processor = processor_for(lab)
     outcomes = run_batch(
-        processor, [Path(path)], PrefectTasks(lab), _flow_run_id(), _report, _log_recovery
-    )
+        processor, [Path(path)], PrefectTasks(lab), _flow_run_id(), _report, _log_recovery,
+        _step,
+    )  # fmt: skip
     title = f"cartflow ingest of {Path(path).name}"
     _after_the_files("run summary", lambda: _publish(outcomes, lab, title, build_docs=False))
     _after_the_files("derived tables and reports", lambda: _derive(lab, outcomes, False))
-    return outcomes
+    return final_state(outcomes)
 
 
-@flow(name="process_inbox", log_prints=True)
+@flow(name="process_inbox", flow_run_name=_sweep_run_name, log_prints=True)
 def process_inbox(
     home: str | None = None, paths: list[str] | None = None, recompute_all: bool = False
-) -> list[FileOutcome]:
+) -> State | list[FileOutcome]:
     """The sweep: every file waiting in the inbox (or the given files) through the engine's
     batch, then the derived tables of the patients with new data (of every patient with
-    `recompute_all`, as the nightly run does)."""
+    `recompute_all`, as the nightly run does). Each file is recorded as a run of its own
+    (`FileRuns`); with any file quarantined, the sweep ends in a Failed state named
+    "Quarantined" (`final_state`)."""
     lab = LabHome.locate(home)
     processor = processor_for(lab)
     files = manifests_first([Path(p) for p in paths]) if paths else inbox_files(lab)
-    outcomes = run_batch(
-        processor, files, executor_for(lab, len(files)), _flow_run_id(), _report, _log_recovery
-    )
-    title = f"cartflow sweep of {len(files)} file(s)"
-    _after_the_files("run summary", lambda: _publish(outcomes, lab, title, build_docs=True))
-    _after_the_files("derived tables and reports", lambda: _derive(lab, outcomes, recompute_all))
-    return outcomes
+    file_runs = FileRuns(_flow_run_id(), ingest_file)
+
+    def report(outcome: FileOutcome) -> None:
+        file_runs.record(outcome)
+        _report(outcome)
+
+    try:
+        outcomes = run_batch(
+            processor, files, executor_for(lab, len(files)), _flow_run_id(), report,
+            _log_recovery, _step,
+        )  # fmt: skip
+        title = f"cartflow sweep of {len(files)} file(s)"
+        _after_the_files("run summary", lambda: _publish(outcomes, lab, title, build_docs=True))
+        _after_the_files(
+            "derived tables and reports", lambda: _derive(lab, outcomes, recompute_all)
+        )
+    finally:
+        file_runs.close()  # the files' runs were recorded meanwhile, on a thread
+    return final_state(outcomes)

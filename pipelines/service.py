@@ -38,6 +38,7 @@ import yaml
 from pipelines.environment import DASK_ADDRESS
 from pipelines.home import LabHome
 from pipelines.runtime.memory import MALLOC_ENVIRON
+from pipelines.runtime.server import note_service_api
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = REPO_ROOT / "prefect.yaml"
@@ -261,6 +262,7 @@ class Service:
         self._wait_for_server(server)
         if self.stopping.is_set():
             return  # asked to stop while the server was starting
+        note_service_api(self.home, self.settings.api_url)  # the command line's runs go here
         ensure_work_pool(self.settings.api_url)
         for child in (self._worker(), self._deploy(), self._watcher()):
             self.children.append(child)
@@ -320,6 +322,7 @@ class Service:
 
     def stop(self) -> None:
         """Watcher first (it finishes the file in hand), then worker and server; no orphans."""
+        note_service_api(self.home, None)
         by_name = {c.name: c for c in self.children if c.process is not None}
         for names in (("watcher", "deploy"), ("worker",), ("server",)):
             _terminate([by_name[n].process for n in names if n in by_name])

@@ -139,11 +139,13 @@ Submit = Callable[[Path, str], FileOutcome | None]
 def inline_submitter(home: LabHome, on_outcome: Callable[[FileOutcome], None]) -> Submit:
     """Run the `ingest_file` flow here; returns the outcome."""
     from pipelines import flows
+    from pipelines.runtime.run_records import outcomes_of
 
     flows.processor_for(home)  # build the GX context now, not when the first file arrives
 
     def submit(path: Path, key: str) -> FileOutcome:
-        [outcome] = flows.ingest_file(path=str(path), home=str(home.root))
+        state = flows.ingest_file(path=str(path), home=str(home.root), return_state=True)
+        [outcome] = outcomes_of(state)
         on_outcome(outcome)
         return outcome
 

@@ -22,6 +22,7 @@ import io
 import json
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -164,9 +165,11 @@ class Tube:
         return f"{self.accession}_{self.panel.upper()}.fcs"
 
 
-def write_flow_files(folder: str | Path, seed: int = 0) -> list[Path]:
+def write_flow_files(
+    folder: str | Path, seed: int = 0, on_written: Callable[[Path], None] | None = None
+) -> list[Path]:
     """Write every demo FCS file and `flow_truth.json` (the counts and trial values used) into
-    `folder`; returns the FCS paths."""
+    `folder`, telling `on_written` each FCS path as it is written; returns the FCS paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -174,6 +177,8 @@ def write_flow_files(folder: str | Path, seed: int = 0) -> list[Path]:
     for tube in demo_tubes():
         paths.append(write_tube(folder / tube.file_name, tube, rng))
         truth.append(tube_truth(tube))
+        if on_written is not None:
+            on_written(paths[-1])
     (folder / "flow_truth.json").write_text(json.dumps(truth, indent=1))
     return paths
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
@@ -62,7 +63,12 @@ def _write_manifest(path: Path, samples: list[trial.Sample]) -> None:
                              trial.INFUSION_DATE[s.patient_id].isoformat(), f"{s.dna_input_ng:g}"])  # fmt: skip
 
 
-def write_demo_trial(inbox: Path, seed: int = 7) -> DemoTrial:
+def write_demo_trial(
+    inbox: Path, seed: int = 7, on_written: Callable[[Path], None] | None = None
+) -> DemoTrial:
+    """Write the demo trial's exports into `inbox` (telling `on_written` each one as it is
+    written: the FCS tubes take most of the time) and its truth beside it."""
+    written = on_written or (lambda path: None)
     rng = np.random.default_rng(seed)
     inbox.mkdir(parents=True, exist_ok=True)
     samples = trial.study_samples()
@@ -75,6 +81,7 @@ def write_demo_trial(inbox: Path, seed: int = 7) -> DemoTrial:
     manifest = inbox / "sample_manifest_2026-06.csv"
     _write_manifest(manifest, samples)
     files.append(manifest)
+    written(files[-1])
 
     # Plate 1, QuantStudio 7 Flex: P001 and P002, samples named by accession.
     plate1 = build_plate(
@@ -86,6 +93,7 @@ def write_demo_trial(inbox: Path, seed: int = 7) -> DemoTrial:
     path1 = inbox / "2026-04-14_CAR-qPCR_plate1_P001-P002.txt"
     write_quantstudio_text(path1, plate1)
     files.append(path1)
+    written(files[-1])
 
     # Plate 3 (run before the repeat): P003/P004 on an inhibited run; fails the efficiency rule.
     failing = build_plate(
@@ -97,6 +105,7 @@ def write_demo_trial(inbox: Path, seed: int = 7) -> DemoTrial:
     path3 = inbox / FAILING_PLATE
     write_quantstudio_text(path3, failing)
     files.append(path3)
+    written(files[-1])
 
     # Plate 4, CFX384: the repeat of P003/P004, samples named P003_D14 style (the pattern).
     repeat = build_plate(
@@ -109,13 +118,16 @@ def write_demo_trial(inbox: Path, seed: int = 7) -> DemoTrial:
     path4 = inbox / "2026-04-22_CAR-qPCR_plate4_P003-P004_repeat.csv"
     write_cfx_csv(path4, repeat)
     files.append(path4)
+    written(files[-1])
 
     # Bead arrays: an FCAP Array MFI table and a LEGENDplex workbook, cytokines from trial.py.
-    files.extend(write_cba_files(inbox, seed=seed))
+    for path in write_cba_files(inbox, seed=seed):
+        files.append(path)
+        written(path)
 
     # Flow cytometry: a T-cell and a B-cell tube per blood draw and the infused product, from a
     # BD LSRFortessa (P001, P002) and a Beckman Coulter CytoFLEX LX (P003, P004).
-    files.extend(write_flow_files(inbox, seed=seed))
+    files.extend(write_flow_files(inbox, seed=seed, on_written=written))
     flow_truth = json.loads((inbox / FLOW_TRUTH).read_text(encoding="utf-8"))
     (inbox / FLOW_TRUTH).unlink()
 

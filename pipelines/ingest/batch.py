@@ -76,6 +76,10 @@ class InProcess:
 
 
 Report = Callable[[FileOutcome], None]
+Step = Callable[[str, str], None]
+"""Told `(COMPUTED, file name)` as each file's computation is in, `(VALIDATING, table name)` as
+each table's validation starts: what a progress display needs before files are committed."""
+COMPUTED, VALIDATING = "computed", "validating"
 
 
 def run_batch(
@@ -85,10 +89,13 @@ def run_batch(
     flow_run_id: str | None = None,
     on_outcome: Report | None = None,
     on_recovery: Callable[[Recovery], None] | None = None,
+    on_step: Step | None = None,
 ) -> list[FileOutcome]:
     """Take `files` (manifests first, then the rest through `executor`); one outcome per file,
-    in the files' order, each reported to `on_outcome` as it is known."""
+    in the files' order, each reported to `on_outcome` as it is known, and the steps of the
+    work to `on_step`."""
     report = on_outcome or (lambda outcome: None)
+    step = on_step or (lambda step, what: None)
     ledger = processor.ledger
     recovery = recover(processor.home, ledger, processor.claim_expiry_seconds)
     if recovery and on_recovery is not None:
@@ -97,7 +104,7 @@ def run_batch(
     try:
         with Heartbeat(lambda: ledger.heartbeat(owner.token)):
             processor.resume_corrections(owner, flow_run_id)
-            return _take(processor, list(files), executor, owner, flow_run_id, report)
+            return _take(processor, list(files), executor, owner, flow_run_id, report, step)
     finally:
         _release(processor, owner)
 
@@ -109,6 +116,7 @@ def _take(
     owner: ClaimOwner,
     flow_run_id: str | None,
     report: Report,
+    step: Step,
 ) -> list[FileOutcome]:
     here = InProcess(processor)
     manifests = [i for i, path in enumerate(files) if looks_like_manifest(path)]
@@ -121,6 +129,7 @@ def _take(
             if isinstance(result, BaseException):
                 result = _again_here(processor, files[position], owner, flow_run_id, result)
             results[position] = result
+            step(COMPUTED, files[position].name)
     prepared = [r for r in results.values() if isinstance(r, Prepared)]
     claimed_here = {p.sha256 for p in prepared}
     again = {
@@ -131,13 +140,13 @@ def _take(
         result = results[index]
         if isinstance(result, FileOutcome) and index not in again:
             report(result)
-    committed = _validate_and_commit(processor, prepared, executor, flow_run_id, report)
+    committed = _validate_and_commit(processor, prepared, executor, flow_run_id, report, step)
     outcomes = {
         i: committed[r.sha256] if isinstance(r, Prepared) else r for i, r in results.items()
     }
     if again:  # the same bytes under a second name: a duplicate now, or a retry if refused
         retaken = _take(processor, [files[i] for i in sorted(again)], here, owner, flow_run_id,
-                        report)  # fmt: skip
+                        report, step)  # fmt: skip
         outcomes.update(zip(sorted(again), retaken, strict=True))
     return [outcomes[i] for i in range(len(files))]
 
@@ -165,12 +174,13 @@ def _validate_and_commit(
     executor: Executor,
     flow_run_id: str | None,
     report: Report,
+    step: Step,
 ) -> dict[str, FileOutcome]:
     """Validate every table once, then commit (or quarantine) each file here, in order."""
     if not prepared:
         return {}
     try:
-        checks, seconds = _validate_all(prepared, executor)
+        checks, seconds = _validate_all(prepared, executor, step)
     except Exception as err:  # noqa: BLE001 - the files wait for the next run
         outcomes = {p.sha256: _failed(p.name, p.sha256, err) for p in prepared}
         for outcome in outcomes.values():
@@ -188,13 +198,14 @@ def _validate_and_commit(
 
 
 def _validate_all(
-    prepared: list[Prepared], executor: Executor
+    prepared: list[Prepared], executor: Executor, step: Step
 ) -> tuple[dict[str, list[Check]], dict[str, float]]:
     """Each table once; per file, its checks and its share of the time they took."""
     by_table: dict[str, dict[str, Check]] = {}
     seconds = dict.fromkeys((p.sha256 for p in prepared), 0.0)
     for table_name in table_names(prepared):
         having = [p for p in prepared if table_name in p.tables]
+        step(VALIDATING, table_name)
         started = perf_counter()
         by_table[table_name] = executor.validate(table_name, having)
         share = (perf_counter() - started) / len(having)

@@ -39,6 +39,8 @@ from pipelines.runtime.memory import MALLOC_ENVIRON
 DEFAULT_LOCAL_CLUSTER_MIN_FILES = 12
 _WORKER_ENVIRON = "distributed.nanny.pre-spawn-environ"
 _START_METHOD = "distributed.worker.multiprocessing-method"
+LOCAL_DASHBOARD = "127.0.0.1:0"
+"""A local cluster's HTTP server (dashboard, health): loopback, any free port."""
 WORKER_PRELOAD = "pipelines.runtime.worker_start"
 """Imported once by the process local workers are forked from (see `local_cluster_settings`)."""
 
@@ -68,7 +70,9 @@ def per_file_runner(file_count: int) -> DaskTaskRunner | None:
             "threads_per_worker": 1,  # FlowUtils' logicle holds the GIL: processes, not threads
             "processes": True,
             "host": "127.0.0.1",
-            "dashboard_address": None,
+            # None would still start its HTTP server on 8787, warning "Port 8787 is already in
+            # use" on the technician's terminal whenever another cluster holds it: any free port
+            "dashboard_address": LOCAL_DASHBOARD,
         }
     )
 

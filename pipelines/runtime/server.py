@@ -28,6 +28,12 @@ own), and Prefect's own code that would start a temporary server finds this one 
 way out, the run logs and events still queued in this process are sent before the server stops.
 
 Prefect's server modules are imported (~3 s) only when a server is started.
+
+When the lab service (`cartflow serve`) runs for the lab home, the command line records its runs
+on the service's server instead (`prefect_server`), so that a sweep run from the terminal (the
+demo's, say) appears in the UI the lab watches. The service notes its API address in the lab
+home's Prefect folder while it runs (`note_service_api`); an address whose server no longer
+answers (a service killed outright) is ignored.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import json
 import logging
 import os
 import signal
@@ -43,15 +50,22 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.home import LabHome
 
 API_URL_ENV = "PREFECT_API_URL"
 LOG_NAME = "embedded-server.log"
 DRAIN_TIMEOUT_SECONDS = 10.0
 """At most this long to send the logs and events still queued when the command ends."""
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+SERVICE_API_FILE = "service-api-url"
+"""In the lab home's Prefect folder while `cartflow serve` runs: its server's API address."""
 
 
 def _prctl() -> Callable[..., int] | None:
@@ -166,6 +180,52 @@ def _server_class() -> type:
     return EmbeddedServer
 
 
+def note_service_api(home: LabHome, api_url: str | None) -> None:
+    """Note (or, with None, forget) the API address of the lab service running for `home`."""
+    noted = home.prefect_home / SERVICE_API_FILE
+    if api_url is None:
+        noted.unlink(missing_ok=True)
+        return
+    noted.parent.mkdir(parents=True, exist_ok=True)
+    noted.write_text(api_url, encoding="utf-8")
+
+
+def running_service_api(home: LabHome) -> str | None:
+    """The API address of the lab service running for `home`: the address it noted, if the
+    server there answers and keeps its history in this home (not another lab's service that
+    took the port of one killed outright)."""
+    try:
+        api_url = (home.prefect_home / SERVICE_API_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return api_url if api_url and _serves(api_url, home) else None
+
+
+def _serves(api_url: str, home: LabHome) -> bool:
+    """Whether the Prefect server at `api_url` answers with `home`'s Prefect folder as its own."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/admin/settings", timeout=2) as response:
+            served = json.load(response).get("home")
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return False
+    return served is not None and Path(served).resolve() == home.prefect_home.resolve()
+
+
+@contextlib.contextmanager
+def prefect_server(home: LabHome) -> Iterator[str]:
+    """Prefect's API for the block: the configured `PREFECT_API_URL`, else the lab service's
+    server when one runs for `home`, else a temporary server (`embedded_server`)."""
+    from prefect.settings import PREFECT_API_URL
+
+    service = None if PREFECT_API_URL.value() else running_service_api(home)
+    if service is None:
+        with embedded_server() as api_url:
+            yield api_url
+        return
+    with _api_at(service):
+        yield service
+
+
 @contextlib.contextmanager
 def embedded_server(log_path: Path | None = None) -> Iterator[str]:
     """Prefect's API for the block: the configured `PREFECT_API_URL` if there is one, else a
@@ -174,7 +234,7 @@ def embedded_server(log_path: Path | None = None) -> Iterator[str]:
 
     `log_path`: where the server's output goes (default: `<PREFECT_HOME>/embedded-server.log`).
     """
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME
 
     configured = PREFECT_API_URL.value()
     if configured:
@@ -184,28 +244,40 @@ def embedded_server(log_path: Path | None = None) -> Iterator[str]:
 
     server = _server_class()()
     server.log_path = log_path or Path(PREFECT_HOME.value()) / LOG_NAME
-    environ_before = os.environ.get(API_URL_ENV)
     try:
         server.start()
         # Prefect's own code calls `SubprocessASGIServer()` to start a temporary server where it
         # sees no API URL (a thread whose settings were copied before this block): it gets this.
         aliased = SubprocessASGIServer._instances.setdefault(None, server) is server
-        os.environ[API_URL_ENV] = server.api_url
         try:
-            with temporary_settings({PREFECT_API_URL: server.api_url}):
-                try:
-                    yield server.api_url
-                finally:
-                    _send_queued()
+            with _api_at(server.api_url):
+                yield server.api_url
         finally:
             if aliased and SubprocessASGIServer._instances.get(None) is server:
                 del SubprocessASGIServer._instances[None]
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def _api_at(api_url: str) -> Iterator[None]:
+    """`PREFECT_API_URL` at `api_url` for the block, in Prefect's settings (this process) and in
+    `os.environ` (child processes); what this process still queues is sent before it ends."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    environ_before = os.environ.get(API_URL_ENV)
+    os.environ[API_URL_ENV] = api_url
+    try:
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            try:
+                yield
+            finally:
+                _send_queued()
     finally:
         if environ_before is None:
             os.environ.pop(API_URL_ENV, None)
         else:
             os.environ[API_URL_ENV] = environ_before
-        server.stop()
 
 
 def _send_queued(timeout: float = DRAIN_TIMEOUT_SECONDS) -> None:

@@ -27,6 +27,7 @@ from pipelines.ingest import (
     sha256_of,
 )
 from pipelines.ledger import Ledger
+from pipelines.runtime.run_records import outcomes_of
 from pipelines.warehouse import connect
 from qpcr.settings import QpcrSettings
 from tests.plates import qpcr_plate as _plate
@@ -182,7 +183,7 @@ def test_one_failing_plate_in_a_batch_is_the_only_one_quarantined(
     good_shas = [sha256_of(p) for p in good]
     bad_sha = sha256_of(bad)
 
-    outcomes = flows.process_inbox(home=str(lab.root))
+    outcomes = outcomes_of(flows.process_inbox(home=str(lab.root), return_state=True))
 
     assert [(o.name, o.status) for o in outcomes] == [
         ("plate_0.txt", INGESTED), ("plate_1.txt", INGESTED), ("plate_2.txt", INGESTED),
@@ -253,12 +254,14 @@ def test_two_exports_of_one_run_fall_back_to_one_file_after_the_other(
 
     for path in (first, second):
         shutil.copyfile(path, homes["batch"].inbox / path.name)
-    batch = flows.process_inbox(home=str(homes["batch"].root))
+    batch = outcomes_of(flows.process_inbox(home=str(homes["batch"].root), return_state=True))
     batch_runs = _by_table(suite_runs)
     sequential = []
     for path in (first, second):
         shutil.copyfile(path, homes["sequential"].inbox / path.name)
-        sequential += flows.process_inbox(home=str(homes["sequential"].root))
+        sequential += outcomes_of(
+            flows.process_inbox(home=str(homes["sequential"].root), return_state=True)
+        )
 
     assert batch_runs == {t: [2, 1, 1] for t in QPCR_TABLES}
     assert [(o.name, o.status, o.supersedes, o.rows) for o in batch] == [
@@ -291,13 +294,21 @@ def test_a_single_file_sweep_validates_it_alone_as_ingest_file_does(
         home = homes[way] = LabHome(tmp_path / way).ensure()
         (home.root / "cartflow.toml").write_text("[qpcr]\ndefault_dna_input_ng = 200\n")
         shutil.copyfile(plate, home.inbox / plate.name)
-    swept = flows.process_inbox(
-        home=str(homes["sweep"].root), paths=[str(homes["sweep"].inbox / plate.name)]
+    swept = outcomes_of(
+        flows.process_inbox(
+            home=str(homes["sweep"].root),
+            paths=[str(homes["sweep"].inbox / plate.name)],
+            return_state=True,
+        )
     )
     sweep_runs = _by_table(suite_runs)
     suite_runs.clear()
-    taken = flows.ingest_file(
-        path=str(homes["ingest_file"].inbox / plate.name), home=str(homes["ingest_file"].root)
+    taken = outcomes_of(
+        flows.ingest_file(
+            path=str(homes["ingest_file"].inbox / plate.name),
+            home=str(homes["ingest_file"].root),
+            return_state=True,
+        )
     )
 
     assert sweep_runs == _by_table(suite_runs) == dict.fromkeys(QPCR_TABLES, [1])
@@ -325,7 +336,7 @@ def test_a_copy_of_a_file_in_the_same_sweep_is_a_duplicate(harness, lab: LabHome
     seen: list[tuple[str, str]] = []
     flows.on_file_done(lambda o: seen.append((o.name, o.status)))
     try:
-        outcomes = flows.process_inbox(home=str(lab.root))
+        outcomes = outcomes_of(flows.process_inbox(home=str(lab.root), return_state=True))
     finally:
         flows.on_file_done(None)
 
@@ -427,7 +438,7 @@ def test_a_sweep_on_local_workers_takes_files_a_few_per_task(
     _plate(lab.inbox / "plate_bad.txt", "P909", "DASK-BAD", FAILING_CURVES)
 
     state = flows.process_inbox(home=str(lab.root), return_state=True)
-    outcomes = state.result()
+    outcomes = outcomes_of(state)
 
     assert [(o.name, o.status) for o in outcomes] == [
         *((p.name, INGESTED) for p in good), ("plate_bad.txt", QUARANTINED),

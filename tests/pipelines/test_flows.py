@@ -19,6 +19,7 @@ from pipelines.demo.qpcr_plates import GOOD_CURVES, build_plate
 from pipelines.demo.trial import B_CELLS_PER_UL, CAR_PCT_OF_CD3, PRODUCT_CAR_PCT_OF_CD3, Sample
 from pipelines.home import LabHome
 from pipelines.ledger import Ledger
+from pipelines.runtime.run_records import outcomes_of
 from pipelines.warehouse import connect
 
 pytestmark = pytest.mark.flow
@@ -31,7 +32,7 @@ def demo_lab(harness, tmp_path_factory):
 
     home = LabHome(tmp_path_factory.mktemp("demo") / "lab").ensure()
     demo = write_demo_trial(home.inbox, seed=7)
-    outcomes = flows.process_inbox(home=str(home.root))
+    outcomes = outcomes_of(flows.process_inbox(home=str(home.root), return_state=True))
     return home, demo, outcomes
 
 

@@ -32,7 +32,12 @@ import psutil
 import pytest
 from distributed import LocalCluster
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterName,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -43,6 +48,8 @@ from pipelines.environment import DASK_ADDRESS
 from pipelines.home import LabHome
 from pipelines.ingest import BUSY, DUPLICATE, INGESTED, QUARANTINED, ClaimOwner, sha256_of
 from pipelines.ledger import Ledger
+from pipelines.runtime.run_records import outcomes_of
+from pipelines.runtime.runners import LOCAL_DASHBOARD
 from pipelines.warehouse import connect
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -256,7 +263,7 @@ def test_watcher_and_sweep_meeting_the_same_files_process_each_once(
     for path in staged:
         os.replace(path, serve.home.inbox / path.name)  # arrives by rename: on_moved
     with on_service(serve):
-        swept = flows.process_inbox(home=str(serve.home.root))
+        swept = outcomes_of(flows.process_inbox(home=str(serve.home.root), return_state=True))
     assert {o.status for o in swept} <= {INGESTED, BUSY, DUPLICATE}
     names = {p.name for p in staged}
     wait_settled(serve.home, names)
@@ -285,14 +292,15 @@ def test_sweep_skips_a_live_claim_and_takes_over_a_dead_one(serve: Serve, tmp_pa
     assert ledger.claim(sha256_of(killed), dead_process)
     with on_service(serve):
         flows.forget_processors()
-        taken, skipped = flows.process_inbox(home=str(home.root))  # in the order of their names
+        state = flows.process_inbox(home=str(home.root), return_state=True)
+        taken, skipped = outcomes_of(state)  # in the order of their names
         assert (taken.status, skipped.status) == (INGESTED, BUSY), taken.reason
         assert elsewhere.exists() and not killed.exists()
         (home.root / "cartflow.toml").write_text(
             LAB_SETTINGS + "[ingest]\nclaim_expiry_minutes = 0.0001\n", encoding="utf-8"
         )
         flows.forget_processors()
-        [taken] = flows.process_inbox(home=str(home.root))
+        [taken] = outcomes_of(flows.process_inbox(home=str(home.root), return_state=True))
         flows.forget_processors()
     assert taken.status == INGESTED, taken.reason
     assert not elsewhere.exists() and (home.processed / elsewhere.name).exists()
@@ -311,13 +319,15 @@ def test_a_batch_on_a_dask_cluster_gives_the_local_tables(
             qpcr_export(home.inbox / f"plate_{n}.txt", f"P6{n:02d}", f"DASK-{n}")
         (home.inbox / "garbage.txt").write_text("garbage\n", encoding="utf-8")
     with on_service(serve):
-        local = flows.process_inbox(home=str(homes["local"].root))
+        local = outcomes_of(flows.process_inbox(home=str(homes["local"].root), return_state=True))
         with LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=LOCAL_DASHBOARD,
         ) as cluster:  # fmt: skip
             monkeypatch.setenv(DASK_ADDRESS.name, cluster.scheduler_address)
-            remote = flows.process_inbox(home=str(homes["dask"].root))
+            remote = outcomes_of(
+                flows.process_inbox(home=str(homes["dask"].root), return_state=True)
+            )
     assert [(o.name, o.status, o.rows) for o in remote] == [
         (o.name, o.status, o.rows) for o in local
     ]
@@ -340,6 +350,40 @@ def test_a_file_dropped_while_the_watcher_is_down_is_taken_when_it_restarts(
     [record] = wait_settled(serve.home, {late.name})
     assert record.status == INGESTED, record.reason
     assert ingested_events(serve.home)[late.name] == 1
+
+
+def test_a_command_line_sweep_is_recorded_on_the_running_service(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """`cartflow ingest` with no Prefect settings finds the service running for its home: its
+    sweep and the file's run appear in the service's runs list, named after what they took."""
+    export = qpcr_export(tmp_path / "from_the_terminal.txt", "P711", "CLI-1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "CARTFLOW_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "ingest", str(export), "--home",
+         str(serve.home.root)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Starting temporary server" not in done.stdout + done.stderr
+    with on_service(serve), get_client(sync_client=True) as client:
+        [file_run] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=["ingest from_the_terminal.txt"])
+            )
+        )
+        sweep = client.read_flow_run(file_run.parameters["sweep"])
+    assert file_run.state.type == StateType.COMPLETED
+    assert (sweep.name, sweep.state.type) == ("sweep 1 file", StateType.COMPLETED)
+
+
+def test_the_nightly_deployment_run_is_named_a_nightly_sweep(serve: Serve) -> None:
+    from prefect.deployments import run_deployment
+
+    with on_service(serve):
+        run = run_deployment("process_inbox/nightly", timeout=PROCESS_TIMEOUT)
+    assert run.state.is_final(), run.state
+    assert re.fullmatch(r"nightly sweep \d+ files?", run.name), run.name
 
 
 def test_ctrl_c_stops_the_whole_service(serve: Serve) -> None:
