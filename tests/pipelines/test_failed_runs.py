@@ -36,8 +36,9 @@ def lab(harness, tmp_path_factory) -> LabHome:
 
 def _sweep(lab: LabHome, path: Path):
     from pipelines import flows
+    from pipelines.runtime.run_records import outcomes_of
 
-    [outcome] = flows.process_inbox(home=str(lab.root))
+    [outcome] = outcomes_of(flows.process_inbox(home=str(lab.root), return_state=True))
     assert outcome.name == path.name
     return outcome
 
