@@ -59,7 +59,8 @@ def test_a_sweep_with_a_quarantined_file_is_named_and_not_completed(sweep) -> No
     assert run.name == "sweep 2 files"
     assert run.state.type.value == "FAILED"
     assert run.state.name == "Quarantined"
-    assert f"\nquarantined {FAILING}: validation failed: qpcr_runs" in run.state.message
+    assert f"\nquarantined {FAILING}: plate failed QC" in run.state.message
+    assert "amplification efficiency 74.2 % outside 90–110 %" in run.state.message
     assert GOOD not in run.state.message
 
 
@@ -74,7 +75,7 @@ def test_every_file_of_the_sweep_is_a_run_of_its_own_in_its_own_state(sweep) -> 
     good, failing = runs[f"ingest {GOOD}"], runs[f"ingest {FAILING}"]
     assert (good.state.type.value, good.state.name) == ("COMPLETED", "Completed")
     assert (failing.state.type.value, failing.state.name) == ("FAILED", "Quarantined")
-    assert "amplification efficiency within 90-110 %" in failing.state.message
+    assert "amplification efficiency 74.2 % outside 90–110 %" in failing.state.message
 
 
 def test_the_run_table_names_each_file_with_its_outcome(sweep) -> None:
@@ -126,7 +127,7 @@ def test_a_quarantined_single_file_run_fails_named_quarantined(harness, lab: Lab
     assert run.name == "ingest plate_single_bad.txt"
     assert (run.state.type.value, run.state.name) == ("FAILED", "Quarantined")
     assert run.state.message.startswith(
-        "1 of 1 file(s) not taken:\nquarantined plate_single_bad.txt: validation failed"
+        "1 of 1 file(s) not taken:\nquarantined plate_single_bad.txt: plate failed QC"
     )
     assert [o.status for o in outcomes_of(state)] == [QUARANTINED]
 
