@@ -49,7 +49,7 @@ ROLE_COLOURS = {
     "other": COLOURS[5],
 }
 """Plate-map fill per well role, in legend order."""
-EXCLUDED_COLOUR, NOT_AMPLIFIED_COLOUR = "#555555", "#000000"
+EXCLUDED_COLOUR, NOT_AMPLIFIED_COLOUR = "#000000", "#000000"
 FINGERPRINT_ATTRIBUTE = "data-run-fingerprint"
 
 
@@ -178,7 +178,7 @@ def plate_map(run_id: str, marks: pd.DataFrame) -> str:
     _scatter_wells(axes, marks[marks["not_amplified"]], "well not amplified", s=size / 6,
                    color=NOT_AMPLIFIED_COLOUR)  # fmt: skip
     _scatter_wells(axes, marks[marks["excluded"]], "well excluded", s=size * 0.8, marker="x",
-                   color=EXCLUDED_COLOUR, linewidths=1.6)  # fmt: skip
+                   color=EXCLUDED_COLOUR, linewidths=2.2)  # fmt: skip
     _scatter_wells(axes, marks[marks["failed"]], "well failed", s=size * 2.2, facecolors="none",
                    edgecolors=FAIL_COLOUR, linewidths=2.0)  # fmt: skip
     axes.set_xlim(-0.7, columns - 0.3)
@@ -195,7 +195,7 @@ def plate_map(run_id: str, marks: pd.DataFrame) -> str:
         Line2D([], [], marker="o", ls="", mfc="none", mec=FAIL_COLOUR, mew=2, ms=11,
                label="failed QC"),
         Line2D([], [], marker="o", ls="", color=NOT_AMPLIFIED_COLOUR, ms=3, label="no Cq"),
-        Line2D([], [], marker="x", ls="", color=EXCLUDED_COLOUR, mew=1.6, ms=7,
+        Line2D([], [], marker="x", ls="", color=EXCLUDED_COLOUR, mew=2.2, ms=7,
                label="excluded (omitted)"),
     ]  # fmt: skip
     figure.legend(handles=handles, loc="outside right center")
@@ -213,11 +213,11 @@ def standard_curve(target: pd.Series, wells: pd.DataFrame) -> str:
     used = standards[~standards["omitted"].astype(bool) & standards["amplified"].astype(bool)]
     excluded = standards[standards["omitted"].astype(bool) & standards["amplified"].astype(bool)]
     no_cq = standards[~standards["amplified"].astype(bool)]
-    figure = new_figure(5.0, 3.6)
+    figure = new_figure(5.0, 4.0)
     axes = styled(figure.add_subplot())
     axes.set_xscale("log")
     points = axes.scatter(used["standard_quantity"], used["cq"], s=22, color=COLOURS[0],
-                          label=f"standard replicate ({len(used)})", zorder=3)  # fmt: skip
+                          label=f"standard ({len(used)})", zorder=3)  # fmt: skip
     points.set_gid(data_gid("standard"))
     if len(excluded):
         crossed = axes.scatter(excluded["standard_quantity"], excluded["cq"], marker="x", s=30,
@@ -229,23 +229,23 @@ def standard_curve(target: pd.Series, wells: pd.DataFrame) -> str:
                             s=36, color=FAIL_COLOUR, transform=edge, clip_on=False,
                             label=f"no Cq ({len(no_cq)})")  # fmt: skip
         lost.set_gid(data_gid("standard"))
-    title = f"{name}: standard curve"
+    title = f"{name} standard curve, QC {target['qc_verdict']}"
     if pd.notna(target["slope"]):
         low, high = standards["standard_quantity"].min(), standards["standard_quantity"].max()
         x = np.geomspace(low / 2, high * 2, 50)
-        fit = (
-            f"Cq = {target['slope']:.3f} log10(copies) + {target['intercept']:.2f}\n"
-            f"efficiency {target['efficiency_pct']:.1f} %, R² {target['r_squared']:.4f}"
-        )
         (line,) = axes.plot(x, target["slope"] * np.log10(x) + target["intercept"],
-                            color=COLOURS[1], lw=1.2, label=fit)  # fmt: skip
+                            color=COLOURS[1], lw=1.2, label="fit")  # fmt: skip
         line.set_gid(data_gid("fit"))
+        title += (
+            f"\nefficiency {target['efficiency_pct']:.1f} %, R² {target['r_squared']:.4f}"
+            f"\nslope {target['slope']:.3f}, intercept {target['intercept']:.2f}"
+        )
     else:
-        title += " (no fit)"
-    axes.set_title(f"{title}, QC {target['qc_verdict']}")
+        title += "\nno curve fitted"
+    axes.set_title(title)
     axes.set_xlabel("standard quantity (copies per reaction, log scale)")
     axes.set_ylabel("Cq (cycle)")
-    axes.legend(loc="lower left")
+    axes.legend(loc="upper right")  # a falling curve leaves the upper right empty
     return svg(figure, f"Standard curve of {name}, run {target['run_id']}")
 
 
