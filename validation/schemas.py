@@ -88,6 +88,10 @@ QPCR_WELLS = Table(
         ("instrument_quantity", f64),  # the quantity the instrument software computed, if any
         ("dna_input_ng", f64),
         ("omitted", b),
+        # the export's fluorescence per cycle where it holds it (QuantStudio [Amplification Data])
+        ("amplification_cycles", pa.list_(i32)),
+        ("amplification_fluorescence", pa.list_(f64)),
+        ("amplification_measure", s),  # what the fluorescence is: "Delta Rn", "Rn"
     ),
     key=("run_id", "well", "target"),
     required=("run_id", "well", "target", "task", "amplified", "omitted"),

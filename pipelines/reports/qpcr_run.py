@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
@@ -38,8 +39,8 @@ from qpcr.settings import QpcrSettings
 
 RUN_FOLDER = "qpcr"
 NO_AMPLIFICATION_DATA = (
-    "The export holds no amplification data: the pipeline keeps each well's Cq, not its "
-    "fluorescence per cycle, so the amplification curves are in the instrument software."
+    "The export holds no amplification data (only each well's Cq): see the curves in the "
+    "instrument software, or export the run with its amplification data."
 )
 ROLE_COLOURS = {
     "standard": COLOURS[0],
@@ -128,7 +129,8 @@ def well_marks(wells: pd.DataFrame, settings: QpcrSettings) -> pd.DataFrame:
             "not_amplified": role in ("unknown", "other") and len(usable) > 0
             and not usable["amplified"].astype(bool).any(),
         })  # fmt: skip
-    return pd.DataFrame(rows)
+    columns = ["well", "sample", "role", "failed", "why", "excluded", "not_amplified"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def plate_position(well: str) -> tuple[int, int] | None:
@@ -249,6 +251,49 @@ def standard_curve(target: pd.Series, wells: pd.DataFrame) -> str:
     return svg(figure, f"Standard curve of {name}, run {target['run_id']}")
 
 
+def amplification_plot(run_id: str, target: str, wells: pd.DataFrame, roles: pd.Series) -> str:
+    """Fluorescence against cycle for every well of `target` that has a curve, one colour per
+    well role; excluded wells dashed grey."""
+    curves = wells[(wells["target"] == target) & wells["amplification_cycles"].notna()]
+    measure = str(curves["amplification_measure"].iloc[0] or "fluorescence")
+    figure = new_figure(5.0, 3.4)
+    axes = styled(figure.add_subplot())
+    role = curves["well"].map(roles)
+    excluded = curves["omitted"].astype(bool)
+    groups = [(r, ROLE_COLOURS[r], "-", role.eq(r) & ~excluded) for r in ROLE_COLOURS]
+    groups.append(("excluded", EXCLUDED_COLOUR, "--", excluded))
+    for label, colour, style, chosen in groups:
+        if not chosen.any():
+            continue
+        lines = [
+            np.column_stack([np.asarray(c, float), np.asarray(f, float)])
+            for c, f in zip(curves.loc[chosen, "amplification_cycles"],
+                            curves.loc[chosen, "amplification_fluorescence"], strict=True)
+        ]  # fmt: skip
+        collection = LineCollection(lines, colors=colour, linestyles=style, linewidths=0.9,
+                                    label=f"{label} ({len(lines)})")  # fmt: skip
+        collection.set_gid(data_gid(f"amplification {label}"))
+        axes.add_collection(collection)
+    axes.autoscale_view()
+    axes.set_title(f"{target} amplification")
+    axes.set_xlabel("cycle")
+    axes.set_ylabel(measure)
+    axes.legend(loc="upper left")
+    return svg(figure, f"Amplification curves of {target}, run {run_id}")
+
+
+def _amplification_section(run: RunRows, marks: pd.DataFrame) -> str:
+    with_curves = run.wells[run.wells["amplification_cycles"].notna()]
+    if with_curves.empty:
+        return html.section("Amplification curves", html.absent(NO_AMPLIFICATION_DATA))
+    roles = marks.set_index("well")["role"]
+    plots = [
+        amplification_plot(run.run_id, str(target), run.wells, roles)
+        for target in dict.fromkeys(with_curves["target"])
+    ]  # fmt: skip
+    return html.section("Amplification curves", f'<div style="{FLEX}">{"".join(plots)}</div>')
+
+
 def _curves_section(run: RunRows, left_out: LeftOut) -> str:
     figures = []
     for _, target in run.targets.iterrows():
@@ -311,7 +356,7 @@ def run_page(run: RunRows, settings: QpcrSettings, left_out: LeftOut) -> str:
         html.paragraph(facts),
         html.section("QC per target", _qc_table(run)),
         _curves_section(run, left_out),
-        html.section("Amplification curves", html.absent(NO_AMPLIFICATION_DATA)),
+        _amplification_section(run, marks),
         html.section("Plate map", plate, _marked_wells_table(run, marks)),
     ])  # fmt: skip
 

@@ -30,7 +30,8 @@ from pipelines.reports.qc import qc_page
 from pipelines.reports.qpcr_run import run_page, runs_in_warehouse, well_marks, write_run_pages
 from pipelines.warehouse import conform, connect
 from qpcr.analysis import analyse_plate
-from qpcr.model import QpcrPlate
+from qpcr.model import AMPLIFICATION_COLUMNS, QpcrPlate
+from qpcr.readers import read_plate
 from qpcr.settings import QpcrSettings
 from tests.browser import inspect, png_is_blank
 from validation.schemas import TABLES
@@ -209,3 +210,36 @@ def test_run_and_qc_pages_open_offline_with_every_plot_drawn(browser, tmp_path):
         assert check.errors == [] and check.requested == [page.as_uri()]
         assert check.plots == plots and check.undrawn == []
         assert not png_is_blank(check.screenshot)
+
+
+def test_the_quantstudio_reader_keeps_the_amplification_data(shared_data):
+    plate = read_plate(shared_data / "qpcr" / "appbio_quantstudio_example04.txt")
+    curves = plate.amplification
+    assert plate.amplification_measure == "Delta Rn"
+    assert list(curves.columns) == list(AMPLIFICATION_COLUMNS)
+    assert len(curves) == 240 and curves.groupby(["well", "target"]).size().eq(40).all()
+    first = curves.iloc[0]
+    assert (first["well"], first["target"], first["cycle"], first["fluorescence"]) == (
+        "A1", "RNase P", 1, 0.008,
+    )  # fmt: skip
+    results_only = read_plate(shared_data / "qpcr" / "example_quantsudio_results_only.txt")
+    assert results_only.amplification.empty and results_only.amplification_measure == ""
+
+
+def test_a_real_export_draws_its_amplification_curves(shared_data, tmp_path):
+    real = read_plate(shared_data / "qpcr" / "appbio_quantstudio_example04.txt")
+    bare = read_plate(shared_data / "qpcr" / "example_quantsudio_results_only.txt")
+    runs = runs_in_warehouse(stored(connect(tmp_path), [real, bare]))
+    pages = {run.run_id: run_page(run, SETTINGS, LeftOut()) for run in runs}
+    markup = pages[real.run_id]
+    drawn = 0
+    for target in dict.fromkeys(real.amplification["target"]):
+        figure = plot(markup, f"Amplification curves of {target}")
+        drawn += sum(
+            len(group.findall(f".//{SVG}path"))
+            for group in figure.iter(f"{SVG}g")
+            if group.get("id", "").startswith("data-amplification-")
+        )  # fmt: skip
+    assert drawn == real.amplification.groupby(["well", "target"]).ngroups == 6
+    assert "holds no amplification data" in pages[bare.run_id]
+    assert "holds no amplification data" not in markup
