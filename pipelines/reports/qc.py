@@ -185,22 +185,39 @@ def violations_table(trends: pd.DataFrame, controls: dict[str, Control]) -> str:
     return linked_table(["run date", "control", "value", "rules", "status", "run"], rows)
 
 
+def short_series_group(control: Control) -> tuple[str, str]:
+    """(row, item) of a control in the table of short series: a bead-array plate's analytes
+    share one row per metric and kit, each named in it; other controls have a row each."""
+    parts = control.key.split(":")
+    if control.assay == "cba" and len(parts) == 4:
+        return f"{METRIC_NAMES.get(parts[3], parts[3])} ({parts[1]})", parts[2]
+    return control.name, ""
+
+
 def short_series_table(
     trends: pd.DataFrame, controls: dict[str, Control], keys: list[str], minimum: int
 ) -> str:
-    """The controls with fewer runs than a chart needs: their values and runs in one row each."""
+    """The controls with fewer runs than a chart needs, with their values and runs."""
     if not keys:
         return html.paragraph(f"Every control has at least {minimum} runs.")
-    rows = []
+    groups: dict[str, list[str]] = {}
     for key in keys:
-        series = trends[trends["control"] == key]
-        control = controls[key]
-        values = ", ".join(html.number(float(v)) for v in series["value"])
-        runs = ", ".join(
-            run_link(r) if control.assay == "qpcr" else escape(r)
-            for r in dict.fromkeys(series["run_id"])
+        groups.setdefault(short_series_group(controls[key])[0], []).append(key)
+    rows = []
+    for name, members in groups.items():
+        series = trends[trends["control"].isin(members)]
+        values = "; ".join(
+            " ".join(filter(None, [short_series_group(controls[key])[1], ", ".join(
+                html.number(float(v)) for v in trends.loc[trends["control"] == key, "value"]
+            )]))
+            for key in members
         )  # fmt: skip
-        rows.append([control.name, control.unit, len(series), values, Cell(runs)])
+        assay = controls[members[0]].assay
+        runs = ", ".join(
+            run_link(r) if assay == "qpcr" else escape(r) for r in dict.fromkeys(series["run_id"])
+        )  # fmt: skip
+        unit = controls[members[0]].unit
+        rows.append([name, unit, series["run_id"].nunique(), values, Cell(runs)])
     return linked_table(["control", "unit", "runs", "values", "run(s)"], rows)
 
 

@@ -180,7 +180,8 @@ def test_a_chart_per_control_with_enough_runs_and_a_table_for_the_rest(tmp_path)
     assert "Levey-Jennings chart of CAR amplification efficiency, 12 runs" in markup
     assert "Levey-Jennings chart of RNaseP amplification efficiency, 5 runs" in markup
     assert "Controls with fewer than 5 runs" in markup
-    assert "IL-6 curve R² (fcap-array-csv)" in markup and "CAR standard curve slope" in markup
+    assert "<td>curve R² (fcap-array-csv)</td>" in markup and "IL-6 99, 101, 99, 101" in markup
+    assert "<td>CAR standard curve slope</td>" in markup
     chart = plot(markup, "Levey-Jennings chart of CAR")
     assert len(markers(chart, "lj-in-control")) == 12
     assert {"mean", "+3 SD", "−3 SD", "+1 SD"} <= set(chart.itertext())
@@ -205,7 +206,8 @@ def test_run_and_qc_pages_open_offline_with_every_plot_drawn(browser, tmp_path):
     trends = qc_series({"qpcr:CAR:efficiency_pct": 12, "qpcr:CAR:slope": 6}, outlier_sd=3.5)
     qc = write_page(home.reports / "qc.html", qc_page(with_trends(tmp_path, trends),
                                                       DerivedSettings()))  # fmt: skip
-    for page, plots in ((run, 3), (qc, 2)):
+    # two standard curves, two amplification plots and the plate map; two Levey-Jennings charts
+    for page, plots in ((run, 5), (qc, 2)):
         check = inspect(browser, page, screenshot=tmp_path / f"{page.stem}.png")
         assert check.errors == [] and check.requested == [page.as_uri()]
         assert check.plots == plots and check.undrawn == []
