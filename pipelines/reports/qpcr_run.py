@@ -29,6 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from pipelines import __version__
 from pipelines.home import LabHome
@@ -218,6 +219,9 @@ def standard_curve(target: pd.Series, wells: pd.DataFrame) -> str:
     figure = new_figure(5.0, 4.0)
     axes = styled(figure.add_subplot())
     axes.set_xscale("log")
+    # copies written out (1,000 not 10³): what a technician reads off the tube, and no mathtext
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    axes.xaxis.set_minor_formatter(NullFormatter())
     points = axes.scatter(used["standard_quantity"], used["cq"], s=22, color=COLOURS[0],
                           label=f"standard ({len(used)})", zorder=3)  # fmt: skip
     points.set_gid(data_gid("standard"))
