@@ -228,6 +228,19 @@ def test_the_quantstudio_reader_keeps_the_amplification_data(shared_data):
     assert results_only.amplification.empty and results_only.amplification_measure == ""
 
 
+def test_the_rdml_reader_keeps_the_amplification_data(shared_data):
+    plate = read_plate(shared_data / "qpcr" / "stepone_std.rdml")
+    curves = plate.amplification
+    assert plate.amplification_measure == "fluorescence"
+    assert curves.groupby(["well", "target"]).size().eq(40).all()
+    assert set(zip(curves["well"], curves["target"], strict=True)) == set(
+        zip(plate.wells["well"], plate.wells["target"], strict=True)
+    )
+    first = curves.iloc[0]
+    assert (first["well"], first["target"], first["cycle"]) == ("A1", "RNase P", 1)
+    assert first["fluorescence"] == pytest.approx(0.689337)
+
+
 def test_a_real_export_draws_its_amplification_curves(shared_data, tmp_path):
     real = read_plate(shared_data / "qpcr" / "appbio_quantstudio_example04.txt")
     bare = read_plate(shared_data / "qpcr" / "example_quantsudio_results_only.txt")
