@@ -80,7 +80,8 @@ def fingerprint(run: RunRows) -> str:
     """What the page was drawn from: a new export of the run or a new pipeline changes it."""
     parts = [__version__]
     for frame in (run.targets, run.wells):
-        parts += sorted(f"{s}@{p}" for s, p in zip(frame["source_sha256"], frame["processed_at"], strict=True))  # fmt: skip
+        stamps = zip(frame["source_sha256"], frame["processed_at"], strict=True)
+        parts += sorted(f"{source}@{processed}" for source, processed in stamps)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
