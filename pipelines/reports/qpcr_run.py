@@ -243,6 +243,7 @@ def standard_curve(target: pd.Series, wells: pd.DataFrame) -> str:
         (line,) = axes.plot(x, target["slope"] * np.log10(x) + target["intercept"],
                             color=COLOURS[1], lw=1.2, label="fit")  # fmt: skip
         line.set_gid(data_gid("fit"))
+        _samples_on_curve(axes, target, wells)
         title += (
             f"\nefficiency {target['efficiency_pct']:.1f} %, R² {target['r_squared']:.4f}"
             f"\nslope {target['slope']:.3f}, intercept {target['intercept']:.2f}"
@@ -250,7 +251,7 @@ def standard_curve(target: pd.Series, wells: pd.DataFrame) -> str:
     else:
         title += "\nno curve fitted"
     axes.set_title(title)
-    axes.set_xlabel("standard quantity (copies per reaction, log scale)")
+    axes.set_xlabel("copies per reaction (log scale)")
     axes.set_ylabel("Cq (cycle)")
     axes.legend(loc="upper right")  # a falling curve leaves the upper right empty
     return svg(figure, f"Standard curve of {name}, run {target['run_id']}")
@@ -297,6 +298,20 @@ def _amplification_section(run: RunRows, marks: pd.DataFrame) -> str:
         for target in dict.fromkeys(with_curves["target"])
     ]  # fmt: skip
     return html.section("Amplification curves", f'<div style="{FLEX}">{"".join(plots)}</div>')
+
+
+def _samples_on_curve(axes: Axes, target: pd.Series, wells: pd.DataFrame) -> None:
+    """The amplified sample and control wells as open diamonds on the fit, at the copies their
+    Cq reads off it, so a sample beyond the standards' range shows as such."""
+    samples = wells[(wells["target"] == target["target"]) & (wells["task"] == "UNKNOWN")
+                    & wells["amplified"].astype(bool) & ~wells["omitted"].astype(bool)]  # fmt: skip
+    if samples.empty:
+        return
+    copies = 10.0 ** ((samples["cq"] - target["intercept"]) / target["slope"])
+    marks = axes.scatter(copies, samples["cq"], marker="D", s=16, facecolors="none",
+                         edgecolors=COLOURS[2], linewidths=0.8, zorder=2,
+                         label=f"sample or control ({len(samples)})")  # fmt: skip
+    marks.set_gid(data_gid("sample on curve"))
 
 
 def _curves_section(run: RunRows, left_out: LeftOut) -> str:
