@@ -10,7 +10,7 @@ Which wells count as failing (marked with a red ring), beside the not-amplified 
 - an NTC that amplified before the `[qpcr] ntc_cq_cutoff` (contamination);
 - a standard without a Cq (the curve lost a point);
 - the run's positive control without a Cq.
-A sample without a Cq in any target is marked "no amplification", not failing: no CAR template
+A sample without a Cq in any target is marked "no Cq", not failing: no CAR template
 is a result. Wells the analyst omitted in the instrument software are marked "excluded".
 """
 
@@ -36,6 +36,7 @@ from pipelines.home import LabHome
 from pipelines.reports import html
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.plots import COLOURS, FAIL_COLOUR, data_gid, new_figure, styled, svg
+from qpcr.readers._common import row_letter
 from qpcr.settings import QpcrSettings
 
 RUN_FOLDER = "qpcr"
@@ -146,10 +147,11 @@ def plate_position(well: str) -> tuple[int, int] | None:
 
 
 def plate_shape(positions: list[tuple[int, int]]) -> tuple[int, int]:
-    """(rows, columns) of the smallest standard plate holding every well: 96 or 384."""
-    if all(r < 8 and c < 12 for r, c in positions):
-        return 8, 12
-    return 16, 24
+    """(rows, columns) of the smallest standard plate holding every well: 96, 384 or 1536."""
+    for rows, columns in ((8, 12), (16, 24)):
+        if all(r < rows and c < columns for r, c in positions):
+            return rows, columns
+    return 32, 48
 
 
 def _scatter_wells(axes: Axes, marks: pd.DataFrame, kind: str, **style: object) -> None:
@@ -169,9 +171,8 @@ def plate_map(run_id: str, marks: pd.DataFrame) -> str:
     marks["column"] = [p[1] if p else np.nan for p in positions]
     marks = marks.dropna(subset=["row"])
     rows, columns = plate_shape(list(zip(marks["row"], marks["column"], strict=True)))
-    small = rows == 8
-    size = 150 if small else 40
-    figure = new_figure(7.4 if small else 10.5, 4.2 if small else 5.6)
+    size, width, height = {8: (150, 7.4, 4.2), 16: (40, 10.5, 5.6), 32: (9, 10.5, 7.2)}[rows]
+    figure = new_figure(width, height)
     axes = styled(figure.add_subplot())
     axes.grid(False)
     empty = [(r, c) for r in range(rows) for c in range(columns)]
@@ -188,7 +189,7 @@ def plate_map(run_id: str, marks: pd.DataFrame) -> str:
     axes.set_xlim(-0.7, columns - 0.3)
     axes.set_ylim(rows - 0.4, -0.6)
     axes.set_xticks(range(columns), [str(c + 1) for c in range(columns)])
-    axes.set_yticks(range(rows), [chr(65 + r) for r in range(rows)])
+    axes.set_yticks(range(rows), [row_letter(r) for r in range(rows)])
     axes.xaxis.tick_top()
     axes.tick_params(length=0)
     for side in axes.spines.values():
@@ -208,9 +209,9 @@ def plate_map(run_id: str, marks: pd.DataFrame) -> str:
 
 
 def standard_curve(target: pd.Series, wells: pd.DataFrame) -> str:
-    """Cq against standard quantity (log scale) for one target: every standard replicate as a
+    """Cq against copies per reaction (log scale) for one target: every standard replicate as a
     point (excluded ones crossed, ones without a Cq as triangles on the top edge), the fit line
-    from `qpcr_runs`, its equation, efficiency and R²."""
+    from `qpcr_runs` with the samples on it, and slope, intercept, efficiency and R²."""
     name = str(target["target"])
     standards = wells[(wells["target"] == name) & (wells["task"] == "STANDARD")]
     standards = standards[standards["standard_quantity"] > 0]
@@ -259,7 +260,7 @@ def standard_curve(target: pd.Series, wells: pd.DataFrame) -> str:
 
 def amplification_plot(run_id: str, target: str, wells: pd.DataFrame, roles: pd.Series) -> str:
     """Fluorescence against cycle for every well of `target` that has a curve, one colour per
-    well role; excluded wells dashed grey."""
+    well role; excluded wells dashed black."""
     curves = wells[(wells["target"] == target) & wells["amplification_cycles"].notna()]
     measure = str(curves["amplification_measure"].iloc[0] or "fluorescence")
     figure = new_figure(5.0, 3.4)

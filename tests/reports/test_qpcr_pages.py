@@ -27,7 +27,14 @@ from pipelines.home import LabHome
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.html import write_page
 from pipelines.reports.qc import qc_page
-from pipelines.reports.qpcr_run import run_page, runs_in_warehouse, well_marks, write_run_pages
+from pipelines.reports.qpcr_run import (
+    plate_position,
+    plate_shape,
+    run_page,
+    runs_in_warehouse,
+    well_marks,
+    write_run_pages,
+)
 from pipelines.warehouse import conform, connect
 from qpcr.analysis import analyse_plate
 from qpcr.model import AMPLIFICATION_COLUMNS, QpcrPlate
@@ -258,3 +265,12 @@ def test_a_real_export_draws_its_amplification_curves(shared_data, tmp_path):
     assert drawn == real.amplification.groupby(["well", "target"]).ngroups == 6
     assert "holds no amplification data" in pages[bare.run_id]
     assert "holds no amplification data" not in markup
+
+
+@pytest.mark.parametrize(
+    ("wells", "shape"),
+    [(["A1", "H12"], (8, 12)), (["A1", "A13"], (16, 24)), (["P24"], (16, 24)),
+     (["AF48", "A1"], (32, 48))],
+)  # fmt: skip
+def test_the_plate_map_is_the_smallest_plate_holding_every_well(wells, shape):
+    assert plate_shape([plate_position(w) for w in wells]) == shape
