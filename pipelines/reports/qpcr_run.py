@@ -369,7 +369,8 @@ def run_page(run: RunRows, settings: QpcrSettings, left_out: LeftOut) -> str:
     )
     plate = left_out.figure(
         f"Run {run.run_id} plate map", marks["well"].map(plate_position).notna().any(),
-        lambda: plate_map(run.run_id, marks), "no well position could be read",
+        lambda: plate_map(run.run_id, marks),
+        "no well position could be read" if len(marks) else "the run has no wells in qpcr_wells",
     )  # fmt: skip
     return html.page(f"qPCR run {run.run_id}", [
         f'<p {FINGERPRINT_ATTRIBUTE}="{fingerprint(run)}"><a href="../cohort.html">Cohort '

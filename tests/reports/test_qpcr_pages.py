@@ -274,3 +274,15 @@ def test_a_real_export_draws_its_amplification_curves(shared_data, tmp_path):
 )  # fmt: skip
 def test_the_plate_map_is_the_smallest_plate_holding_every_well(wells, shape):
     assert plate_shape([plate_position(w) for w in wells]) == shape
+
+
+def test_a_run_with_curve_rows_but_no_wells_still_gets_its_page(tmp_path):
+    con = stored(connect(tmp_path), [failing_plate("run-rows-only")[0]])
+    con.execute('DROP VIEW "qpcr_wells"')
+    con.register("qpcr_wells", TABLES["qpcr_wells"].schema.empty_table())
+    left_out = LeftOut()
+    markup = run_page(runs_in_warehouse(con)[0], SETTINGS, left_out)
+    assert re.search(r"<td[^>]*>CAR</td><td[^>]*>car</td><td[^>]*>FAIL</td>", markup)
+    assert "holds no amplification data" in markup and "has no wells in qpcr_wells" in markup
+    assert markup.count('<svg class="plot"') == 0
+    assert len(left_out.lines) == 3  # two standard curves and the plate map, each said why
