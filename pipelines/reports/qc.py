@@ -178,9 +178,9 @@ def violations_table(trends: pd.DataFrame, controls: dict[str, Control]) -> str:
         return html.paragraph("No run broke a Westgard rule.")
     broken = broken.sort_values("run_time", ascending=False)
     rows = [
-        [_run_dates(broken.loc[[i]]).iloc[0], controls[r.control].name, r.value,
-         r.westgard_violations.replace(",", ", "), r.westgard_status, _run_cell(r.assay, r.run_id)]
-        for i, r in zip(broken.index, broken.itertuples(index=False), strict=True)
+        [date, controls[r.control].name, r.value, r.westgard_violations.replace(",", ", "),
+         r.westgard_status, _run_cell(r.assay, r.run_id)]
+        for date, r in zip(_run_dates(broken), broken.itertuples(index=False), strict=True)
     ]  # fmt: skip
     return linked_table(["run date", "control", "value", "rules", "status", "run"], rows)
 
@@ -252,7 +252,7 @@ def qc_page(con: duckdb.DuckDBPyConnection, settings: DerivedSettings) -> str:
         if not keys:
             continue
         charts = [
-            levey_jennings_chart(controls[k], trends[trends["control"] == k].reset_index())
+            levey_jennings_chart(controls[k], trends[trends["control"] == k].reset_index(drop=True))
             for k in keys
         ]  # fmt: skip
         body.append(html.section(heading, f'<div style="{FLEX}">{"".join(charts)}</div>'))
