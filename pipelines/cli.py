@@ -65,6 +65,25 @@ def checked_lab(home: Path | None) -> tuple[LabHome, Settings]:
     raise typer.Exit(EXIT_USAGE)
 
 
+def readable_lab(home: Path | None) -> tuple[LabHome, Settings]:
+    """`checked_lab` for the commands that read what a lab home holds (`query`, `report`,
+    `status`): a folder that does not exist or never had a file ingested is a usage error
+    naming the folder tried and how it was chosen, not an empty answer."""
+    lab, settings = checked_lab(home)
+    absent = lab.absence()
+    if absent:
+        err_console.print(
+            f"[red]cartflow:[/] no lab home at {_safe(lab.root)} (chosen by {lab.chosen_by}): "
+            f"{absent}"
+        )
+        err_console.print(
+            "give --home DIR or set CARTFLOW_HOME to the lab home; "
+            "`cartflow demo`, `ingest` or `run` create one"
+        )
+        raise typer.Exit(EXIT_USAGE)
+    return lab, settings
+
+
 def option_or_environment(
     given: Value | None, variable: Variable[Value], option: str, default: Value
 ) -> Value:
@@ -265,10 +284,7 @@ def status(
     """The ledger: taken, superseded, quarantined with reasons."""
     from pipelines.ledger import Ledger
 
-    lab, _ = checked_lab(home)
-    if not lab.ledger_path.exists():
-        console.print(f"no ledger yet in {lab.root}: nothing has been ingested")
-        return
+    lab, _ = readable_lab(home)
     records = Ledger(lab.ledger_path).records()
     counts: dict[str, int] = {}
     for record in records:
@@ -329,38 +345,116 @@ def query(
         str, typer.Argument(help='SQL over the tables, e.g. "select * from car_copies"')
     ],
     home: HomeOption = None,
-    output_format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="On screen: table (default), csv or json. With --output: xlsx, csv, parquet "
+            "or json (default: from the file's suffix).",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the result to this file.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the --output file if it exists.")
+    ] = False,
 ) -> None:
-    """DuckDB over the warehouse, one view per table."""
+    """DuckDB over the warehouse, one view per table; timepoints sort by study day."""
     import duckdb
+    import pyarrow as pa
 
+    from pipelines.export import ExportError, csv_text, file_format, json_text, write_result
     from pipelines.warehouse import connect
 
-    if output_format not in ("table", "csv", "json"):
-        err_console.print("--format must be table, csv or json")
+    screen_format = output_format or "table"
+    if output is None and screen_format not in ("table", "csv", "json"):
+        err_console.print("--format must be table, csv or json (xlsx and parquet need --output)")
         raise typer.Exit(EXIT_USAGE)
-    lab, _ = checked_lab(home)
     try:
-        frame = connect(lab.warehouse).execute(sql).fetchdf()
+        written_format = file_format(output, output_format) if output is not None else None
+    except ExportError as err:
+        err_console.print(_safe(err))
+        raise typer.Exit(EXIT_USAGE) from err
+    lab, _ = readable_lab(home)
+    try:
+        relation = connect(lab.warehouse, timepoints_as_enum=True).sql(sql)
+        result = relation.to_arrow_table() if relation is not None else pa.table({})
     except duckdb.Error as err:
         err_console.print(f"query failed: {err}")
         raise typer.Exit(EXIT_USAGE) from err
-    if output_format == "csv":
-        sys.stdout.write(frame.to_csv(index=False))
-    elif output_format == "json":
-        sys.stdout.write(
-            frame.to_json(orient="records", date_format="iso", force_ascii=False) + "\n"
-        )
+    if output is not None and written_format is not None:
+        try:
+            write_result(result, output, written_format, replace=force)
+        except ExportError as err:
+            err_console.print(_safe(err))
+            raise typer.Exit(EXIT_USAGE) from err
+        console.print(f"{result.num_rows} row(s) written to {_safe(output)} ({written_format})")
+    elif screen_format == "csv":
+        sys.stdout.write(csv_text(result))
+    elif screen_format == "json":
+        sys.stdout.write(json_text(result))
     else:
-        from rich.table import Table
+        _print_result_table(result)
 
-        table = Table()
-        for column in frame.columns:
-            table.add_column(str(column), overflow="fold")
-        for row in frame.itertuples(index=False):
-            table.add_row(*("" if v is None else _cell(v) for v in row))
-        console.print(table)
-        console.print(f"{len(frame)} row(s)")
+
+def _print_result_table(result) -> None:
+    from rich.table import Table
+
+    table = Table()
+    for column in result.column_names:
+        table.add_column(_safe(column), overflow="fold")
+    for row in result.to_pylist():
+        table.add_row(*("" if v is None else _safe(_cell(v)) for v in row.values()))
+    console.print(table)
+    console.print(f"{result.num_rows} row(s)")
+
+
+@app.command()
+def tables(
+    name: Annotated[
+        str | None, typer.Argument(help="A table's name; without it, the list of tables.")
+    ] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the README's table and column reference.")
+    ] = False,
+) -> None:
+    """The tables, their columns, types, units and meaning (from validation/schemas.py)."""
+    from pipelines import table_guide
+
+    if markdown:
+        sys.stdout.write(table_guide.markdown_reference())
+        return
+    if name is None:
+        _print_rows(("table", "kind", "what a row is"), table_guide.table_rows())
+        return
+    try:
+        table = table_guide.find_table(name)
+    except table_guide.UnknownTable as err:
+        err_console.print(f"[red]cartflow:[/] {_safe(err.args[0])}")
+        raise typer.Exit(EXIT_USAGE) from err
+    console.print(
+        f"{table.name} ({table_guide.kind(table)}; {table_guide.partitioning(table)}): "
+        f"{_safe(table.description)}"
+    )
+    _print_rows(("column", "type", "unit", "meaning"), table_guide.column_rows(table.columns))
+
+
+def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A rich table on a terminal; tab-separated lines with a header when piped, for grep,
+    cut and spreadsheets."""
+    if not console.is_terminal:
+        for row in (header, *rows):
+            sys.stdout.write("\t".join(row) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table()
+    for column in header:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*(_safe(cell) for cell in row))
+    console.print(table)
 
 
 def _cell(value) -> str:
@@ -437,10 +531,7 @@ def report(
     home: HomeOption = None,
 ) -> None:
     """Recompute the derived tables and write the HTML report(s) to <home>/reports/."""
-    lab, settings = checked_lab(home)
-    if not lab.warehouse.is_dir():
-        err_console.print(f"no warehouse in {lab.root}: ingest some files first")
-        raise typer.Exit(EXIT_USAGE)
+    lab, settings = readable_lab(home)
     prepare_environment(lab)
     from pipelines.derived.recompute import known_patients, recompute_patients
     from pipelines.warehouse import connect

@@ -14,12 +14,35 @@ DEFAULT_HOME = Path("lab")
 @dataclass(frozen=True)
 class LabHome:
     root: Path
+    chosen_by: str = "given by the caller"
+    """How the folder was chosen, in the words an error about it uses (`--home`, the variable,
+    the `./lab` default)."""
 
     @classmethod
     def locate(cls, explicit: str | os.PathLike | None = None) -> LabHome:
         """`--home DIR`, else `$CARTFLOW_HOME`, else `./lab`; always absolute."""
-        chosen = explicit or env_value(HOME, DEFAULT_HOME)
-        return cls(Path(chosen).expanduser().resolve())
+        if explicit:
+            chosen, how = Path(explicit), "the --home option"
+        elif env_value(HOME, None) is not None:
+            chosen, how = env_value(HOME, DEFAULT_HOME), f"the {HOME.name} variable"
+        else:
+            chosen = DEFAULT_HOME
+            how = f"the default ./lab of the current folder (no --home, {HOME.name} unset)"
+        return cls(Path(chosen).expanduser().resolve(), how)
+
+    def absence(self) -> str | None:
+        """What this lab home lacks to be read (by queries, reports, status), or None.
+
+        A folder without a ledger has never had a file ingested: reading it would answer every
+        question with nothing, which a typo'd `--home` must not pass for.
+        """
+        if not self.root.exists():
+            return "the folder does not exist"
+        if not self.root.is_dir():
+            return "it is not a folder"
+        if not self.ledger_path.is_file():
+            return "it holds no ledger: no file was ever ingested there"
+        return None
 
     @property
     def inbox(self) -> Path:

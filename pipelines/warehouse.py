@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.hashing import sha256_of
+from pipelines.identity import NOMINAL_STUDY_DAY
 from pipelines.ledger import Output
 from validation.schemas import TABLES, Table
 
@@ -206,30 +207,62 @@ def write_whole_table(warehouse: Path, name: str, data: pa.Table) -> Path:
     return final
 
 
-def connect(warehouse: Path) -> duckdb.DuckDBPyConnection:
+INTERNAL_SCHEMA = "cartflow_internal"
+"""Where `connect` keeps the empty stand-ins of tables without files, out of `show tables`."""
+
+TIMEPOINT_TYPE = "timepoint_label"
+
+
+def timepoints_in_study_order() -> list[str]:
+    """The canonical timepoint labels ordered by nominal study day: SCREEN, BL, PRODUCT (the
+    infused cells, collected on the day of infusion), D0 ... D28, M2 ... M24."""
+    return sorted(
+        NOMINAL_STUDY_DAY, key=lambda label: (NOMINAL_STUDY_DAY[label] or 0, label != "PRODUCT")
+    )
+
+
+def connect(warehouse: Path, timepoints_as_enum: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with one view per table over the warehouse's Parquet.
 
     Tables with no files yet are empty views with the right columns, so queries never fail
-    merely because an assay has not delivered data.
+    merely because an assay has not delivered data; their stand-ins live in `INTERNAL_SCHEMA`,
+    which `show tables` does not list. With `timepoints_as_enum`, `timepoint` is an ENUM in
+    study-day order, so `order by timepoint` gives D1, D4, D10 (not D1, D10, D4); pandas then
+    receives it as a categorical, which is why the pipeline's own readers keep plain text.
     """
     con = duckdb.connect()
+    con.execute(f"CREATE SCHEMA {INTERNAL_SCHEMA}")
+    if timepoints_as_enum:
+        labels = ", ".join(f"'{label}'" for label in timepoints_in_study_order())
+        con.execute(f"CREATE TYPE {TIMEPOINT_TYPE} AS ENUM ({labels})")
     for name, table in TABLES.items():
-        folder = table_dir(warehouse, name)
-        files = list(folder.rglob("*.parquet")) if folder.is_dir() else []
-        files = [f for f in files if not f.name.startswith(".")]
-        if not files:
-            con.register(f"_empty_{name}", table.schema.empty_table())
-            con.execute(f'CREATE VIEW "{name}" AS SELECT * FROM "_empty_{name}"')
-            continue
-        pattern = str(folder / "**" / "*.parquet").replace("'", "''")
-        if table.partition_by:
-            types = ", ".join(f"'{c}': VARCHAR" for c in table.partition_by)
-            source = (
-                f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true, "
-                f"hive_types = {{{types}}})"
-            )
-        else:
-            source = f"read_parquet('{pattern}', hive_partitioning = false, union_by_name = true)"
-        columns = ", ".join(f'"{c}"' for c in table.column_names)
-        con.execute(f'CREATE VIEW "{name}" AS SELECT {columns} FROM {source}')
+        columns = ", ".join(
+            f'CAST("{c}" AS {TIMEPOINT_TYPE}) AS "{c}"'
+            if timepoints_as_enum and c == "timepoint"
+            else f'"{c}"'
+            for c in table.column_names
+        )
+        con.execute(
+            f'CREATE VIEW "{name}" AS SELECT {columns} FROM {_view_source(con, warehouse, table)}'
+        )
     return con
+
+
+def _view_source(con: duckdb.DuckDBPyConnection, warehouse: Path, table: Table) -> str:
+    """The SQL a table's view reads from: its Parquet files, or an empty internal table with
+    the table's columns when it has none yet."""
+    folder = table_dir(warehouse, table.name)
+    files = list(folder.rglob("*.parquet")) if folder.is_dir() else []
+    if not any(not f.name.startswith(".") for f in files):
+        con.register("stand_in", table.schema.empty_table())
+        con.execute(f'CREATE TABLE {INTERNAL_SCHEMA}."{table.name}" AS SELECT * FROM stand_in')
+        con.unregister("stand_in")
+        return f'{INTERNAL_SCHEMA}."{table.name}"'
+    pattern = str(folder / "**" / "*.parquet").replace("'", "''")
+    if table.partition_by:
+        types = ", ".join(f"'{c}': VARCHAR" for c in table.partition_by)
+        return (
+            f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true, "
+            f"hive_types = {{{types}}})"
+        )
+    return f"read_parquet('{pattern}', hive_partitioning = false, union_by_name = true)"

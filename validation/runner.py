@@ -1,8 +1,9 @@
 """Running the suites in a Great Expectations file context inside the lab home.
 
 One context per process (importing GX takes seconds); per table a suite, a validation definition
-over a whole-dataframe batch and a checkpoint. Validation results are stored by GX and rendered
-into Data Docs by `build_docs()`, which the flow calls once per run rather than once per table.
+over a whole-dataframe batch and a checkpoint. Each run is named after the file it validates,
+stored by GX, and written as a page of cartflow's own Data Docs (`validation/docs.py`: offline,
+nothing fetched); `build_docs()` lists the runs in the docs' index.
 
 A checkpoint run costs about half a second whatever the batch size, so a sweep validates each
 table of all its files at once (`validate_batch`) and falls back to smaller batches, down to
@@ -28,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from qpcr.settings import QpcrSettings
+from validation import docs
 from validation.schemas import TABLES
 
 logger = logging.getLogger(__name__)
@@ -93,8 +95,12 @@ class Validator:
             logger.debug("validator warm-up failed", exc_info=True)
 
     @property
+    def docs_folder(self) -> Path:
+        return self.gx_root / "docs"
+
+    @property
     def docs_index(self) -> Path:
-        return self.gx_root / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+        return self.docs_folder / docs.INDEX
 
     def _set_up(self) -> None:
         """Bring the project's suites, validation definitions and checkpoints up to date.
@@ -125,12 +131,16 @@ class Validator:
             self._checkpoints[table_name] = self.context.checkpoints.get(table_name)
         return self._checkpoints[table_name]
 
-    def validate(self, table_name: str, frame: pd.DataFrame, batch_label: str) -> ValidationOutcome:
-        """Run the table's suite on `frame`; failures are sentences a technician can act on."""
-        return self._run(table_name, frame, f"{table_name}:{batch_label[:16]}")
+    def validate(self, table_name: str, frame: pd.DataFrame, file_name: str) -> ValidationOutcome:
+        """Run the table's suite on `frame`, the rows of `file_name`; failures are sentences a
+        technician can act on."""
+        return self._run(table_name, frame, [file_name])
 
     def validate_batch(
-        self, table_name: str, frames_by_sha256: Mapping[str, pd.DataFrame]
+        self,
+        table_name: str,
+        frames_by_sha256: Mapping[str, pd.DataFrame],
+        file_names: Mapping[str, str],
     ) -> dict[str, ValidationOutcome]:
         """Each file's outcome for one table, from as few suite runs as the files allow.
 
@@ -141,32 +151,32 @@ class Validator:
         (a bad file, or two re-exports of one run whose keys collide), it is halved and each half
         validated the same way, down to single files, which get their exact own outcome: one bad
         file among 100 costs 13 to 15 suite runs instead of 101. A table whose suite is not
-        row-wise (should one be added) is validated file by file.
+        row-wise (should one be added) is validated file by file. `file_names` gives each
+        file's name by its SHA-256: runs are named after their files.
         """
         if len(frames_by_sha256) > 1 and self._is_batchable(table_name):
-            return self._bisect(table_name, dict(frames_by_sha256))
+            return self._bisect(table_name, dict(frames_by_sha256), file_names)
         return {
-            sha256: self.validate(table_name, frame, sha256)
+            sha256: self.validate(table_name, frame, file_names[sha256])
             for sha256, frame in frames_by_sha256.items()
         }
 
     def _bisect(
-        self, table_name: str, frames: dict[str, pd.DataFrame]
+        self, table_name: str, frames: dict[str, pd.DataFrame], file_names: Mapping[str, str]
     ) -> dict[str, ValidationOutcome]:
         if len(frames) == 1:
             [(sha256, frame)] = frames.items()
-            return {sha256: self.validate(table_name, frame, sha256)}
+            return {sha256: self.validate(table_name, frame, file_names[sha256])}
         if _same_columns(list(frames.values())):
-            first = next(iter(frames))
-            run_name = f"{table_name}:{first[:8]}+{len(frames) - 1}"
-            batch = self._run(table_name, _concatenated(list(frames.values())), run_name)
+            files = [file_names[sha256] for sha256 in frames]
+            batch = self._run(table_name, _concatenated(list(frames.values())), files)
             if batch.success:
                 return {sha256: _copy_of(batch) for sha256 in frames}
         shas = list(frames)
         middle = len(shas) // 2
         return {
-            **self._bisect(table_name, {s: frames[s] for s in shas[:middle]}),
-            **self._bisect(table_name, {s: frames[s] for s in shas[middle:]}),
+            **self._bisect(table_name, {s: frames[s] for s in shas[:middle]}, file_names),
+            **self._bisect(table_name, {s: frames[s] for s in shas[middle:]}, file_names),
         }
 
     def _is_batchable(self, table_name: str) -> bool:
@@ -178,11 +188,12 @@ class Validator:
             )
         return self._batchable[table_name]
 
-    def _run(self, table_name: str, frame: pd.DataFrame, run_name: str) -> ValidationOutcome:
+    def _run(self, table_name: str, frame: pd.DataFrame, files: list[str]) -> ValidationOutcome:
+        """One suite run over `frame`, the rows of `files`: its outcome, and its Data Docs page."""
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
 
-        run_id = RunIdentifier(run_name=run_name)
+        run_id = RunIdentifier(run_name=docs.run_name(table_name, files))
         try:
             result = self._checkpoint(table_name).run(
                 batch_parameters={"dataframe": frame}, run_id=run_id
@@ -196,29 +207,30 @@ class Validator:
         outcome = ValidationOutcome(table_name=table_name, success=bool(result.success))
         validated_at = datetime.now(UTC)
         for run_result in result.run_results.values():
-            for item in run_result.results:
-                config = item.expectation_config
-                rule = (config.meta or {}).get("rule", config.type)
-                details = _details(item.result)
+            validation_result = run_result.to_json_dict()
+            for line in docs.expectation_lines(validation_result):
                 outcome.results.append(
                     {
                         "table_name": table_name,
                         "suite": table_name,
-                        "expectation": config.type,
-                        "column_name": _column_of(config.kwargs),
-                        "success": bool(item.success),
-                        "unexpected_count": item.result.get("unexpected_count"),
-                        "details": details,
+                        "expectation": line.expectation,
+                        "column_name": line.column,
+                        "success": line.success,
+                        "unexpected_count": line.unexpected_count,
+                        "details": line.details,
                         "validated_at": validated_at,
                     }
                 )
-                if not item.success:
-                    outcome.failures.append(f"{table_name}: {rule} ({details})")
+                if not line.success:
+                    outcome.failures.append(f"{table_name}: {line.rule} ({line.details})")
+            docs.write_run_page(
+                self.docs_folder, table_name, files, validated_at, validation_result
+            )
         return outcome
 
     def build_docs(self) -> Path:
-        self.context.build_data_docs()
-        return self.docs_index
+        """The Data Docs index, listing every run's page newest first."""
+        return docs.build_index(self.docs_folder)
 
 
 def _holds_per_file(expectation) -> bool:
@@ -317,32 +329,3 @@ def _ensure_checkpoint(context, table_name: str, expectations) -> None:
     context.checkpoints.add_or_update(
         gx.Checkpoint(name=table_name, validation_definitions=[definition], result_format="SUMMARY")
     )
-
-
-def _column_of(kwargs: dict[str, Any]) -> str:
-    for key in ("column", "column_list"):
-        if key in kwargs:
-            value = kwargs[key]
-            return ",".join(value) if isinstance(value, list) else str(value)
-    if "column_A" in kwargs:
-        return f"{kwargs['column_A']},{kwargs['column_B']}"
-    return ""
-
-
-def _details(result: dict[str, Any]) -> str:
-    if result.get("unexpected_count"):
-        examples = result.get("partial_unexpected_list") or []
-        shown = ", ".join(_short(v) for v in examples[:3])
-        return f"{result['unexpected_count']} row(s) failed, e.g. {shown}"
-    if "observed_value" in result and result["observed_value"] is not None:
-        return f"observed {_short(result['observed_value'])}"
-    if "details" in result and result["details"]:
-        return _short(result["details"])
-    return "ok"
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if isinstance(value, float):
-        text = f"{value:.4g}"
-    return text if len(text) <= 200 else text[:197] + "..."

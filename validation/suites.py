@@ -35,7 +35,7 @@ def generic_expectations(table: Table) -> list[Expectation]:
             f"the columns are exactly those of {table.name}",
         )
     ]
-    not_null = [n for n, _ in PROVENANCE_COLUMNS] + list(table.required)
+    not_null = [c.name for c in PROVENANCE_COLUMNS] + list(table.required)
     not_null = [*table.partition_by, *not_null]
     for column in not_null:
         expectations.append(

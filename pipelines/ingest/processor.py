@@ -559,7 +559,8 @@ class Processor:
         if len(having) > 1:
             try:
                 frames = {p.sha256: p.tables[table_name].to_pandas() for p in having}
-                return dict(self.validator.validate_batch(table_name, frames))
+                file_names = {p.sha256: p.name for p in having}
+                return dict(self.validator.validate_batch(table_name, frames, file_names))
             except Exception as err:  # which file breaks the suite run is found below
                 if resource_problem(err) is not None:
                     raise
@@ -568,7 +569,7 @@ class Processor:
     def _validate_one(self, table_name: str, prepared: Prepared) -> Check:
         try:
             frame = prepared.tables[table_name].to_pandas()
-            return self.validator.validate(table_name, frame, prepared.sha256)
+            return self.validator.validate(table_name, frame, prepared.name)
         except Exception as err:
             if resource_problem(err) is not None:
                 raise

@@ -1,7 +1,7 @@
 """HTML reports written to `<home>/reports/`: one page per patient (`patient_<id>.html`), the
-cohort overview (`cohort.html`), the QC page (`qc.html`) and one page per qPCR run
-(`qpcr/<run>.html`). Each page is a single self-contained
-file (inline CSS and SVG) that opens offline."""
+gating plots of each of the patient's flow tubes (`tubes/<sha256>.html`), the cohort overview
+(`cohort.html`), the QC page (`qc.html`) and one page per qPCR run (`qpcr/<run>.html`). Each page
+is a single self-contained file (inline CSS and SVG) that opens offline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.derived.crs import load_rules
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
 from pipelines.reports.cohort import cohort_page
@@ -17,6 +18,7 @@ from pipelines.reports.html import write_page
 from pipelines.reports.patient import patient_page
 from pipelines.reports.qc import qc_page
 from pipelines.reports.qpcr_run import write_run_pages
+from pipelines.reports.tube import patient_tubes, write_tube_pages
 from pipelines.settings import Settings
 from pipelines.warehouse import connect
 
@@ -31,10 +33,16 @@ def write_patient_report(
 ) -> Path:  # fmt: skip
     """The patient's page, from `con` (a `connect` of the warehouse made after the last write)
     or a new connection: opening one costs ~0.15 s, so a recompute shares it between patients.
-    Charts left out for want of data are noted in `left_out`."""
+    Charts left out for want of data are noted in `left_out`. The gating page of each of the
+    patient's flow tubes is written first where it is missing or stale (the patient page links
+    to them)."""
     con = con or connect(home.warehouse)
+    left_out = left_out or LeftOut()
     settings, derived = Settings.load(home.root), DerivedSettings.load(home.root)
-    page = patient_page(con, patient, settings, derived, left_out or LeftOut())
+    rules = load_rules(derived.crs_rules_path(home.root))
+    tubes = patient_tubes(con, patient)
+    write_tube_pages(home, tubes, settings.flow, left_out)
+    page = patient_page(con, patient, settings, derived, rules, left_out, tubes)
     return write_page(patient_report_path(home, patient), page)
 
 

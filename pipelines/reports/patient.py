@@ -14,25 +14,40 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipelines.derived.crs import per_sample_cytokines
+from pipelines.derived.crs import CrsRule, per_sample_cytokines
 from pipelines.derived.results import copies_results
 from pipelines.derived.settings import DerivedSettings
-from pipelines.reports import html
+from pipelines.reports import html, patient_figures
 from pipelines.reports.figures import LeftOut
-from pipelines.reports.svg import PALETTE, Chart, Series
+from pipelines.reports.patient_figures import Layer
+from pipelines.reports.plots import COLOURS, svg
+from pipelines.reports.tube import Tube, tube_links
 
 MEMORY_SUBSETS = ("naive/TSCM", "TCM", "TEM", "TEMRA")
 """Suffixes of the memory populations under a CAR+ population in the gating template."""
-DAY = "study day (0 = infusion)"
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, patient: str) -> pd.DataFrame:
     return con.execute(sql, [patient]).fetchdf()
 
 
-def _points(frame: pd.DataFrame, x: str, y: str) -> list[tuple[float, float]]:
-    rows = frame[frame[x].notna() & frame[y].notna()]
-    return [(float(a), float(b)) for a, b in zip(rows[x], rows[y], strict=True)]
+def _points(frame: pd.DataFrame, y: str, log: bool = False) -> pd.DataFrame:
+    """The rows that can be drawn (a study day and a finite `y`, above 0 on a `log` axis), with
+    `y` as the `value` column that `patient_figures` draws."""
+    value = pd.to_numeric(frame[y], errors="coerce").astype(float)
+    keep = frame["study_day"].notna() & np.isfinite(value) & ((value > 0) | (not log))
+    return frame[keep].assign(value=value[keep], study_day=frame["study_day"][keep].astype(float))
+
+
+def _figure(left_out: LeftOut, title: str, layers: list[Layer], why: str, **drawing) -> str:
+    """A `time_series` figure of the layers that hold points, or `left_out`'s note."""
+    layers = [layer for layer in layers if len(layer.points)]
+    return left_out.figure(
+        title,
+        bool(layers),
+        lambda: svg(patient_figures.time_series(title, layers=layers, **drawing), title),
+        why,
+    )
 
 
 def car_results(con: duckdb.DuckDBPyConnection, patient: str, settings) -> pd.DataFrame:
@@ -113,25 +128,27 @@ def car_copies_section(copies: pd.DataFrame, patient: str, left_out: LeftOut) ->
     placed = copies.assign(y=copies_positions(copies))
     drawn = placed[placed["y"].notna()]
 
-    def at(result: str) -> list[tuple[float, float]]:
-        return _points(drawn[drawn["result"] == result], "study_day", "y")
+    def at(result: str) -> pd.DataFrame:
+        return _points(drawn[drawn["result"] == result], "y", log=True)
 
     loqs = copies["loq"][np.isfinite(copies["loq"]) & (copies["loq"] > 0)]
-    chart = Chart(
-        title=f"{patient}: CAR transgene copies per ug gDNA", x_label=DAY,
-        y_label="copies / ug gDNA (log)", log_y=True,
-        series=[Series("copies/ug", at("quantified"), hollow=at("below_loq"),
-                       labelled=[(x, y, "not detected") for x, y in at("not_detected")])],
-        hlines=[(float(loqs.max()), f"LOQ {loqs.max():.3g} copies/ug")] if len(loqs) else [],
-    )  # fmt: skip
+    loq_line = [(float(loqs.max()), f"LOQ {loqs.max():.3g} copies/µg")] if len(loqs) else []
     parts = [
-        left_out.chart(chart, "no sample has copies per ug gDNA to draw (see the list below)"),
+        _figure(
+            left_out, f"{patient}: CAR transgene copies per ug gDNA",
+            [Layer("quantified", at("quantified")),
+             Layer("detected below the LOQ (at the estimate)", at("below_loq"), open_marker="o"),
+             Layer("not detected (at the LOQ)", at("not_detected"), open_marker="v")],
+            "no sample has copies per ug gDNA to draw (see the list below)",
+            y_label="copies / µg gDNA (log)", y_axis=None,
+            references=loq_line,
+        ),
         html.paragraph(
             "Filled circles: quantified. Open circles: detected below the LOQ, drawn at the "
             "estimate (at the LOQ where no estimate was kept). Open triangles on the LOQ line: "
             "not detected."
         ),
-    ]
+    ]  # fmt: skip
     missing = placed[placed["y"].isna()]
     if len(missing):
         parts += ["<h3>Not on the chart</h3>", html.table(
@@ -146,7 +163,7 @@ def car_copies_section(copies: pd.DataFrame, patient: str, left_out: LeftOut) ->
 def _tube_ratio(pops: pd.DataFrame, numerator: str, denominator: str) -> pd.DataFrame:
     """numerator count / denominator count within each tube, by study day."""
     keys = ["source_sha256", "dataset"]
-    top = pops[pops["population"] == numerator][[*keys, "study_day", "count"]]
+    top = pops[pops["population"] == numerator][[*keys, "timepoint", "study_day", "count"]]
     bottom = pops[pops["population"] == denominator][[*keys, "count"]]
     merged = top.merge(bottom, on=keys, suffixes=("", "_d"))
     merged = merged[merged["count_d"] > 0]
@@ -168,19 +185,27 @@ def car_flow_section(
     post = pops[pops["timepoint"] != "PRODUCT"]
     pct = _tube_ratio(post, car, cd3)
     per_ul = post[(post["population"] == car) & post["cells_per_ul"].notna()]
-    charts = [left_out.chart(Chart(
-        title=f"{patient}: CAR+ % of CD3+ T cells", x_label=DAY, y_label="% of CD3+",
-        series=[Series("CAR+ % CD3", [(d, 100 * r) for d, r in _points(pct, "study_day", "ratio")])],
-    ), "no blood tube with CD3+ T cells and a study day yet")]  # fmt: skip
+    charts = [_figure(
+        left_out, f"{patient}: CAR+ % of CD3+ T cells",
+        [Layer("CAR+ % of CD3+", _points(pct.assign(pct=100 * pct["ratio"]), "pct"))],
+        "no blood tube with CD3+ T cells and a study day yet",
+        y_label="% of CD3+ T cells", y_axis=patient_figures.PERCENT_AXIS,
+    )]  # fmt: skip
     if not per_ul.empty:
-        charts.append(left_out.chart(Chart(
-            title=f"{patient}: CAR+ T cells per uL blood", x_label=DAY, y_label="cells / uL",
-            series=[Series("CAR+ cells/uL", _points(per_ul, "study_day", "cells_per_ul"),
-                           color=PALETTE[2])],
-        ), "no counted blood tube with a study day yet"))  # fmt: skip
+        charts.append(_figure(
+            left_out, f"{patient}: CAR+ T cells per uL blood",
+            [Layer("CAR+ cells/µL", _points(per_ul, "cells_per_ul"), COLOURS[2])],
+            "no counted blood tube with a study day yet",
+            y_label="CAR+ T cells / µL blood", y_axis=patient_figures.CELLS_AXIS,
+        ))  # fmt: skip
     else:
         charts.append(html.absent("No counting beads in the T-cell tubes: no cells/uL."))
     return html.section("CAR+ T cells by flow", *charts)
+
+
+def _subset_rank(population: str) -> int:
+    """The memory subset's place in `MEMORY_SUBSETS` (naive first, TEMRA last)."""
+    return next(i for i, s in enumerate(MEMORY_SUBSETS) if population.endswith(" " + s))
 
 
 def phenotype_section(
@@ -196,48 +221,64 @@ def phenotype_section(
     ] if car is not None and not post.empty else post.iloc[0:0]  # fmt: skip
     parts = []
     if len(ratio):
-        parts.append(left_out.chart(Chart(
-            title=f"{patient}: CD4:CD8 ratio of T cells", x_label=DAY, y_label="CD4:CD8",
-            series=[Series("CD4:CD8", _points(ratio, "study_day", "ratio"), color=PALETTE[3])],
-            hlines=[(1.0, "1:1")],
-        ), "no blood tube with CD8+ T cells and a study day yet"))  # fmt: skip
+        parts.append(_figure(
+            left_out, f"{patient}: CD4:CD8 ratio of T cells",
+            [Layer("CD4:CD8", _points(ratio, "ratio"), COLOURS[3])],
+            "no blood tube with CD8+ T cells and a study day yet",
+            y_label="CD4+ / CD8+ T cells (ratio)", y_axis=patient_figures.RATIO_AXIS,
+            references=[(1.0, "1:1")],
+        ))  # fmt: skip
     else:
         parts.append(html.absent("No CD4+/CD8+ populations yet."))
     if len(memory):
-        series = [
-            Series(name, _points(group, "study_day", "pct_parent"), color=PALETTE[i])
-            for i, (name, group) in enumerate(memory.groupby("population", sort=True))
+        layers = [
+            Layer(name, _points(group, "pct_parent"), COLOURS[_subset_rank(name)])
+            for name, group in sorted(
+                memory.groupby("population"), key=lambda g: _subset_rank(g[0])
+            )
         ]
-        parts.append(left_out.chart(Chart(
-            title=f"{patient}: memory subsets of CAR+ T cells", x_label=DAY,
-            y_label="% of CAR+", series=series,
-        ), "no CAR+ T cells to divide into subsets in any blood tube yet"))  # fmt: skip
+        parts.append(_figure(
+            left_out, f"{patient}: memory subsets of CAR+ T cells", layers,
+            "no CAR+ T cells to divide into subsets in any blood tube yet",
+            y_label="% of CAR+ T cells", y_axis=patient_figures.SUBSET_AXIS,
+        ))  # fmt: skip
     else:
         parts.append(html.absent("No CAR+ memory subsets yet (no CAR+ events or no T-cell panel)."))
     return html.section("CD4:CD8 and memory subsets", *parts)
 
 
 def cytokine_chart(
-    patient: str, samples: pd.DataFrame, alerts: pd.DataFrame, left_out: LeftOut
+    patient: str, samples: pd.DataFrame, folds: pd.DataFrame, rules: Sequence[CrsRule],
+    alerts: pd.DataFrame, left_out: LeftOut,
+) -> str:  # fmt: skip
+    """One panel per analyte over time, with the patient's baseline, 10x baseline and the CRS
+    rules' thresholds where a baseline exists; censored values open at their limit. Analytes
+    with no value to draw are named under the panels."""
+    title = f"{patient}: plasma cytokines"
+    drawable = _points(samples, "value", log=True)
+    known = (
+        folds[folds["baseline_pg_ml"].notna()].drop_duplicates("analyte") if len(folds) else folds
+    )
+    baselines = {str(r["analyte"]): float(r["baseline_pg_ml"]) for _, r in known.iterrows()}
+
+    def draw() -> str:
+        days = patient_figures.alert_days_of(alerts)
+        return svg(patient_figures.cytokine_panels(title, drawable, baselines, rules, days), title)
+
+    panels = left_out.figure(
+        title, len(drawable) > 0, draw, "no concentration above 0 pg/mL with a study day yet"
+    )
+    undrawn = sorted(set(samples["analyte"]) - set(drawable["analyte"]))
+    if len(drawable) and undrawn:
+        return panels + html.absent(
+            f"No panel for {', '.join(undrawn)}: no value above 0 pg/mL with a study day."
+        )
+    return panels
+
+
+def cytokine_section(
+    con: duckdb.DuckDBPyConnection, patient: str, rules: Sequence[CrsRule], left_out: LeftOut
 ) -> str:
-    """Concentrations per analyte over time; censored values open at their limit."""
-    series = []
-    for i, (analyte, group) in enumerate(samples.groupby("analyte", sort=True)):
-        exact = group[group["censoring"] == "none"]
-        censored = group[group["censoring"] != "none"]
-        series.append(Series(
-            analyte, _points(exact, "study_day", "value"), color=PALETTE[i % len(PALETTE)],
-            hollow=_points(censored, "study_day", "value"),
-        ))  # fmt: skip
-    alert_days = alerts.drop_duplicates("study_day") if len(alerts) else alerts
-    marks = [(float(a["study_day"]), f"alert {a['timepoint']}") for _, a in alert_days.iterrows()]
-    return left_out.chart(Chart(
-        title=f"{patient}: plasma cytokines", x_label=DAY, y_label="pg/mL (log)", log_y=True,
-        series=series, marks=marks,
-    ), "no concentration above 0 pg/mL with a study day yet", height=360)  # fmt: skip
-
-
-def cytokine_section(con: duckdb.DuckDBPyConnection, patient: str, left_out: LeftOut) -> str:
     """The measured concentrations (also before a baseline exists), then the fold changes over
     the patient's baseline and the CRS rule alerts where a baseline was measured."""
     measured = _rows(con, "SELECT * FROM cytokines WHERE patient_id = ?", patient)
@@ -248,10 +289,11 @@ def cytokine_section(con: duckdb.DuckDBPyConnection, patient: str, left_out: Lef
         con, "SELECT * FROM crs_signals WHERE patient_id = ? ORDER BY study_day, rule_id", patient
     )
     alerts = signals[signals["alert"].fillna(False).astype(bool)]
-    chart = cytokine_chart(patient, per_sample_cytokines(measured), alerts, left_out)
+    chart = cytokine_chart(patient, per_sample_cytokines(measured), folds, rules, alerts, left_out)
     legend = html.paragraph(
-        "Open circles: censored (below LLOQ or above ULOQ), drawn at the limit. Red lines: "
-        "timepoints where a CRS rule raised an alert."
+        "Open triangles: censored, drawn at the limit (pointing down: below the LLOQ, up: above "
+        "the ULOQ). Dashed: the patient's baseline; dotted: 10x baseline; dash-dot: a CRS "
+        "rule's threshold over the days it applies. Red lines: days a CRS rule raised an alert."
     )
     if folds.empty:
         return html.section("Cytokines and CRS signals", chart, legend, html.absent(
@@ -281,11 +323,11 @@ def crs_grade_section(con: duckdb.DuckDBPyConnection, patient: str, left_out: Le
     grades = _rows(con, "SELECT * FROM crs_grades WHERE patient_id = ? ORDER BY study_day", patient)
     if grades.empty:
         return html.section("CRS grade", html.absent("No clinical observations for this patient."))
-    chart = left_out.chart(Chart(
-        title=f"{patient}: CRS grade ({grades['grade_scale'].iloc[0]})", x_label=DAY,
-        y_label="grade", series=[Series("grade", _points(grades, "study_day", "crs_grade"),
-                                        color=PALETTE[1])],
-    ), "no graded day")  # fmt: skip
+    chart = _figure(
+        left_out, f"{patient}: CRS grade ({grades['grade_scale'].iloc[0]})",
+        [Layer("CRS grade", _points(grades, "crs_grade"), COLOURS[1])], "no graded day",
+        y_label="CRS grade (0 = none)", y_axis=patient_figures.GRADE_AXIS,
+    )  # fmt: skip
     table = html.table(
         ["day", "temperature degC", "hypotension", "oxygen", "grade", "scale", "basis"],
         [[g["study_day"], g["temperature_c"], g["hypotension"], g["oxygen_support"],
@@ -307,12 +349,12 @@ def b_cell_section(con: duckdb.DuckDBPyConnection, patient: str, left_out: LeftO
         spans.append((float(first["aplasia_onset_day"]), float(end), "B-cell aplasia"))
     threshold = float(first["threshold_cells_per_ul"])
     counted = rows[rows["b_cells_per_ul"].notna()]
-    chart = left_out.chart(Chart(
-        title=f"{patient}: CD19+ B cells per uL", x_label=DAY, y_label="cells / uL (log)",
-        log_y=True, series=[Series("B cells/uL", _points(counted, "study_day", "b_cells_per_ul"),
-                                   color=PALETTE[4])],
-        hlines=[(threshold, f"aplasia < {threshold:g}/uL")], spans=spans,
-    ), "no counted timepoint above 0 B cells/uL to draw on the log axis (see the table)"
+    chart = _figure(
+        left_out, f"{patient}: CD19+ B cells per uL",
+        [Layer("CD19+ B cells/µL", _points(counted, "b_cells_per_ul", log=True), COLOURS[4])],
+        "no counted timepoint above 0 B cells/uL to draw on the log axis (see the table)",
+        y_label="CD19+ B cells / µL blood (log)", y_axis=None,
+        references=[(threshold, f"aplasia below {threshold:g}/µL")], spans=spans,
     ) if len(counted) else html.absent("B cells were not counted (no counting beads).")  # fmt: skip
     table = html.table(
         ["onset", "onset day", "onset date", "recovery", "recovery day", "recovery date"],
@@ -361,7 +403,7 @@ def qc_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
     return html.section("QC of contributing runs", *parts)
 
 
-def sources_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
+def sources_section(con: duckdb.DuckDBPyConnection, patient: str, tubes: Sequence[Tube]) -> str:
     union = " UNION ".join(
         f"SELECT DISTINCT source_sha256 FROM {t} WHERE patient_id = $p"
         for t in ("car_copies", "cytokines", "flow_samples")
@@ -377,14 +419,22 @@ def sources_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
         "Source files",
         html.table(["sha256", "file", "kind", "format", "status", "received"],
                    rows.values.tolist()),
+        tube_links(tubes),
     )  # fmt: skip
 
 
 def patient_page(
-    con: duckdb.DuckDBPyConnection, patient: str, settings, derived, left_out: LeftOut
+    con: duckdb.DuckDBPyConnection,
+    patient: str,
+    settings,
+    derived,
+    rules: Sequence[CrsRule],
+    left_out: LeftOut,
+    tubes: Sequence[Tube] = (),
 ) -> str:
     """The patient's page; sections without data say so, charts that cannot be drawn are
-    noted in `left_out`."""
+    noted in `left_out`. `rules` are the CRS rules whose thresholds the cytokine panels draw;
+    `tubes` the flow tubes whose gating pages it links to."""
     pops = _rows(con, "SELECT * FROM flow_populations WHERE patient_id = ?", patient)
     copies = car_results(con, patient, settings)
     body = [
@@ -392,11 +442,11 @@ def patient_page(
         car_copies_section(copies, patient, left_out),
         car_flow_section(pops, patient, derived, left_out),
         phenotype_section(pops, patient, derived, left_out),
-        cytokine_section(con, patient, left_out),
+        cytokine_section(con, patient, rules, left_out),
         crs_grade_section(con, patient, left_out),
         b_cell_section(con, patient, left_out),
         qc_section(con, patient),
-        sources_section(con, patient),
+        sources_section(con, patient, tubes),
         '<p><a href="cohort.html">Cohort overview</a> | <a href="qc.html">QC trends</a></p>',
     ]
     return html.page(f"CAR-T monitoring report: patient {patient}", body)

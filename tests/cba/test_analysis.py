@@ -20,8 +20,8 @@ from validation.schemas import CBA_CURVES, CYTOKINES
 
 def test_frames_hold_exactly_the_assay_columns_of_the_schemas(exact_plate) -> None:
     result = analyse_plate(exact_plate)
-    assert list(result.curves.columns) == [name for name, _ in CBA_CURVES.assay_columns]
-    assert list(result.cytokines.columns) == [name for name, _ in CYTOKINES.assay_columns]
+    assert list(result.curves.columns) == CBA_CURVES.assay_column_names
+    assert list(result.cytokines.columns) == CYTOKINES.assay_column_names
     assert tuple(result.curves.columns) == CURVE_COLUMNS
     assert tuple(result.cytokines.columns) == CYTOKINE_COLUMNS
     assert result.sample_names == list(SAMPLES_PG_ML)

@@ -51,9 +51,9 @@ def suite_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     runs: list[tuple[str, int]] = []
     original = Validator._run
 
-    def counted(self, table_name: str, frame: pd.DataFrame, run_name: str):
+    def counted(self, table_name: str, frame: pd.DataFrame, files: list[str]):
         runs.append((table_name, frame["source_sha256"].nunique()))
-        return original(self, table_name, frame, run_name)
+        return original(self, table_name, frame, files)
 
     monkeypatch.setattr(Validator, "_run", counted)
     return runs
@@ -113,10 +113,10 @@ def test_a_file_whose_validation_raises_is_the_only_one_quarantined(
 
     original = Validator.validate
 
-    def one_breaks(self, table_name: str, frame: pd.DataFrame, batch_label: str):
-        if batch_label == broken and table_name == "qpcr_runs":
+    def one_breaks(self, table_name: str, frame: pd.DataFrame, file_name: str):
+        if file_name == plates[1].name and table_name == "qpcr_runs":
             raise RuntimeError("suite run broke")
-        return original(self, table_name, frame, batch_label)
+        return original(self, table_name, frame, file_name)
 
     monkeypatch.setattr(Validator, "validate_batch", batch_breaks)
     monkeypatch.setattr(Validator, "validate", one_breaks)

@@ -152,7 +152,7 @@ def test_validation_results_and_ledger_export(demo_lab):
     assert ("qpcr_runs", "expect_column_values_to_be_between") in failed
     statuses = dict(con.execute("select original_name, status from ingest_log").fetchall())
     assert statuses[FAILING_PLATE] == "quarantined"
-    assert (home.gx / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html").exists()
+    assert (home.gx / "docs" / "index.html").exists()
 
 
 def _plate_file(path: Path, names: list[str], shift: float = 0.0, run_id: str = "T-1") -> Path:

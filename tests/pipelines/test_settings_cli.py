@@ -66,6 +66,7 @@ def commands(lab: LabHome, export: Path) -> dict[str, list[str]]:
         "query": ["query", "select 1", *home], "report": ["report", *home],
         "demo": ["demo", *home], "watch": ["watch", *home], "serve": ["serve", *home],
         "gate": ["gate", str(export), "--template", str(GATING_TEMPLATE), *home],
+        "tables": ["tables"],  # reads the table registry only, no lab home or settings
     }  # fmt: skip
 
 

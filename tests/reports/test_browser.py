@@ -4,6 +4,7 @@ blank)."""
 
 from __future__ import annotations
 
+import re
 import zlib
 from pathlib import Path
 
@@ -113,4 +114,22 @@ def test_absent_data_is_said_not_broken(reports):
     assert "No T-cell panel data yet." in p001
     assert "No B-cell panel data yet." in p001
     p002 = reports["patient_P002"].read_text(encoding="utf-8")
-    assert "B-cell aplasia" in p002 and "alert D4" in p002
+    assert "B-cell aplasia" in p002 and ">CRS rule alert</text>" in p002
+
+
+PATIENT_FIGURES = (
+    "P002: CAR transgene copies per ug gDNA", "P002: CAR+ % of CD3+ T cells",
+    "P002: CAR+ T cells per uL blood", "P002: CD4:CD8 ratio of T cells",
+    "P002: memory subsets of CAR+ T cells", "P002: plasma cytokines",
+    "P002: CD19+ B cells per uL",
+)  # fmt: skip
+
+
+def test_every_patient_figure_is_drawn(browser, reports, tmp_path):
+    """The screenshot (in `tmp_path`) is the one to judge by eye for labels and overlaps."""
+    check = inspect(browser, reports["patient_P002"], screenshot=tmp_path / "patient_P002.png")
+    assert check.errors == [] and check.undrawn == []
+    markup = reports["patient_P002"].read_text(encoding="utf-8")
+    labels = re.findall(r'<svg class="plot" role="img" aria-label="([^"]*)"', markup)
+    assert [label for label in labels if "CRS grade" not in label] == list(PATIENT_FIGURES)
+    assert check.plots == len(labels)

@@ -11,7 +11,6 @@ FCAP Array export.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from pipelines.home import LabHome
 from pipelines.ledger import Ledger
 from pipelines.settings import SETTINGS_FILE
 from pipelines.warehouse import connect
+from tests.reports.figure_marks import line_y, marks, panel, plot
 from tests.reports.partial_exports import accession, one_sample_cba_plate
 
 pytestmark = [pytest.mark.flow, pytest.mark.slow]
@@ -57,13 +57,6 @@ def _page(home: LabHome, patient: str) -> str:
     return (home.reports / f"patient_{patient}.html").read_text(encoding="utf-8")
 
 
-def _plot(page: str, title: str) -> str | None:
-    found = re.search(
-        rf'<svg class="plot"[^>]*aria-label="{re.escape(title)}".*?</svg>', page, re.S
-    )
-    return found.group(0) if found else None
-
-
 def _one_line(output: str) -> str:
     return " ".join(output.split())
 
@@ -88,11 +81,11 @@ def test_manifest_and_one_baseline_t_cell_tube(harness, exports, tmp_path):
         "P001: memory subsets of CAR+ T cells: not drawn, no CAR+ T cells to divide into subsets "
         "in any blood tube yet."
     )
-    assert _plot(page, "P001: memory subsets of CAR+ T cells") is None
+    assert plot(page, "P001: memory subsets of CAR+ T cells") is None
     assert f'<p class="absent">{note}</p>' in page
     assert f"report: {note}" in _one_line(result.output)
-    assert "CAR+ % CD3: day -7, 0</title>" in _plot(page, "P001: CAR+ % of CD3+ T cells")
-    assert _plot(page, "P001: CD4:CD8 ratio of T cells") is not None
+    assert len(marks(plot(page, "P001: CAR+ % of CD3+ T cells"), "car-of-cd3")) == 1  # BL, 0 %
+    assert plot(page, "P001: CD4:CD8 ratio of T cells") is not None
     for said in ("No CAR qPCR results yet.", "No cytokine data yet.", "No B-cell panel data yet.",
                  "No kinetics yet: no CAR qPCR sample"):  # fmt: skip
         assert said in page
@@ -109,11 +102,14 @@ def test_only_qpcr(harness, exports, tmp_path):
     ).fetchall()  # fmt: skip
     for patient in ("P001", "P002"):
         page = _page(home, patient)
-        chart = _plot(page, f"{patient}: CAR transgene copies per ug gDNA")
-        filled = re.findall(r'<circle class="point" [^>]*><title>copies/ug: day (-?\d+),', chart)
-        assert [int(d) for d in filled] == [d for p, d in copies if p == patient]
+        chart = plot(page, f"{patient}: CAR transgene copies per ug gDNA")
+        filled = marks(chart, "quantified")
+        assert len(filled) == len([d for p, d in copies if p == patient])
         assert len(filled) == len(trial.TIMEPOINTS) - 1  # every draw after infusion
-        assert "copies/ug: day -7, not detected" in chart  # the baseline, on the LOQ line
+        # the baseline: not detected, on the LOQ line, left of every draw after infusion
+        [(baseline_x, baseline_y)] = marks(chart, "not-detected")
+        assert baseline_y == pytest.approx(line_y(chart, "loq"), abs=0.01)
+        assert baseline_x < filled[0][0]
         assert "Cmax (copies/ug)" in page
         for said in ("No T-cell panel data yet.", "No cytokine data yet.",
                      "No B-cell panel data yet."):  # fmt: skip
@@ -129,11 +125,10 @@ def test_one_timepoint_of_cytokines(harness, exports, tmp_path):
     assert result.exit_code == EXIT_OK, result.output
     _settled(result, home)
     page = _page(home, "P001")
-    chart = _plot(page, "P001: plasma cytokines")
-    days = set(re.findall(r"<title>[^<]*: day (-?\d+), ", chart))
-    assert days == {"4"}
-    for analyte in ("IL-6", "IFN-γ", "sgp130", "MCP-1"):
-        assert f"{analyte}: day 4, " in chart
+    chart = plot(page, "P001: plasma cytokines")
+    # one panel per analyte, each with the one D4 value (measured or censored at its limit)
+    for analyte_id in ("il-6", "ifn", "sgp130", "mcp-1"):
+        assert len(marks(panel(chart, analyte_id), None)) == 1
     assert "no baseline (BL or SCREEN) cytokine sample for this patient yet" in page
     assert "No CAR qPCR results yet." in page and "No T-cell panel data yet." in page
 
@@ -155,6 +150,6 @@ def test_the_demo_swept_into_a_new_site_without_its_settings(harness, exports, t
     for patient in trial.PATIENTS:
         page = _page(home, patient)
         title = f"{patient}: CAR transgene copies per ug gDNA"
-        assert _plot(page, title) is not None, f"{title}: not drawn"
-        assert _plot(page, f"{patient}: plasma cytokines") is not None
-        assert _plot(page, f"{patient}: CD19+ B cells per uL") is not None
+        assert plot(page, title) is not None, f"{title}: not drawn"
+        assert plot(page, f"{patient}: plasma cytokines") is not None
+        assert plot(page, f"{patient}: CD19+ B cells per uL") is not None

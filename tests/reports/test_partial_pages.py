@@ -2,12 +2,13 @@
 nothing to draw is replaced by a one-line note (also returned to the run), and CAR copies are drawn
 by their result (the car_copies contract: quantified, below_loq, not_detected, not_measured).
 
+The charts are read back with tests/reports/figure_marks.py.
+
 The warehouse is an empty one (`connect` gives every table as an empty view) with the tables a test
 needs replaced by frames conformed to their schema."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import duckdb
@@ -15,11 +16,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipelines.derived.settings import DerivedSettings
+from pipelines.derived.crs import load_rules
+from pipelines.derived.settings import SHIPPED_CRS_RULES, DerivedSettings
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.patient import patient_page
 from pipelines.settings import Settings
 from pipelines.warehouse import conform, connect
+from tests.reports.figure_marks import groups, line_y, marks, open_marks, panel
+from tests.reports.figure_marks import plot as svg
 from validation.schemas import TABLES
 
 LOQ_PER_REACTION, DNA_NG = 10.0, 200.0
@@ -49,15 +53,9 @@ def warehouse(tmp_path: Path, **tables: list[dict]) -> duckdb.DuckDBPyConnection
 def page(tmp_path: Path, **tables: list[dict]) -> tuple[str, LeftOut]:
     left_out = LeftOut()
     settings, derived = Settings.load(tmp_path), DerivedSettings.load(tmp_path)
-    markup = patient_page(warehouse(tmp_path, **tables), "P001", settings, derived, left_out)
+    con, rules = warehouse(tmp_path, **tables), load_rules(SHIPPED_CRS_RULES)
+    markup = patient_page(con, "P001", settings, derived, rules, left_out)
     return markup, left_out
-
-
-def svg(markup: str, title: str) -> str | None:
-    match = re.search(
-        rf'<svg class="plot"[^>]*aria-label="{re.escape(title)}".*?</svg>', markup, re.S
-    )
-    return match.group(0) if match else None
 
 
 def copies_row(timepoint: str, day: int, copies_per_ug: float | None, **fields) -> dict:
@@ -84,30 +82,24 @@ CONTRACT_ROWS = [
 TITLE = "P001: CAR transgene copies per ug gDNA"
 
 
-def _loq_line_y(chart: str) -> float:
-    return float(re.search(r'<line class="ref" x1="[\d.]+" y1="([\d.]+)"', chart).group(1))
-
-
-def _filled(chart: str) -> list[str]:
-    return re.findall(r'<circle class="point" [^>]*><title>([^<]*)</title>', chart)
-
-
 def test_copies_are_drawn_by_their_result(tmp_path):
     markup, left_out = page(tmp_path, car_copies=CONTRACT_ROWS)
     chart = svg(markup, TITLE)
     assert chart is not None and left_out.lines == []
-    assert _filled(chart) == ["copies/ug: day 7, 2e+04", "copies/ug: day 14, 3e+04"]
-    assert "LOQ 50 copies/ug" in chart
-    # below the LOQ: an open circle at the kept estimate (30), not at 0 and not at the LOQ
-    hollow = re.findall(r'class="point censored" cx="[\d.]+" cy="([\d.]+)"[^>]*><title>([^<]*)<',
-                        chart)  # fmt: skip
-    assert [title for _, title in hollow] == ["copies/ug: day 60, censored at 30"]
-    assert float(hollow[0][0]) > _loq_line_y(chart)  # drawn lower on the page than the LOQ
-    # not detected: a triangle on the LOQ line, labelled
-    triangle = re.search(r'class="point labelled" d="M[\d.]+,([\d.]+) [^>]*><title>([^<]*)<', chart)
-    assert float(triangle.group(1)) + 4 == pytest.approx(_loq_line_y(chart), abs=0.11)
-    assert triangle.group(2) == "copies/ug: day -7, not detected"
-    assert ">not detected</text>" in chart
+    quantified = marks(chart, "quantified")
+    assert len(quantified) == 2  # D7 and D14
+    assert quantified[1][1] < quantified[0][1]  # 30,000 at day 14 is drawn above 20,000 at day 7
+    assert "LOQ 50 copies/µg" in chart
+    loq = line_y(chart, "loq")
+    # below the LOQ: an open circle at the kept estimate (30), below the LOQ line, not at it
+    below = marks(chart, "detected-below-the-loq")
+    assert len(below) == 1 and below[0][1] > loq + 5 and open_marks(chart, "detected-below-the-loq")
+    assert below[0][0] > quantified[1][0]  # day 60, right of day 14
+    # not detected: an open triangle on the LOQ line, said in the legend, left of every other point
+    not_detected = marks(chart, "not-detected")
+    assert len(not_detected) == 1 and not_detected[0][1] == pytest.approx(loq, abs=0.01)
+    assert not_detected[0][0] < quantified[0][0] and open_marks(chart, "not-detected")
+    assert ">not detected (at the LOQ)</text>" in chart
     # not measured: not a point, listed under the chart with its reason
     listed = markup[markup.index("Not on the chart") :]
     listed = listed[: listed.index("</table>")]
@@ -126,9 +118,12 @@ def test_rows_without_the_result_columns_are_read_from_their_flags(tmp_path):
     ]
     markup, left_out = page(tmp_path, car_copies=legacy)
     chart = svg(markup, TITLE)
-    assert _filled(chart) == ["copies/ug: day 7, 2e+04"]
-    assert "copies/ug: day 60, censored at 50" in chart  # no estimate kept: at the LOQ, as before
-    assert "copies/ug: day -7, not detected" in chart
+    assert len(marks(chart, "quantified")) == 1
+    loq = line_y(chart, "loq")
+    # no estimate kept: below the LOQ is drawn at the LOQ, as before
+    [(_, below_y)] = marks(chart, "detected-below-the-loq")
+    assert below_y == pytest.approx(loq, abs=0.01)
+    assert len(marks(chart, "not-detected")) == 1
     assert f"<td>not measured</td><td>{NO_DNA}</td>" in markup
 
 
@@ -176,8 +171,9 @@ def test_a_baseline_t_cell_tube_without_car_cells_gets_its_charts_and_a_note(tmp
     assert svg(markup, "P001: memory subsets of CAR+ T cells") is None
     assert "P001: memory subsets of CAR+ T cells: not drawn" in markup
     ratio = svg(markup, "P001: CD4:CD8 ratio of T cells")
-    assert "CD4:CD8: day -7, 2</title>" in ratio  # 8000 / 4000
-    assert "CAR+ % CD3: day -7, 0</title>" in svg(markup, "P001: CAR+ % of CD3+ T cells")
+    [(_, ratio_y)] = marks(ratio, "cd4-cd8")
+    assert ratio_y < line_y(ratio, "1-1")  # 8000 / 4000 = 2, above the 1:1 line
+    assert len(marks(svg(markup, "P001: CAR+ % of CD3+ T cells"), "car-of-cd3")) == 1
 
 
 def _cytokine(timepoint: str, day: int, analyte: str, pg_ml: float, censoring: str = "none"):
@@ -189,14 +185,60 @@ def _cytokine(timepoint: str, day: int, analyte: str, pg_ml: float, censoring: s
     }  # fmt: skip
 
 
+CYTOKINES = "P001: plasma cytokines"
+
+
 def test_cytokines_of_one_timepoint_are_charted_without_fold_changes(tmp_path):
     rows = [_cytokine("D4", 4, "IL-6", 350.0), _cytokine("D4", 4, "IFN-γ", 5.0, "below_lloq")]
     markup, left_out = page(tmp_path, cytokines=rows)
-    chart = svg(markup, "P001: plasma cytokines")
-    assert "IL-6: day 4, 350</title>" in chart
-    assert "IFN-γ: day 4, censored at 5</title>" in chart
+    chart = svg(markup, CYTOKINES)
+    assert len(marks(panel(chart, "il-6"), "measured")) == 1
+    assert marks(panel(chart, "ifn"), "measured") == []
+    assert len(marks(panel(chart, "ifn"), "below-lloq")) == 1
+    assert not groups(chart, "ref-patient-baseline-")  # no baseline, so no fold lines
     assert "no baseline (BL or SCREEN) cytokine sample for this patient yet" in markup
     assert left_out.lines == []
+
+
+def _fold(timepoint: str, day: int, analyte: str, pg_ml: float, baseline: float) -> dict:
+    return {
+        "patient_id": "P001", "timepoint": timepoint, "study_day": day, "analyte": analyte,
+        "concentration_pg_ml": pg_ml, "censoring": "none", "baseline_pg_ml": baseline,
+        "baseline_censoring": "none", "fold_change": pg_ml / baseline,
+        "fold_change_bound": "exact", "derived_from": "d" * 64, "source_sha256": "d" * 64,
+    }  # fmt: skip
+
+
+def test_cytokines_are_one_panel_per_analyte_with_baseline_and_fold_lines(tmp_path):
+    series = {"IL-6": (4.0, 80.0, 900.0), "IFN-γ": (10.0, 60.0, 5000.0), "MCP-1": (300.0,) * 3}
+    rows = [
+        _cytokine(t, d, analyte, values[i], "above_uloq" if values[i] == 5000.0 else "none")
+        for analyte, values in series.items()
+        for i, (t, d) in enumerate((("BL", -7), ("D4", 4), ("D7", 7)))
+    ] + [_cytokine("D4", 4, "IL-10", 0.0, "not_measured")]  # fmt: skip
+    folds = [
+        _fold(t, d, analyte, values[i], values[0])
+        for analyte, values in series.items()
+        for i, (t, d) in enumerate((("BL", -7), ("D4", 4), ("D7", 7)))
+    ]  # fmt: skip
+    markup, left_out = page(tmp_path, cytokines=rows, cytokine_fold_changes=folds)
+    chart = svg(markup, CYTOKINES)
+    assert left_out.lines == []
+    assert len(groups(chart, "panel-")) == 3  # IL-10 has no value: no panel, said below
+    assert "No panel for IL-10: no value above 0 pg/mL with a study day." in markup
+    for analyte_id in ("il-6", "ifn", "mcp-1"):
+        one = panel(chart, analyte_id)
+        drawn = marks(one, "measured") + marks(one, "above-uloq")
+        assert len(drawn) == 3
+        baseline = line_y(one, "patient-baseline")
+        assert drawn[0][1] == pytest.approx(baseline, abs=0.01)  # BL sits on its baseline line
+        assert line_y(one, "10x-baseline") < baseline  # ten times higher: up the page
+        # the shipped rules' thresholds, over their window of days 0 to 7
+        assert line_y(one, "rule-250x") < line_y(one, "rule-75x") < line_y(one, "10x-baseline")
+    # IFN-γ at D7 was above the ULOQ: an open marker at the limit, named in the legend
+    assert open_marks(panel(chart, "ifn"), "above-uloq")
+    assert ">above ULOQ (open, at the ULOQ)</text>" in chart
+    assert ">rule: 75x baseline, days 0 to 7</text>" in chart
 
 
 def test_b_cells_counted_at_zero_are_not_called_uncounted(tmp_path):
@@ -221,3 +263,20 @@ def test_an_empty_warehouse_gives_a_page_of_notes(tmp_path):
     for said in ("No kinetics", "No CAR qPCR results yet.", "No T-cell panel data yet.",
                  "No cytokine data yet.", "No B-cell panel data yet."):  # fmt: skip
         assert said in markup
+
+
+def test_crs_grades_are_drawn_on_the_whole_grade_scale(tmp_path):
+    rows = [{
+        "patient_id": "P001", "study_day": d, "observation_date": pd.Timestamp("2026-03-10").date(),
+        "temperature_c": 38.5, "fever": True, "hypotension": "none", "oxygen_support": "none",
+        "crs_grade": g, "grade_scale": "ASTCT 2019", "grade_basis": "fever",
+        "notice": "research use", "derived_from": "e" * 64, "source_sha256": "e" * 64,
+    } for d, g in ((0, 0), (1, 1), (2, 1), (3, 0))]  # fmt: skip
+    markup, left_out = page(tmp_path, crs_grades=rows)
+    chart = svg(markup, "P001: CRS grade (ASTCT 2019)")
+    assert left_out.lines == []
+    drawn = marks(chart, "crs-grade")
+    assert len(drawn) == 4
+    zero, one = drawn[0][1], drawn[1][1]
+    assert one < zero and drawn[2][1] == pytest.approx(one) and drawn[3][1] == pytest.approx(zero)
+    assert ">4</text>" in chart and ">0</text>" in chart  # the whole scale, whatever was graded
