@@ -26,11 +26,13 @@ from pipelines.derived.settings import ControlTarget, DerivedSettings
 from pipelines.home import LabHome
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.html import write_page
+from pipelines.reports.patient import qc_section
 from pipelines.reports.qc import qc_page
 from pipelines.reports.qpcr_run import (
     plate_position,
     plate_shape,
     run_page,
+    run_page_link,
     runs_in_warehouse,
     well_marks,
     write_run_pages,
@@ -286,3 +288,16 @@ def test_a_run_with_curve_rows_but_no_wells_still_gets_its_page(tmp_path):
     assert "holds no amplification data" in markup and "has no wells in qpcr_wells" in markup
     assert markup.count('<svg class="plot"') == 0
     assert len(left_out.lines) == 3  # two standard curves and the plate map, each said why
+
+
+def test_the_patient_page_links_its_runs_pages(tmp_path):
+    plate = demo_plate("run-linked")
+    con = stored(connect(tmp_path), [plate])
+    con.execute('DROP VIEW "car_copies"')
+    copies = analyse_plate(plate, SETTINGS).copies.assign(
+        patient_id="P001", source_sha256="0" * 64, pipeline_version=__version__,
+        processed_at=datetime(2026, 5, 1, 12, tzinfo=UTC),
+    )  # fmt: skip
+    con.register("car_copies", conform(copies, TABLES["car_copies"]))
+    markup = qc_section(con, "P001")
+    assert f'<a href="{run_page_link("run-linked")}">run-linked</a>' in markup
