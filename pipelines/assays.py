@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,7 @@ from pipelines.identity import (
 )
 from pipelines.settings import Settings
 from qpcr import readers as qpcr_readers
-from qpcr.analysis import analyse_plate
+from qpcr.analysis import QpcrResult, analyse_plate
 from qpcr.model import QpcrFormatError
 
 MANIFEST = "manifest"
@@ -34,14 +35,30 @@ CBA = "cba"
 FLOW = "flow"
 
 
-class Rejection(Exception):
-    """The file cannot be taken; `reason` says why and what to do."""
+FIX_FILE, COMPLETE_MANIFEST, RERUN_ASSAY, REPORT_FAULT = (
+    "fix the file", "complete the manifest", "re-run the assay", "report the fault",
+)  # fmt: skip
+"""What the technician does about a refused file: the export is wrong (fix it, export again);
+its samples are not known (complete the manifest); the export is right about a run that failed
+QC (re-run the assay); cartflow itself failed (report it)."""
 
-    def __init__(self, reason: str, kind: str | None = None, instrument_format: str | None = None):
+
+class Rejection(Exception):
+    """The file cannot be taken; `reason` says why and what to do, `action` which kind of
+    remedy that is (`FIX_FILE`, `COMPLETE_MANIFEST`, `RERUN_ASSAY`, `REPORT_FAULT`)."""
+
+    def __init__(
+        self,
+        reason: str,
+        kind: str | None = None,
+        instrument_format: str | None = None,
+        action: str = FIX_FILE,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
         self.instrument_format = instrument_format
+        self.action = action
 
 
 @dataclass
@@ -51,6 +68,14 @@ class AssayTables:
     run_identity: str
     tables: dict[str, pd.DataFrame]
     warnings: list[str] = field(default_factory=list)
+    qc_failure: str | None = None
+    """Why the run failed QC (and to re-run the assay): its QC tables are kept, the file is
+    quarantined with this reason once they pass validation, and no result of it is reported."""
+    samples: list[tuple[str, str, str]] = field(default_factory=list)
+    """(patient, timepoint, target) of each qPCR result the run reports, or for a run that
+    failed QC would have reported: the key by which a later passing run resolves a failed one."""
+    run_started: datetime | None = None
+    """When the run started, where the export says."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +180,7 @@ def _identity_frame(
     if problems:
         shown = "; ".join(problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise Rejection(f"identity: {shown}{more}", kind, fmt)
+        raise Rejection(f"identity: {shown}{more}", kind, fmt, COMPLETE_MANIFEST)
     rows = {
         name: {
             "patient_id": ident.patient_id,
@@ -177,6 +202,8 @@ def compute_qpcr(
 ) -> AssayTables:
     """QC per target and CAR copies per sample of one plate.
 
+    A plate that fails QC keeps its wells and QC figures (`qpcr_runs`, verdict FAIL, so trends
+    include it) but gives no car_copies; `AssayTables.qc_failure` says why (`qc_failure_reason`).
     A plate of standards and controls only (an assay qualification or curve-trend run) has no
     sample to resolve: its wells and curves are kept and car_copies is empty.
     """
@@ -201,12 +228,39 @@ def compute_qpcr(
     warnings = list(plate.warnings)
     if not is_sample.any():
         warnings.append("no sample wells: only the standard curve and controls are kept")
+    tables = {"qpcr_wells": wells, "qpcr_runs": result.runs}
+    if result.passed_qc:
+        tables["car_copies"] = copies
     return AssayTables(
         kind=QPCR,
         instrument_format=plate.instrument_format,
         run_identity=plate.run_id,
-        tables={"qpcr_wells": wells, "qpcr_runs": result.runs, "car_copies": copies},
+        tables=tables,
         warnings=warnings,
+        qc_failure=None if result.passed_qc else qc_failure_reason(path.name, result),
+        samples=_sample_keys(copies),
+        run_started=plate.run_started,
+    )
+
+
+def _sample_keys(copies: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(patient, timepoint, target) of each car_copies row: a sample is its patient's draw at
+    a timepoint, whatever name (accession or pattern) the plate gives it."""
+    keys = copies[["patient_id", "timepoint", "target"]].dropna()
+    return sorted({tuple(str(v) for v in row) for row in keys.itertuples(index=False)})
+
+
+def qc_failure_reason(name: str, result: QpcrResult) -> str:
+    """The quarantine reason of a plate that failed QC: which samples have no result from it,
+    each failed rule (target, wells, value, limit), and to re-run the assay (last, where a long
+    reason keeps its end)."""
+    samples = sorted(set(result.copies["sample_name"].astype(str)))
+    named = ", ".join(samples[:6]) + (f" and {len(samples) - 6} more" if len(samples) > 6 else "")
+    without = f"no result reported for {named}" if samples else "no sample on the plate"
+    return (
+        f"{name}: plate failed QC, {without}: {'; '.join(result.qc_failures)}. Re-run the assay "
+        "on a new plate and drop its export into the inbox (this run's QC figures are kept in "
+        "qpcr_runs)"
     )
 
 
@@ -324,5 +378,5 @@ def _resolve_tube(hints: dict[str, str], resolver: IdentityResolver, fmt: str):
         f"identity: none of the tube's names ({', '.join(repr(t) for t in tried)}) is in the "
         "manifest or matches the sample-name pattern (e.g. P012_D14); add the accession to the "
         "manifest or set $SRC / the file name",
-        FLOW, fmt,
+        FLOW, fmt, COMPLETE_MANIFEST,
     )  # fmt: skip

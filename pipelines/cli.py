@@ -131,6 +131,7 @@ def _safe(text: object) -> str:
 
 def _print_outcome(outcome) -> None:
     from pipelines.ingest import BUSY, DUPLICATE, FAILED, INGESTED
+    from pipelines.ingest.reasons import advice
 
     if outcome.status == INGESTED:
         where = ", ".join(f"{p}/{t}" for p, t in outcome.partitions[:4])
@@ -153,8 +154,7 @@ def _print_outcome(outcome) -> None:
     else:
         console.print(
             f"[red]quarantined[/] {_safe(outcome.reason)}\n"  # a reason starts with the name
-            "            → the file is in quarantine/ with this reason; fix it and drop it into "
-            "the inbox again"
+            f"            → {advice(outcome.action)}"
         )
 
 
@@ -286,9 +286,10 @@ def status(
 
     lab, _ = readable_lab(home)
     records = Ledger(lab.ledger_path).records()
+    names = {r.sha256: r.original_name for r in records}
     counts: dict[str, int] = {}
     for record in records:
-        counts[record.status] = counts.get(record.status, 0) + 1
+        counts[_shown_status(record)] = counts.get(_shown_status(record), 0) + 1
     console.print(
         f"{lab.root}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) if counts
         else f"{lab.root}: no files yet"
@@ -297,12 +298,24 @@ def status(
     for r in shown:
         what = ", ".join(x for x in (r.kind, r.instrument_format) if x)
         console.print(
-            f"{r.status:<12}{_safe(r.original_name)}  "
+            f"{_shown_status(r):<12}{_safe(r.original_name)}  "
             f"({_safe(what or 'not recognised')}; {r.updated_at})"
         )
         reason = r.reason or (f"replaced by {r.superseded_by}" if r.superseded_by else "")
         if reason:
             console.print(f"            {_safe(reason)}")
+        if r.resolved_by:
+            repeat = names.get(r.resolved_by, r.resolved_by)
+            console.print(
+                f"            resolved by {_safe(repeat)}: a later run that passed QC gives "
+                "these samples' results"
+            )
+
+
+def _shown_status(record) -> str:
+    """The ledger status, except that a run quarantined for failing QC whose samples a passing
+    repeat gave reads `resolved` (it stays in quarantine/, its QC figures in qpcr_runs)."""
+    return "resolved" if record.status == "quarantined" and record.resolved_by else record.status
 
 
 @app.command()
@@ -437,7 +450,10 @@ def tables(
         f"{table.name} ({table_guide.kind(table)}; {table_guide.partitioning(table)}): "
         f"{_safe(table.description)}"
     )
-    _print_rows(("column", "type", "unit", "meaning"), table_guide.column_rows(table.columns))
+    _print_rows(
+        ("column", "type", "unit", "meaning"),
+        table_guide.column_rows(table.columns + table.view_columns),
+    )
 
 
 def _print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:

@@ -322,8 +322,11 @@ def derive_task(home: LabHome, patients: list[str] | None) -> list[str]:
 
 
 def _derive(lab: LabHome, outcomes: list[FileOutcome], everyone: bool) -> None:
+    """Recompute after the files: for the patients with new data, and for QC trends and the
+    cohort pages alone when the only new rows are those of a run that failed QC."""
     patients = None if everyone else _patients_with_new_data(outcomes)
-    if patients is None or patients or processor_for(lab).ledger.pending_derive():
+    failed_runs = any(o.status == QUARANTINED and o.rows for o in outcomes)
+    if patients is None or patients or failed_runs or processor_for(lab).ledger.pending_derive():
         derive_task(lab, patients)
 
 

@@ -21,6 +21,13 @@ rows used the accession in `refiles`. Those are the files whose commit recorded 
 before the ledger recorded accessions (`files.accessions_recorded` unset), which may have used
 it. A file is re-filed through the same journalled commit as any ingest; its switch removes it
 from `refiles`, so a correction a run did not finish is finished by the next one.
+
+`qc_samples` records, per qPCR run, the samples (patient, timepoint, target) it reported results
+for (passed) or, quarantined for failing QC, gave none for, with when the run started. A failed
+run is `resolved_by` a repeat once every one of its samples was reported by a run taken (still
+ingested) that started after it: the latest such run, whichever order the files arrived in. An
+event says so; the file stays in quarantine, its figures in `qpcr_runs`, and `status` and the
+reports show it resolved.
 """
 
 from __future__ import annotations
@@ -128,6 +135,15 @@ CREATE TABLE IF NOT EXISTS identity_corrections (
     corrected_at TEXT NOT NULL,
     manifest_sha256 TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS qc_samples (
+    sha256 TEXT NOT NULL,
+    patient_id TEXT NOT NULL,
+    timepoint TEXT NOT NULL,
+    target TEXT NOT NULL,
+    run_started TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    PRIMARY KEY (sha256, patient_id, timepoint, target)
+);
 CREATE TABLE IF NOT EXISTS refiles (
     sha256 TEXT PRIMARY KEY,
     correction_sha256 TEXT NOT NULL,
@@ -156,6 +172,8 @@ class FileRecord:
     superseded_by: str | None
     received_at: str
     updated_at: str
+    resolved_by: str | None = None
+    """For a run quarantined because it failed QC: the passing run that repeated its samples."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +248,7 @@ _MIGRATIONS = {
         ("claim_pid", "INTEGER"),
         ("claim_started", "REAL"),
         ("accessions_recorded", "INTEGER"),
+        ("resolved_by", "TEXT"),
     ),
     "outputs": (("file_sha256", "TEXT"),),
 }
@@ -461,12 +480,17 @@ class Ledger:
         patients: Sequence[str] = (),
         accessions: Sequence[str] | None = None,
         refiled_by: str | None = None,
+        samples: Sequence[Sequence[str]] = (),
+        run_started: str | None = None,
     ) -> tuple[FileRecord | None, list[str]]:
         """Switch the ledger to the file's new outputs, in one transaction.
 
         `accessions` are the manifest accessions the file's samples resolved through (None: not
         known, as in a journal written before they were recorded); `refiled_by` names the
-        correction manifest a re-filing commit follows (its `refiles` entry goes here).
+        correction manifest a re-filing commit follows (its `refiles` entry goes here);
+        `samples` are the [patient, timepoint, target] of the qPCR results it reports and
+        `run_started` when the run started (UTC ISO; else now): they resolve earlier runs that
+        failed QC (`qc_samples`).
 
         The ingested file of the same run (an earlier export of the same plate), if any, is
         superseded here, inside the transaction, so two runs that commit re-exports of one plate
@@ -519,6 +543,7 @@ class Ledger:
                 "INSERT OR IGNORE INTO pending_derive (patient_id, since) VALUES (?, ?)",
                 [(patient, now) for patient in patients],
             )
+            _record_qc_samples(db, sha256, samples, run_started or now, passed=True)
             if previous is not None:
                 db.execute(
                     "UPDATE files SET status = 'superseded', superseded_by = ?, updated_at = ? "
@@ -533,6 +558,7 @@ class Ledger:
                     "VALUES (?, ?, 'superseded', ?, ?)",
                     (previous.sha256, now, f"replaced by {sha256}", flow_run_id),
                 )
+            _resolve_repeats(db, now, flow_run_id)
             self._journal_published(db, sha256, remove)
         return previous, remove
 
@@ -559,10 +585,16 @@ class Ledger:
         pipeline_version: str,
         flow_run_id: str | None,
         outputs: Sequence[Output] = (),
+        run_identity: str | None = None,
+        repeats: Sequence[Sequence[str]] = (),
+        run_started: str | None = None,
     ) -> list[str]:
         """Record the file as refused with its reason; `outputs` are what it wrote even so (its
-        validation results, so analysts see which expectations failed). Returns the paths of
-        outputs of an earlier attempt that are no longer the ledger's."""
+        validation results, so analysts see which expectations failed; a run that failed QC
+        also its QC tables). `repeats` are the [patient, timepoint, target] a run that failed QC,
+        started at `run_started`, gave no result for, each waiting for a passing repeat
+        (`qc_samples`). Returns the paths of outputs of an earlier attempt that are no longer
+        the ledger's."""
         now = _now()
         with self._transaction() as db:
             old = {p for (p,) in db.execute("SELECT path FROM outputs WHERE sha256 = ?", (sha256,))}
@@ -577,15 +609,19 @@ class Ledger:
             db.execute(
                 "UPDATE files SET status = 'quarantined', reason = ?, kind = ?, "
                 "instrument_format = ?, pipeline_version = ?, flow_run_id = ?, "
+                "run_identity = coalesce(?, run_identity), "
                 "claim_token = NULL, claim_host = NULL, claim_pid = NULL, claim_started = NULL, "
                 "claimed_at = NULL, updated_at = ? WHERE sha256 = ?",
-                (reason, kind, instrument_format, pipeline_version, flow_run_id, now, sha256),
-            )
+                (reason, kind, instrument_format, pipeline_version, flow_run_id, run_identity,
+                 now, sha256),
+            )  # fmt: skip
+            _record_qc_samples(db, sha256, repeats, run_started or now, passed=False)
             db.execute(
                 "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
                 "VALUES (?, ?, 'quarantined', ?, ?)",
                 (sha256, now, reason, flow_run_id),
             )
+            _resolve_repeats(db, now, flow_run_id)
         return remove
 
     # -- patients whose derived tables wait for a recompute -------------------------------
@@ -804,6 +840,59 @@ def _changes(db: sqlite3.Connection, entries: Sequence[tuple]) -> list[ManifestC
         if row is not None and tuple(row[:6]) != tuple(entry):
             changes.append(ManifestChange(entry[0], tuple(row[:6]), row[6], tuple(entry)))
     return changes
+
+
+def _record_qc_samples(
+    db: sqlite3.Connection,
+    sha256: str,
+    samples: Sequence[Sequence[str]],
+    run_started: str,
+    passed: bool,
+) -> None:
+    """The run's qPCR samples (patient, timepoint, target) in `qc_samples`, replacing any."""
+    db.execute("DELETE FROM qc_samples WHERE sha256 = ?", (sha256,))
+    db.executemany(
+        "INSERT OR IGNORE INTO qc_samples VALUES (?, ?, ?, ?, ?, ?)",
+        [(sha256, *key, run_started, int(passed)) for key in samples],
+    )
+
+
+_REPEAT_OF = """
+SELECT (SELECT p.sha256 FROM qc_samples p JOIN files g ON g.sha256 = p.sha256
+        WHERE g.status = 'ingested' AND p.passed = 1 AND p.patient_id = q.patient_id
+          AND p.timepoint = q.timepoint AND p.target = q.target AND p.run_started > q.run_started
+        ORDER BY p.run_started DESC, p.sha256 LIMIT 1) AS repeat,
+       (SELECT max(p.run_started) FROM qc_samples p JOIN files g ON g.sha256 = p.sha256
+        WHERE g.status = 'ingested' AND p.passed = 1 AND p.patient_id = q.patient_id
+          AND p.timepoint = q.timepoint AND p.target = q.target
+          AND p.run_started > q.run_started) AS started
+FROM qc_samples q WHERE q.sha256 = ? AND q.passed = 0
+"""
+"""Per sample of a failed run: the latest run taken that reported it and started after it."""
+
+
+def _resolve_repeats(db: sqlite3.Connection, now: str, flow_run_id: str | None) -> None:
+    """Within a switch: each failed run not yet resolved whose every sample a later run that
+    passed reported becomes `resolved_by` the latest of those runs."""
+    waiting = db.execute(
+        "SELECT sha256 FROM files f WHERE status = 'quarantined' AND resolved_by IS NULL "
+        "AND EXISTS (SELECT 1 FROM qc_samples q WHERE q.sha256 = f.sha256 AND q.passed = 0)"
+    ).fetchall()
+    for (failed,) in waiting:
+        repeats = db.execute(_REPEAT_OF, (failed,)).fetchall()
+        if any(repeat is None for repeat, _ in repeats):
+            continue
+        resolving = max(repeats, key=lambda r: (r[1], r[0]))[0]
+        db.execute(
+            "UPDATE files SET resolved_by = ?, updated_at = ? WHERE sha256 = ?",
+            (resolving, now, failed),
+        )
+        db.execute(
+            "INSERT INTO events (sha256, at, status, reason, flow_run_id) "
+            "VALUES (?, ?, 'resolved', ?, ?)",
+            (failed, now, f"resolved by {resolving}: a later run that passed QC repeated its "
+             "samples", flow_run_id),
+        )  # fmt: skip
 
 
 def _record_accessions(db: sqlite3.Connection, sha256: str, accessions: Sequence[str]) -> None:

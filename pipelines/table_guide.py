@@ -93,7 +93,7 @@ def markdown_reference() -> str:
     ]
     for table in TABLES.values():
         lines += ["", f"#### `{table.name}`", "", _cell(table.description), ""]
-        lines += _markdown_columns(table.assay_columns)
+        lines += _markdown_columns(table.assay_columns + table.view_columns)
     return "\n".join(lines) + "\n"
 
 

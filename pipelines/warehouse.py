@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from pipelines.hashing import sha256_of
 from pipelines.identity import NOMINAL_STUDY_DAY
 from pipelines.ledger import Output
-from validation.schemas import TABLES, Table
+from validation.schemas import CAR_COPIES, TABLES, Table
 
 
 class SchemaMismatch(ValueError):
@@ -207,6 +207,21 @@ def write_whole_table(warehouse: Path, name: str, data: pa.Table) -> Path:
     return final
 
 
+REPORTABLE_COPIES = """
+SELECT c.*, row_number() OVER (
+    PARTITION BY c.patient_id, c.timepoint, c.target
+    ORDER BY c.plate_qc_verdict = 'PASS' DESC, r.run_started DESC NULLS LAST,
+             c.processed_at DESC, c.source_sha256
+) = 1 AS reportable
+FROM ({rows}) c
+LEFT JOIN qpcr_runs r USING (source_sha256, run_id, target)
+"""
+"""The `car_copies` view: its rows with `reportable`, true for one row per sample (a patient's
+draw at a timepoint, whatever name the plate gave it) and target: the one from the latest run
+that passed QC (by the run's start time, else when it was taken). A sample measured again keeps every row; the others are
+flagged false. Kinetics and the patient page's copies chart read reportable rows only."""
+
+
 INTERNAL_SCHEMA = "cartflow_internal"
 """Where `connect` keeps the empty stand-ins of tables without files, out of `show tables`."""
 
@@ -229,6 +244,7 @@ def connect(warehouse: Path, timepoints_as_enum: bool = False) -> duckdb.DuckDBP
     which `show tables` does not list. With `timepoints_as_enum`, `timepoint` is an ENUM in
     study-day order, so `order by timepoint` gives D1, D4, D10 (not D1, D10, D4); pandas then
     receives it as a categorical, which is why the pipeline's own readers keep plain text.
+    `car_copies` gains `reportable` (`REPORTABLE_COPIES`).
     """
     con = duckdb.connect()
     con.execute(f"CREATE SCHEMA {INTERNAL_SCHEMA}")
@@ -242,10 +258,14 @@ def connect(warehouse: Path, timepoints_as_enum: bool = False) -> duckdb.DuckDBP
             else f'"{c}"'
             for c in table.column_names
         )
-        con.execute(
-            f'CREATE VIEW "{name}" AS SELECT {columns} FROM {_view_source(con, warehouse, table)}'
-        )
+        rows = f"SELECT {columns} FROM {_view_source(con, warehouse, table)}"
+        con.execute(f'CREATE VIEW "{name}" AS {view_query(name, rows)}')
     return con
+
+
+def view_query(name: str, rows: str) -> str:
+    """The query of a table's view over `rows`, its written rows."""
+    return REPORTABLE_COPIES.format(rows=rows) if name == CAR_COPIES.name else rows
 
 
 def _view_source(con: duckdb.DuckDBPyConnection, warehouse: Path, table: Table) -> str:

@@ -28,13 +28,19 @@ Conventions (documented because labs differ):
 - Copies per ug genomic DNA = copies per reaction / (ng DNA per reaction / 1000).
 - Wells of the run's positive control (sample names in `positive_control_names`) are quantified
   per target into `qpcr_runs` for QC trends and are never reported as samples.
+- A plate fails QC when any target's verdict is FAIL (curve outside the efficiency or R² window,
+  or an NTC amplified). `QpcrResult.qc_failures` then says, per failed rule, the target, the
+  wells, the measured value and the limit (`efficiency 78.1 % outside 90–110 %`, `NTC well H12
+  amplified at Cq 31.2`), and the standard levels whose replicates spread beyond the replicate
+  limit, which usually explain a bad curve. The cure is to re-run the assay: the export is right
+  about a run that went wrong.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -60,6 +66,12 @@ class QpcrResult:
     wells: pd.DataFrame  # assay columns of qpcr_wells
     runs: pd.DataFrame  # assay columns of qpcr_runs
     copies: pd.DataFrame  # assay columns of car_copies (without collection_date)
+    qc_failures: list[str] = field(default_factory=list)
+    """Why the plate failed QC, one sentence per failed rule; empty when it passed."""
+
+    @property
+    def passed_qc(self) -> bool:
+        return not self.qc_failures
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,10 @@ class TargetQc:
     ntc_amplified: int
     n_high_sd: int
     positive_control_copies: float
+    ntc_hits: tuple[tuple[str, float], ...] = ()
+    """(well, Cq) of each NTC that amplified before the cutoff."""
+    standard_spreads: tuple[tuple[float, tuple[str, ...], float], ...] = ()
+    """(copies, wells, Cq SD) of each standard level whose replicates spread beyond the limit."""
 
 
 def analyse_plate(
@@ -100,7 +116,8 @@ def analyse_plate(
     }
     runs = pd.DataFrame([row for row, _ in run_rows.values()])
     copies = _sample_copies(usable, qc_by_target, run_rows, settings, dna_input_ng or {})
-    return QpcrResult(wells=wells, runs=runs, copies=copies)
+    failures = [f for target in sorted(run_rows) for f in run_rows[target][1]]
+    return QpcrResult(wells=wells, runs=runs, copies=copies, qc_failures=failures)
 
 
 def with_amplification(wells: pd.DataFrame, plate: QpcrPlate) -> pd.DataFrame:
@@ -138,6 +155,7 @@ def _target_qc(target_wells: pd.DataFrame, settings: QpcrSettings) -> TargetQc:
             problem = str(err)
     ntc = target_wells[target_wells["task"] == "NTC"]
     contaminated = ntc["amplified"].astype(bool) & (ntc["cq"] < settings.ntc_cq_cutoff)
+    hits = ntc[contaminated]
     unknowns = target_wells[target_wells["task"] == "UNKNOWN"]
     controls = unknowns["sample_name"].astype(str).map(settings.is_positive_control).astype(bool)
     sds = unknowns[~controls].groupby("sample_name")["cq"].std(ddof=1)
@@ -152,7 +170,23 @@ def _target_qc(target_wells: pd.DataFrame, settings: QpcrSettings) -> TargetQc:
         positive_control_copies=(
             _mean_copies(unknowns[controls], curve) if curve and controls.any() else np.nan
         ),
+        ntc_hits=tuple(zip(hits["well"].astype(str), hits["cq"].astype(float), strict=True)),
+        standard_spreads=_standard_spreads(standards, settings),
     )
+
+
+def _standard_spreads(
+    standards: pd.DataFrame, settings: QpcrSettings
+) -> tuple[tuple[float, tuple[str, ...], float], ...]:
+    """The standard levels whose amplified replicates spread beyond `replicate_sd_max`."""
+    spreads = []
+    for quantity, level in standards.groupby("standard_quantity", sort=True):
+        cqs = _amplified_cqs(level)
+        sd = float(cqs.std(ddof=1)) if len(cqs) > 1 else 0.0
+        if sd > settings.replicate_sd_max:
+            wells = tuple(level.loc[cqs.index, "well"].astype(str))
+            spreads.append((float(quantity), wells, sd))
+    return tuple(spreads)
 
 
 def _limit_of_quantification(standards: pd.DataFrame, settings: QpcrSettings) -> float | None:
@@ -199,11 +233,11 @@ def _run_row(
     rules.append(
         f"replicate SD <= {settings.replicate_sd_max:g} Cq: {qc.n_high_sd} sample(s) above"
     )
-    failed = [rule for rule in rules if rule.endswith(": FAIL")]
     if qc.curve is None:
         verdict = "NO_CURVE" if ntc_verdict != "FAIL" else "FAIL"
     else:
         verdict = "PASS" if curve_verdict == "PASS" and ntc_verdict != "FAIL" else "FAIL"
+    failed = _qc_failures(target, qc, settings) if verdict == "FAIL" else []
     vendor = plate.instrument_curves.get(target, {})
     return {
         "run_id": plate.run_id,
@@ -234,6 +268,39 @@ def _run_row(
         "qc_verdict": verdict,
         "qc_rules": "; ".join(rules),
     }, failed
+
+
+def _qc_failures(target: str, qc: TargetQc, settings: QpcrSettings) -> list[str]:
+    """Each QC rule `target` failed on the plate, naming the wells, the measured value and the
+    limit; the standard levels that spread too far are named where the curve failed, as the
+    likely cause."""
+    failures = []
+    curve = qc.curve
+    if curve is not None:
+        low, high = settings.efficiency_min_pct, settings.efficiency_max_pct
+        if not low <= curve.efficiency_pct <= high:
+            failures.append(
+                f"{target}: amplification efficiency {curve.efficiency_pct:.1f} % outside "
+                f"{low:g}–{high:g} % (slope {curve.slope:.2f} over {curve.n_levels} standard "
+                "levels)"
+            )
+        if curve.r_squared < settings.r_squared_min:
+            failures.append(
+                f"{target}: standard curve R² {curve.r_squared:.3f} < {settings.r_squared_min:g}"
+            )
+        if failures:
+            failures.extend(
+                f"{target}: standard {copies:g} copies, wells {', '.join(wells)}: replicate "
+                f"spread {sd:.2f} Cq > {settings.replicate_sd_max:g}"
+                for copies, wells, sd in qc.standard_spreads
+            )
+    if qc.ntc_amplified > settings.ntc_max_amplified:
+        hits = ", ".join(f"{well} amplified at Cq {cq:.1f}" for well, cq in qc.ntc_hits)
+        failures.append(
+            f"{target}: NTC {'well' if len(qc.ntc_hits) == 1 else 'wells'} {hits} (before Cq "
+            f"{settings.ntc_cq_cutoff:g}; {settings.ntc_max_amplified} allowed)"
+        )
+    return failures
 
 
 def _sample_copies(
@@ -339,9 +406,7 @@ def classify_replicates(
     if run_row["qc_verdict"] != "PASS":
         failed = "; ".join(failed_rules) or run_row["qc_verdict"]
         return Finding(
-            NOT_MEASURED,
-            f"{target} plate QC failed ({failed}); re-run the sample on a plate that passes QC",
-            np.nan,
+            NOT_MEASURED, f"plate QC failed ({failed}); re-run the assay on a new plate", np.nan
         )
     unusable = ~np.isfinite(cqs.to_numpy()) | (cqs.to_numpy() <= 0)
     if unusable.any():

@@ -73,6 +73,9 @@ class Table:
     """Assay columns that may never be null (identity/provenance rules are implied)."""
     derived: bool = False
     """Recomputed from the curated tables (`pipelines/derived`), not read from an export."""
+    view_columns: tuple[Column, ...] = ()
+    """Columns the DuckDB view adds after the written ones (`pipelines.warehouse.connect`):
+    rules over the rows of several source files, such as `car_copies.reportable`."""
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -287,8 +290,18 @@ QPCR_RUNS = Table(
 
 CAR_COPIES = Table(
     name="car_copies",
-    description="One row per sample x target: what the qPCR found (result and reason), "
-    "replicate Cq, copies per reaction and per µg gDNA.",
+    description="One row per sample x target x run: what the qPCR found (result and reason), "
+    "replicate Cq, copies per reaction and per µg gDNA; a run that failed QC gives none, and "
+    "`reportable` marks the one result per sample and target to report.",
+    view_columns=(
+        Column(
+            "reportable",
+            b,
+            "True for one row per sample (patient and timepoint) and target: the one from the "
+            "latest run that passed QC (by run start, else when taken). A sample measured again "
+            "keeps its other rows, false. Added by the query view, not stored in the Parquet.",
+        ),
+    ),
     assay_columns=(
         Column("run_id", s, "The plate (run) the sample was measured on."),
         Column("sample_name", s, "The sample name written in the export."),
@@ -629,6 +642,12 @@ INGEST_LOG = Table(
         Column("superseded_by", s, "SHA-256 of the file that replaced it."),
         Column("received_at", TIMESTAMP, "When the file was first received.", "UTC"),
         Column("updated_at", TIMESTAMP, "When its status last changed.", "UTC"),
+        Column(
+            "resolved_by",
+            s,
+            "For a run quarantined because it failed QC: SHA-256 of the later run that passed "
+            "with its samples (the file stays in quarantine).",
+        ),
     ),
     key=("source_sha256",),
     required=("original_name", "status"),
@@ -877,6 +896,12 @@ QC_TRENDS = Table(
             "10-x), comma-separated; empty when none.",
         ),
         Column("westgard_status", s, "in_control, warning, reject or not_evaluated."),
+        Column(
+            "run_verdict",
+            s,
+            "The run's own QC verdict (qPCR: PASS, FAIL or NO_CURVE; bead arrays: PASS or FAIL; "
+            "empty for flow): a failed run is charted and judged, but never sets the limits.",
+        ),
     ),
     key=("control", "run_id"),
     required=("control", "assay", "metric", "run_id", "run_index", "value", "westgard_status"),

@@ -2,7 +2,9 @@
 
 Generic rules come from `schemas.py` (exact column list, required columns not null, key
 uniqueness, identity values safe and in the trial's vocabulary); table rules add ranges, allowed
-values and QC rules such as the amplification-efficiency window. Each expectation carries a
+values and QC rules such as the amplification-efficiency window. A qPCR run that failed QC is
+valid data (its figures are kept in `qpcr_runs`, verdict FAIL, and the ingest quarantines the
+file with the QC reason): the suite checks that a run marked PASS meets the lab's QC window. Each expectation carries a
 `meta.rule` sentence, which is what a technician reads when a batch is quarantined.
 """
 
@@ -156,19 +158,40 @@ def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
             ),
         ]
     if name == "qpcr_runs":
+        passed = Column("qc_verdict") == "PASS"
+        # one expectation per type and column: validation_results is keyed by them
         return [
-            _in_set("qc_verdict", ["PASS", "NO_CURVE"], "the plate passes QC"),
+            _in_set(
+                "qc_verdict",
+                ["PASS", "FAIL", "NO_CURVE"],
+                "the QC verdict is PASS, FAIL or NO_CURVE",
+            ),
             _between(
                 "efficiency_pct",
                 qpcr.efficiency_min_pct,
                 qpcr.efficiency_max_pct,
-                f"amplification efficiency within {qpcr.efficiency_min_pct:g}-"
-                f"{qpcr.efficiency_max_pct:g} %",
+                f"a run that passed QC has its amplification efficiency within "
+                f"{qpcr.efficiency_min_pct:g}-{qpcr.efficiency_max_pct:g} %",
+                row_condition=passed,
             ),  # fmt: skip
             _between(
-                "r_squared", qpcr.r_squared_min, 1.0, f"standard curve R2 >= {qpcr.r_squared_min:g}"
+                "r_squared",
+                qpcr.r_squared_min,
+                1.0,
+                f"a run that passed QC has its standard curve R2 >= {qpcr.r_squared_min:g}",
+                row_condition=passed,
             ),
-            _in_set("ntc_verdict", ["PASS", "NONE"], "no-template controls stay clean"),
+            _between(
+                "ntc_amplified",
+                0,
+                qpcr.ntc_max_amplified,
+                f"a run that passed QC has at most {qpcr.ntc_max_amplified} no-template "
+                "control(s) amplified",
+                row_condition=passed,
+            ),
+            _in_set(
+                "ntc_verdict", ["PASS", "FAIL", "NONE"], "the NTC verdict is PASS, FAIL or NONE"
+            ),
             _in_set("role", ["car", "reference", "other"], "target role is known"),
         ]
     if name == "car_copies":

@@ -4,6 +4,8 @@ Exposure is the CAR transgene in blood (copies per ug genomic DNA by qPCR) and, 
 panel was run, CAR+ T cells per uL by flow. Pre-infusion samples (BL, SCREEN, PRODUCT, negative
 study days) never enter the analysis.
 
+Only reportable qPCR rows enter (`car_copies.reportable`: one per sample and target, from the
+latest run that passed QC); a sample's earlier results are kept in car_copies but not counted.
 qPCR results (`car_copies.result`) enter the NCA as follows:
 
 - `quantified` values are the data points of Cmax, Tmax, AUC0-28, Tlast and Clast;

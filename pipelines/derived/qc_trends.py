@@ -12,6 +12,11 @@ Controls followed across runs (one series each, in run order):
 Limits are the control's assigned mean and SD from the settings when given; otherwise the mean and
 SD of the series' first runs (up to `qc_baseline_runs`) once it has `qc_min_runs_for_limits`
 runs. Shorter series are charted but not judged (`not_evaluated`).
+
+Runs that failed QC are in their series with `run_verdict` FAIL (a qPCR plate quarantined for its
+curve or NTC keeps its figures in `qpcr_runs`), so a drift shows where it began; they are judged
+against the limits but never make them: only runs that did not fail count towards a series' own
+mean and SD.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from pipelines.derived.settings import DerivedSettings
 
 MEASUREMENT_COLUMNS = [
     "control", "assay", "metric", "unit", "run_id", "run_time", "value", "source_sha256",
+    "run_verdict",
 ]  # fmt: skip
+FAILED_RUN = "FAIL"
+"""The `run_verdict` of a run that failed its QC (qPCR plate, bead-array curve)."""
 QPCR_METRICS = {
     "slope": "Cq per log10 copies",
     "efficiency_pct": "%",
@@ -51,7 +59,7 @@ def qpcr_measurements(runs: pd.DataFrame) -> pd.DataFrame:
             "control": "qpcr:" + rows["target"] + ":" + metric, "assay": "qpcr",
             "metric": metric, "unit": unit, "run_id": rows["run_id"],
             "run_time": _run_time(rows, "run_started"), "value": rows[metric].astype(float),
-            "source_sha256": rows["source_sha256"],
+            "source_sha256": rows["source_sha256"], "run_verdict": rows["qc_verdict"],
         }))  # fmt: skip
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
@@ -69,7 +77,8 @@ def cba_measurements(curves: pd.DataFrame) -> pd.DataFrame:
     prefix = "cba:" + curves["instrument_format"] + ":" + curves["analyte"] + ":"
     recovery = curves["recovery_json"].map(mean_recovery_pct)
     common = {"assay": "cba", "run_id": curves["run_id"], "run_time": _run_time(curves, None),
-              "source_sha256": curves["source_sha256"]}  # fmt: skip
+              "source_sha256": curves["source_sha256"],
+              "run_verdict": curves["verdict"]}  # fmt: skip
     parts = [
         pd.DataFrame({**common, "control": prefix + "mean_recovery_pct",
                       "metric": "mean_recovery_pct", "unit": "%", "value": recovery}),
@@ -93,7 +102,7 @@ def flow_measurements(
         "assay": "flow", "metric": "pct_parent", "unit": "% of parent",
         "run_id": rows["sample_name"] + "@" + rows["source_sha256"].str[:12],
         "run_time": _run_time(rows, "acquired_at"), "value": rows["pct_parent"],
-        "source_sha256": rows["source_sha256"],
+        "source_sha256": rows["source_sha256"], "run_verdict": None,
     })  # fmt: skip
 
 
@@ -117,13 +126,15 @@ def levey_jennings(measurements: pd.DataFrame, settings: DerivedSettings) -> pd.
     series = []
     for control, group in measurements.groupby("control", sort=True):
         group = group.sort_values(["run_time", "run_id"], kind="stable").reset_index(drop=True)
-        mean, sd, basis = limits(control, group["value"].to_numpy(float), settings)
+        not_failed = group.loc[group["run_verdict"] != FAILED_RUN, "value"]
+        mean, sd, basis = limits(control, not_failed.to_numpy(float), settings)
+        # no limit is NaN, not None: series with and without limits then concatenate as floats
         group = group.assign(
-            run_index=np.arange(1, len(group) + 1), target_mean=mean, target_sd=sd,
-            limits_basis=basis,
+            run_index=np.arange(1, len(group) + 1), target_mean=np.nan if mean is None else mean,
+            target_sd=np.nan if sd is None else sd, limits_basis=basis,
         )  # fmt: skip
         if sd is None:
-            series.append(group.assign(z_score=None, westgard_violations="",
+            series.append(group.assign(z_score=np.nan, westgard_violations="",
                                        westgard_status="not_evaluated"))  # fmt: skip
             continue
         z = ((group["value"] - mean) / sd).to_list()

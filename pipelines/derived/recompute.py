@@ -88,7 +88,8 @@ def load_patient_data(
     con, patients: list[str], settings: Settings, ledger: Ledger
 ) -> dict[str, PatientData]:
     where = f"patient_id IN ({_in_list(patients)})"
-    copies = con.execute(f"SELECT * FROM car_copies WHERE {where}").fetchdf()
+    # one result per sample and target: the latest run that passed QC (warehouse.connect)
+    copies = con.execute(f"SELECT * FROM car_copies WHERE {where} AND reportable").fetchdf()
     copies = copies[copies["target"].map(settings.qpcr.role_of) == "car"]
     # rows written before car_copies had `result` get it from their flags (one rule, results.py)
     copies = copies_results(copies)

@@ -40,6 +40,7 @@ from pipelines.assays import (
     FLOW,
     MANIFEST,
     QPCR,
+    RERUN_ASSAY,
     AssayTables,
     Recognised,
     Rejection,
@@ -114,13 +115,15 @@ class FileOutcome:
     warnings: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per phase: compute (read + analyse), validate, write."""
+    action: str | None = None
+    """For a quarantined file, its remedy (`pipelines.assays.FIX_FILE`, ...; see `reasons`)."""
 
     def as_dict(self) -> dict:
         return {
             "file": self.name, "sha256": self.sha256, "status": self.status,
             "reason": self.reason, "kind": self.kind, "format": self.instrument_format,
             "rows": self.rows, "partitions": [list(p) for p in self.partitions],
-            "supersedes": self.supersedes, "warnings": self.warnings,
+            "supersedes": self.supersedes, "warnings": self.warnings, "action": self.action,
         }  # fmt: skip
 
 
@@ -147,6 +150,14 @@ class Prepared:
     """The batch that holds the file's claim."""
     accessions: list[str] = field(default_factory=list)
     """The manifest accessions its samples resolved through (recorded with its commit)."""
+    qc_failure: str | None = None
+    """A run that failed QC: why. Its QC tables are written, the file quarantined with this."""
+    samples: list[list[str]] = field(default_factory=list)
+    """[patient, timepoint, target] of each qPCR result of the run (or, failed, that it would
+    have given): a later passing run resolves a failed one with them (`Ledger`)."""
+    run_started: str | None = None
+    """When the run started (UTC, ISO), where the export says, else when the file was
+    computed; orders a failed run and its repeat."""
 
     @property
     def name(self) -> str:
@@ -336,7 +347,9 @@ class Processor:
             run_identity=assay.run_identity, tables=tables, processed_at=processed_at,
             warnings=[*assay.warnings, *resolver.notes],
             compute_seconds=time.perf_counter() - started, owner=owner,
-            accessions=sorted(resolver.accessions),
+            accessions=sorted(resolver.accessions), qc_failure=assay.qc_failure,
+            samples=[list(key) for key in assay.samples],
+            run_started=_utc_iso(assay.run_started) or _utc_iso(processed_at),
         )  # fmt: skip
 
     def _take_manifest(
@@ -614,6 +627,8 @@ class Processor:
                 self._quarantine_record(rejection, flow_run_id),
             )  # fmt: skip
             return self._quarantined(prepared.name, sha256, rejection)
+        if prepared.qc_failure is not None:
+            return self._quarantine_failed_run(prepared, validation, flow_run_id)
         record = _ingested_record(prepared, flow_run_id, set(_partitions(prepared.tables)))
         previous = self.write_outputs(
             sha256, {**prepared.tables, VALIDATION_RESULTS.name: validation}, prepared.owner,
@@ -632,6 +647,29 @@ class Processor:
             supersedes=previous.original_name if previous else None,
             warnings=prepared.warnings, seconds=seconds,
         )  # fmt: skip
+
+    def _quarantine_failed_run(
+        self, prepared: Prepared, validation: pa.Table, flow_run_id: str | None
+    ) -> FileOutcome:
+        """Quarantine a run that failed QC with its QC reason, writing its QC tables (so its
+        figures are queryable and trends include it) and recording the samples a passing
+        repeat will resolve."""
+        assert prepared.qc_failure is not None
+        rejection = self._refusal(prepared.name, prepared.sha256, Rejection(
+            prepared.qc_failure, prepared.kind, prepared.instrument_format, RERUN_ASSAY,
+        ))  # fmt: skip
+        record = {
+            **self._quarantine_record(rejection, flow_run_id),
+            "run_identity": prepared.run_identity, "repeats": prepared.samples,
+            "run_started": prepared.run_started,
+        }  # fmt: skip
+        self.write_outputs(
+            prepared.sha256, {**prepared.tables, VALIDATION_RESULTS.name: validation},
+            prepared.owner, record,
+        )  # fmt: skip
+        outcome = self._quarantined(prepared.name, prepared.sha256, rejection)
+        outcome.rows = {n: t.num_rows for n, t in prepared.tables.items()}
+        return outcome
 
     def write_outputs(
         self,
@@ -773,7 +811,7 @@ class Processor:
     def _quarantined(name: str, sha256: str, rejection: Rejection) -> FileOutcome:
         return FileOutcome(
             name, sha256, QUARANTINED, reason=rejection.reason, kind=rejection.kind,
-            instrument_format=rejection.instrument_format,
+            instrument_format=rejection.instrument_format, action=rejection.action,
         )  # fmt: skip
 
     def _file_away(self, path: Path, outcome: FileOutcome) -> None:
@@ -848,7 +886,8 @@ def _log_row(record: FileRecord) -> dict:
         "run_identity": record.run_identity, "status": record.status, "reason": record.reason,
         "warnings": record.warnings, "flow_run_id": record.flow_run_id,
         "superseded_by": record.superseded_by, "received_at": record.received_at,
-        "updated_at": record.updated_at, "source_sha256": record.sha256,
+        "updated_at": record.updated_at, "resolved_by": record.resolved_by,
+        "source_sha256": record.sha256,
         "pipeline_version": record.pipeline_version or __version__,
         "processed_at": record.updated_at,
     }  # fmt: skip
@@ -864,8 +903,19 @@ def _ingested_record(
         "run_identity": prepared.run_identity, "pipeline_version": __version__,
         "flow_run_id": flow_run_id, "warnings": "; ".join(prepared.warnings) or None,
         "patients": sorted({patient for patient, _ in partitions}),
-        "accessions": prepared.accessions,
+        "accessions": prepared.accessions, "samples": prepared.samples,
+        "run_started": prepared.run_started,
     }  # fmt: skip
+
+
+def _utc_iso(moment: datetime | None) -> str | None:
+    """`moment` as UTC ISO text to the microsecond, so that times compare as text (a naive
+    time is taken as UTC)."""
+    if moment is None or pd.isna(moment):
+        return None
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def _partition_of(path: str) -> tuple[str, str] | None:

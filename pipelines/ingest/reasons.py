@@ -17,6 +17,9 @@ A fault (an exception that is not a `Rejection`: a defect in cartflow, not in th
 keep the file and report it (details: fault <id> in logs/faults.log of the lab home)". Its
 traceback is appended to `<lab home>/logs/faults.log` under that id, beside the lab service's
 `server.log` and `worker.log`, for the maintainers.
+
+Every refusal carries its remedy (`Rejection.action`): fix the file, complete the manifest, re-run
+the assay, or report a fault; `advice` is the line a technician reads under the reason.
 """
 
 from __future__ import annotations
@@ -30,13 +33,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipelines import __version__
-from pipelines.assays import Rejection
+from pipelines.assays import (
+    COMPLETE_MANIFEST,
+    FIX_FILE,
+    REPORT_FAULT,
+    RERUN_ASSAY,
+    Rejection,
+)
 from pipelines.names import shown
 
 FAULT_LOG = Path("logs") / "faults.log"
 """Where fault tracebacks go, relative to the lab home."""
 LONGEST = 900
 """Characters kept of a reason; a longer one keeps its start and its end (what to do)."""
+
+ADVICE = {
+    FIX_FILE: "the file is in quarantine/ with this reason; fix it (or export it again) and drop "
+    "it into the inbox again",
+    COMPLETE_MANIFEST: "the file is in quarantine/ with this reason; complete the sample manifest "
+    "(drop it into the inbox), then drop this file into the inbox again",
+    RERUN_ASSAY: "the file is right about a run that failed QC: re-run the assay on a new plate "
+    "and drop the new export into the inbox; this one stays in quarantine/, resolved by the "
+    "repeat",
+    REPORT_FAULT: "the file is in quarantine/; keep it and report the fault to the maintainers",
+}
+"""The line under a quarantine reason, per remedy."""
 
 _TRACEBACK = "Traceback (most recent call last)"
 _STACK_LINE = re.compile(
@@ -53,9 +74,18 @@ def refusal(name: str, problem: BaseException, home: Path, sha256: str = "") -> 
     a fault, the fault reason, with the traceback logged (see the module docstring)."""
     if isinstance(problem, Rejection):
         text, kind, instrument_format = problem.reason, problem.kind, problem.instrument_format
+        action = problem.action
     else:
         text, kind, instrument_format = log_fault(name, problem, home, sha256), None, None
-    return Rejection(technician_reason(name, text, _internal_roots(home)), kind, instrument_format)
+        action = REPORT_FAULT
+    return Rejection(
+        technician_reason(name, text, _internal_roots(home)), kind, instrument_format, action
+    )
+
+
+def advice(action: str | None) -> str:
+    """What to do about a quarantined file, by its remedy (fix the file when not known)."""
+    return ADVICE.get(action or FIX_FILE, ADVICE[FIX_FILE])
 
 
 def technician_reason(name: str, text: str, internal_roots: Iterable[str]) -> str:

@@ -19,7 +19,8 @@ def kinetics_overview(
 ) -> str:
     copies = con.execute(
         "SELECT patient_id, study_day, copies_per_ug FROM car_copies "
-        "WHERE NOT below_loq AND copies_per_ug > 0 AND study_day >= 0 AND list_contains(?, target) "
+        "WHERE reportable AND NOT below_loq AND copies_per_ug > 0 AND study_day >= 0 "
+        "AND list_contains(?, target) "
         "ORDER BY patient_id, study_day", [car_targets],
     ).fetchdf()  # fmt: skip
     if copies.empty:
@@ -79,12 +80,28 @@ def aplasia_overview(con: duckdb.DuckDBPyConnection) -> str:
 
 
 def quarantine_overview(con: duckdb.DuckDBPyConnection) -> str:
-    return _query_section(
+    """Files in quarantine waiting for the lab, then the failed runs a passing repeat resolved
+    (they stay in quarantine/, their QC figures in qpcr_runs)."""
+    waiting = _query_section(
         con, "Quarantined files",
         "SELECT original_name, kind, reason, updated_at FROM ingest_log "
-        "WHERE status = 'quarantined' ORDER BY updated_at",
+        "WHERE status = 'quarantined' AND resolved_by IS NULL ORDER BY updated_at",
         ["file", "kind", "reason", "when"],
         "No file is in quarantine.",
+    )  # fmt: skip
+    return waiting + resolved_runs_overview(con)
+
+
+def resolved_runs_overview(con: duckdb.DuckDBPyConnection) -> str:
+    """The runs that failed QC and the passing repeat that resolved each (the cohort and the QC
+    page)."""
+    return _query_section(
+        con, "Failed runs resolved by a repeat",
+        "SELECT f.original_name, f.reason, r.original_name, r.updated_at FROM ingest_log f "
+        "LEFT JOIN ingest_log r ON r.source_sha256 = f.resolved_by "
+        "WHERE f.status = 'quarantined' AND f.resolved_by IS NOT NULL ORDER BY f.updated_at",
+        ["failed run", "why it failed", "resolved by", "repeat taken"],
+        "No failed run has been resolved by a repeat.",
     )  # fmt: skip
 
 

@@ -121,10 +121,13 @@ def _why_not_drawn(row: pd.Series) -> str:
 
 
 def car_copies_section(copies: pd.DataFrame, patient: str, left_out: LeftOut) -> str:
-    """Copies per ug over time by result (see `copies_positions`); what cannot be drawn is
-    listed under the chart with the reason."""
+    """Copies per ug over time by result (see `copies_positions`), from the reportable rows
+    only (one per sample and target, `car_copies.reportable`); what cannot be drawn is listed
+    under the chart with the reason, and results a later run replaced are listed last."""
     if copies.empty:
         return html.section("CAR transgene by qPCR", html.absent("No CAR qPCR results yet."))
+    replaced = copies[~copies["reportable"].astype(bool)]
+    copies = copies[copies["reportable"].astype(bool)]
     copies = copies.assign(loq=copies["loq_copies_per_reaction"] * 1000 / copies["dna_input_ng"])
     placed = copies.assign(y=copies_positions(copies))
     drawn = placed[placed["y"].notna()]
@@ -157,6 +160,16 @@ def car_copies_section(copies: pd.DataFrame, patient: str, left_out: LeftOut) ->
             [[r["timepoint"], r["study_day"], r["run_id"],
               RESULT_WORDS.get(r["result"], r["result"]), _why_not_drawn(r)]
              for _, r in missing.iterrows()],
+        )]  # fmt: skip
+    if len(replaced):
+        parts += ["<h3>Measured again: not reportable</h3>", html.paragraph(
+            "Each sample reports the result of its latest run that passed QC; these earlier "
+            "results of the same samples are kept but not charted."
+        ), html.table(
+            ["timepoint", "day", "run", "result", "copies/ug"],
+            [[r["timepoint"], r["study_day"], r["run_id"],
+              RESULT_WORDS.get(r["result"], r["result"]), r["copies_per_ug"]]
+             for _, r in replaced.iterrows()],
         )]  # fmt: skip
     return html.section("CAR transgene by qPCR", *parts)
 

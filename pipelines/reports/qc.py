@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipelines.derived.settings import DerivedSettings
 from pipelines.reports import html
+from pipelines.reports.cohort import resolved_runs_overview
 from pipelines.reports.plots import (
     COLOURS,
     FAIL_COLOUR,
@@ -238,6 +239,7 @@ def qc_page(con: duckdb.DuckDBPyConnection, settings: DerivedSettings) -> str:
     charted = [k for k in controls if counts[k] >= minimum]
     body = [
         links,
+        resolved_runs_overview(con),
         html.paragraph(
             f"One Levey-Jennings chart per control with at least {minimum} runs (the "
             "qc_min_runs_for_limits setting: from that many runs a control has limits of its own). "

@@ -26,7 +26,6 @@ from gating.settings import FlowSettings
 from gating.templates import load_template
 from pipelines import names
 from pipelines.home import LabHome
-from pipelines.ingest.processor import _under_original_name
 from pipelines.reports import html
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.gate_panels import (
@@ -152,6 +151,9 @@ def tube_page(
         why = "its bytes are missing from the raw store (run cartflow verify)"
         left_out.lines.append(f"{tube.original_name}: gating plots not drawn, {why}.")
         return html.page(title, [back, html.absent(f"Not drawn: {why}.")])
+    # imported here: the ingest engine imports the reports (through validation's docs)
+    from pipelines.ingest.processor import _under_original_name
+
     try:
         with _under_original_name(raw, tube.original_name) as named:
             sections = [dataset_section(dataset, tube, settings)

@@ -32,8 +32,10 @@ from qpcr.settings import QpcrSettings
 from tests.plates import qpcr_plate as _plate
 from validation.runner import VALIDATED_TABLES, Validator
 
-RESULTS_PER_PLATE = 16 + 16 + 27
+RESULTS_PER_PLATE = 16 + 17 + 27
 """Expectations of the qpcr_wells, qpcr_runs and car_copies suites: one validation_results row each."""
+RESULTS_PER_FAILED_PLATE = 16 + 17
+"""A plate that failed QC gives no car_copies: its wells and runs are validated and kept."""
 QPCR_TABLES = ("qpcr_wells", "qpcr_runs", "car_copies")
 FROM_FILES = "source_sha256 != 'derived'"
 
@@ -187,39 +189,42 @@ def test_one_failing_plate_in_a_batch_is_the_only_one_quarantined(
         ("plate_bad.txt", QUARANTINED),
     ]  # fmt: skip
     assert outcomes[3].reason == (
-        "plate_bad.txt: validation failed: qpcr_runs: the plate passes QC (1 row(s) failed, e.g. FAIL); "
-        "qpcr_runs: amplification efficiency within 90-110 % (1 row(s) failed, e.g. 74.17)"
+        "plate_bad.txt: plate failed QC, no result reported for P509_D14, P509_D7: CAR: "
+        "amplification efficiency 74.2 % outside 90–110 % (slope -4.15 over 6 standard levels). "
+        "Re-run the assay on a new plate and drop its export into the inbox (this run's QC "
+        "figures are kept in qpcr_runs)"
     )
     reason_file = lab.quarantine / "plate_bad.txt.reason.txt"
     assert reason_file.read_text() == outcomes[3].reason + "\n"
     assert [o.rows for o in outcomes[:3]] == [
         {"qpcr_wells": 60, "qpcr_runs": 2, "car_copies": 2}
     ] * 3
-    # qpcr_wells and car_copies (the bad plate's rows are not_measured, as the contract asks)
-    # pass as one batch; qpcr_runs halves down to the bad plate
+    assert outcomes[3].rows == {"qpcr_wells": 60, "qpcr_runs": 2}
+    # the failed plate's QC tables are valid data: every table passes as one batch
     assert _by_table(suite_runs) == {
-        "qpcr_wells": [4], "qpcr_runs": [4, 2, 2, 1, 1], "car_copies": [4],
+        "qpcr_wells": [4], "qpcr_runs": [4], "car_copies": [3],
     }  # fmt: skip
 
     assert _rows_per_source(lab, "car_copies") == dict.fromkeys(good_shas, 2)
-    assert _rows_per_source(lab, "qpcr_wells") == dict.fromkeys(good_shas, 60)
+    assert _rows_per_source(lab, "qpcr_wells") == dict.fromkeys([*good_shas, bad_sha], 60)
     assert _rows_per_source(lab, "validation_results") == {
-        **dict.fromkeys(good_shas, RESULTS_PER_PLATE), bad_sha: RESULTS_PER_PLATE,
+        **dict.fromkeys(good_shas, RESULTS_PER_PLATE), bad_sha: RESULTS_PER_FAILED_PLATE,
     }  # fmt: skip
     con = connect(lab.warehouse)
     failed = con.execute(
         "select source_sha256, table_name, column_name, unexpected_count "
         "from validation_results where not success order by all"
     ).fetchall()
-    assert failed == [
-        (bad_sha, "qpcr_runs", "efficiency_pct", 1),
-        (bad_sha, "qpcr_runs", "qc_verdict", 1),
-    ]
+    assert failed == []
+    assert con.execute(
+        "select qc_verdict from qpcr_runs where source_sha256 = ? and target = 'CAR'", [bad_sha]
+    ).fetchall() == [("FAIL",)]
     keys = con.execute(
         "select count(*), count(distinct (source_sha256, table_name, expectation, column_name)) "
         f"from validation_results where {FROM_FILES}"
     ).fetchone()
-    assert keys == (4 * RESULTS_PER_PLATE, 4 * RESULTS_PER_PLATE)
+    total = 3 * RESULTS_PER_PLATE + RESULTS_PER_FAILED_PLATE
+    assert keys == (total, total)
     passed_counts = con.execute(
         "select distinct unexpected_count from validation_results "
         f"where {FROM_FILES} and source_sha256 != ? and unexpected_count is not null",
@@ -427,9 +432,7 @@ def test_a_sweep_on_local_workers_takes_files_a_few_per_task(
     assert [(o.name, o.status) for o in outcomes] == [
         *((p.name, INGESTED) for p in good), ("plate_bad.txt", QUARANTINED),
     ]  # fmt: skip
-    assert outcomes[-1].reason.startswith(
-        "plate_bad.txt: validation failed: qpcr_runs: the plate passes QC"
-    )
+    assert outcomes[-1].reason.startswith("plate_bad.txt: plate failed QC")
     assert [o.rows for o in outcomes[:4]] == [
         {"qpcr_wells": 60, "qpcr_runs": 2, "car_copies": 2}
     ] * 4

@@ -51,7 +51,8 @@ def test_demo_sweep_takes_every_file_but_the_failing_plate(demo_lab):
     assert len(status) == len(demo.files) - 1
     assert demo.unexpected_outcomes(outcomes) == []
     reason = (home.quarantine / f"{FAILING_PLATE}.reason.txt").read_text()
-    assert "amplification efficiency within 90-110 %" in reason
+    assert "CAR: amplification efficiency 74." in reason and "outside 90–110 %" in reason
+    assert reason.rstrip().endswith("(this run's QC figures are kept in qpcr_runs)")
     assert not list(home.inbox.iterdir())
     assert sorted(p.name for p in home.processed.iterdir()) == sorted(status)
 
@@ -149,9 +150,18 @@ def test_validation_results_and_ledger_export(demo_lab):
     failed = con.execute(
         "select table_name, expectation from validation_results where not success"
     ).fetchall()
-    assert ("qpcr_runs", "expect_column_values_to_be_between") in failed
-    statuses = dict(con.execute("select original_name, status from ingest_log").fetchall())
-    assert statuses[FAILING_PLATE] == "quarantined"
+    assert failed == []  # the failed plate's QC figures are valid data, kept with verdict FAIL
+    verdicts = con.execute(
+        "select r.target, r.qc_verdict from qpcr_runs r join ingest_log l using (source_sha256) "
+        "where l.original_name = ? order by r.target", [FAILING_PLATE],
+    ).fetchall()  # fmt: skip
+    assert verdicts == [("CAR", "FAIL"), ("RNaseP", "PASS")]
+    log = con.execute(
+        "select f.status, r.original_name from ingest_log f "
+        "join ingest_log r on r.source_sha256 = f.resolved_by where f.original_name = ?",
+        [FAILING_PLATE],
+    ).fetchall()
+    assert log == [("quarantined", "2026-04-22_CAR-qPCR_plate4_P003-P004_repeat.csv")]
     assert (home.gx / "docs" / "index.html").exists()
 
 

@@ -100,3 +100,20 @@ def test_a_refusal_keeps_its_kind_and_format(tmp_path: Path) -> None:
         "fcs3.1",
     )
     assert not (tmp_path / FAULT_LOG).exists()
+
+
+def test_each_refusal_keeps_its_remedy_and_the_advice_follows_it(tmp_path: Path) -> None:
+    from pipelines.assays import COMPLETE_MANIFEST, FIX_FILE, REPORT_FAULT, RERUN_ASSAY
+    from pipelines.ingest.reasons import advice
+
+    remedies = [
+        refusal(NAME, Rejection("bad $PAR", "flow", "fcs3.1"), tmp_path).action,
+        refusal(NAME, Rejection("identity: P9", "qpcr", "x", COMPLETE_MANIFEST), tmp_path).action,
+        refusal(NAME, Rejection("plate failed QC", "qpcr", "x", RERUN_ASSAY), tmp_path).action,
+        refusal(NAME, KeyError("sample_name"), tmp_path).action,
+    ]
+    assert remedies == [FIX_FILE, COMPLETE_MANIFEST, RERUN_ASSAY, REPORT_FAULT]
+    assert "fix it" in advice(FIX_FILE) and "fix it" not in advice(RERUN_ASSAY)
+    assert "complete the sample manifest" in advice(COMPLETE_MANIFEST)
+    assert "re-run the assay on a new plate" in advice(RERUN_ASSAY)
+    assert "report the fault" in advice(REPORT_FAULT)

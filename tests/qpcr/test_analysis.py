@@ -241,8 +241,8 @@ def test_a_plate_that_failed_qc_gives_not_measured_with_the_failed_rule_never_a_
     assert copies["copies_per_reaction"].isna().all() and copies["copies_per_ug"].isna().all()
     assert copies["below_loq"].isna().all()
     assert copies.loc["P001_D7", "result_reason"] == (
-        "CAR plate QC failed (efficiency 75.3% within 90-110%: FAIL); re-run the sample on a "
-        "plate that passes QC"
+        "plate QC failed (CAR: amplification efficiency 75.3 % outside 90–110 % (slope -4.10 "
+        "over 6 standard levels)); re-run the assay on a new plate"
     )
     assert (copies["plate_qc_verdict"] == "FAIL").all()
 
@@ -328,3 +328,30 @@ def test_a_target_run_without_standards_that_is_not_car_is_not_reported():
               _well("U1", "P001_D7", "IPC", "UNKNOWN", 27.0, dna=200.0)]  # fmt: skip
     copies = analyse_plate(_plate(wells), QpcrSettings()).copies
     assert list(copies["target"]) == ["CAR"] and list(copies["result"]) == ["quantified"]
+
+
+def test_qc_failures_name_the_target_wells_measured_values_and_limits():
+    wells = _standards("CAR", PERFECT_SLOPE, 40.0)
+    # the 10-copy standard scatters: R2 falls and the level's spread is named with its wells
+    for well, cq in (("S10", 33.0), ("S11", 37.5), ("S12", 35.0)):
+        next(w for w in wells if w["well"] == well)["cq"] = cq
+    wells += [
+        _well("H11", "NTC", "CAR", "NTC", np.nan),
+        _well("H12", "NTC", "CAR", "NTC", 31.2),
+        _well("U1", "P001_D7", "CAR", "UNKNOWN", 30.0, dna=200.0),
+    ]
+    result = analyse_plate(_plate(wells), QpcrSettings())
+    r_squared = result.runs.set_index("target").loc["CAR", "r_squared"]
+    assert r_squared < 0.98 and not result.passed_qc
+    assert result.qc_failures == [
+        f"CAR: standard curve R² {r_squared:.3f} < 0.98",
+        "CAR: standard 10 copies, wells S10, S11, S12: replicate spread 2.25 Cq > 0.5",
+        "CAR: NTC well H12 amplified at Cq 31.2 (before Cq 38; 0 allowed)",
+    ]
+    assert result.runs["qc_verdict"].tolist() == ["FAIL"]
+
+
+def test_a_plate_that_passes_qc_has_no_qc_failures():
+    wells = _standards("CAR", PERFECT_SLOPE, 40.0) + [_well("H12", "NTC", "CAR", "NTC", np.nan)]
+    result = analyse_plate(_plate(wells), QpcrSettings())
+    assert result.passed_qc and result.qc_failures == []

@@ -21,7 +21,7 @@ from pipelines.derived.settings import SHIPPED_CRS_RULES, DerivedSettings
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.patient import patient_page
 from pipelines.settings import Settings
-from pipelines.warehouse import conform, connect
+from pipelines.warehouse import conform, connect, view_query
 from tests.reports.figure_marks import groups, line_y, marks, open_marks, panel
 from tests.reports.figure_marks import plot as svg
 from validation.schemas import TABLES
@@ -46,7 +46,8 @@ def warehouse(tmp_path: Path, **tables: list[dict]) -> duckdb.DuckDBPyConnection
     con = connect(tmp_path / "warehouse")
     for name, rows in tables.items():
         con.execute(f'DROP VIEW "{name}"')
-        con.register(name, _arrow(name, rows))
+        con.register(f"{name}_rows", _arrow(name, rows))
+        con.execute(f'CREATE VIEW "{name}" AS {view_query(name, f"SELECT * FROM {name}_rows")}')
     return con
 
 

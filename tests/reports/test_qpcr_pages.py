@@ -167,7 +167,7 @@ def qc_series(runs: dict[str, int], outlier_sd: float = 0.0) -> pd.DataFrame:
                 "control": control, "assay": control.split(":")[0], "metric": "efficiency_pct",
                 "unit": "%", "run_id": f"plate-{run}", "value": value,
                 "run_time": pd.Timestamp("2026-01-05", tz="UTC") + pd.Timedelta(weeks=run),
-                "source_sha256": "0" * 64,
+                "source_sha256": "0" * 64, "run_verdict": "PASS",
             })  # fmt: skip
     targets = {control: ControlTarget(mean=100.0, sd=2.0) for control in runs}
     return levey_jennings(pd.DataFrame(rows), DerivedSettings(qc_targets=targets))
