@@ -20,6 +20,7 @@ import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 
+from pipelines.derived.qc_trends import FAILED_RUN
 from pipelines.derived.settings import DerivedSettings
 from pipelines.reports import html
 from pipelines.reports.cohort import resolved_runs_overview
@@ -137,6 +138,11 @@ def levey_jennings_chart(control: Control, series: pd.DataFrame) -> str:
         points.set_gid(data_gid(f"lj {status}"))
         if control.assay == "qpcr":
             points.set_urls([run_page_link(r) for r in series.loc[runs, "run_id"]])
+    failed = (series["run_verdict"] == FAILED_RUN).to_numpy()
+    if failed.any():  # charted and judged, but never part of the limits (qc_trends)
+        crosses = axes.scatter(dates[failed], values[failed], marker="x", s=40, color="#000000",
+                               linewidths=1.4, zorder=4, label="run failed QC")  # fmt: skip
+        crosses.set_gid(data_gid("lj failed run"))
     for date, value, rules, status in zip(
         dates, values, series["westgard_violations"], series["westgard_status"], strict=True
     ):
@@ -153,7 +159,7 @@ def levey_jennings_chart(control: Control, series: pd.DataFrame) -> str:
     axes.set_xlabel("run date")
     axes.grid(False, axis="y")  # the SD lines are the y grid
     figure.legend(loc="outside lower center", fontsize=7, handletextpad=0.2, columnspacing=0.8,
-                  ncol=series["westgard_status"].nunique())  # fmt: skip
+                  ncol=series["westgard_status"].nunique() + int(failed.any()))  # fmt: skip
     return svg(figure, f"Levey-Jennings chart of {control.name}, {len(series)} runs")
 
 

@@ -301,3 +301,11 @@ def test_the_patient_page_links_its_runs_pages(tmp_path):
     con.register("car_copies", conform(copies, TABLES["car_copies"]))
     markup = qc_section(con, "P001")
     assert f'<a href="{run_page_link("run-linked")}">run-linked</a>' in markup
+
+
+def test_a_run_that_failed_qc_is_crossed_on_its_chart(tmp_path):
+    trends = qc_series({"qpcr:CAR:efficiency_pct": 8})
+    trends.loc[3, "run_verdict"] = "FAIL"
+    chart = plot(qc_page(with_trends(tmp_path, trends), DerivedSettings()), "Levey-Jennings")
+    assert len(markers(chart, "lj-failed-run")) == 1
+    assert "run failed QC" in set(chart.itertext())
