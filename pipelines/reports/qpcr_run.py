@@ -347,7 +347,9 @@ def _qc_table(run: RunRows) -> str:
 def _marked_wells_table(run: RunRows, marks: pd.DataFrame) -> str:
     marked = marks[marks["failed"] | marks["excluded"]]
     if marked.empty:
-        return html.paragraph("No well failed QC or was excluded.")
+        return html.paragraph(
+            "No single well failed QC or was excluded (a failing curve shows in the QC table above)."
+        )
     rows = [
         [m.well, m.sample, m.role, "failed" if m.failed else "", "excluded" if m.excluded else "",
          m.why]
