@@ -35,6 +35,8 @@ def find_table(name: str) -> Table:
 
 def type_name(arrow_type: pa.DataType) -> str:
     """The column's type in words, with the Arrow type pandas, R and Spark readers see."""
+    if pa.types.is_list(arrow_type):
+        return f"list, each a {type_name(arrow_type.value_type)}"
     if pa.types.is_string(arrow_type):
         words = "text"
     elif pa.types.is_floating(arrow_type):

@@ -104,6 +104,7 @@ def analyse_plate(
     wells.insert(0, "run_id", plate.run_id)
     wells.insert(1, "instrument_format", plate.instrument_format)
     wells.insert(2, "instrument", plate.instrument)
+    wells = with_amplification(wells, plate)
     usable = wells[~wells["omitted"].astype(bool)]
 
     qc_by_target: dict[str, TargetQc] = {}
@@ -117,6 +118,24 @@ def analyse_plate(
     copies = _sample_copies(usable, qc_by_target, run_rows, settings, dna_input_ng or {})
     failures = [f for target in sorted(run_rows) for f in run_rows[target][1]]
     return QpcrResult(wells=wells, runs=runs, copies=copies, qc_failures=failures)
+
+
+def with_amplification(wells: pd.DataFrame, plate: QpcrPlate) -> pd.DataFrame:
+    """The wells with their amplification curve as two lists per well x target (cycles and
+    fluorescence, null where the export holds none) and the name of the signal."""
+    curves = plate.amplification.sort_values(["well", "target", "cycle"]).groupby(
+        ["well", "target"], sort=False
+    )
+    lists = pd.DataFrame({
+        "amplification_cycles": curves["cycle"].agg(list),
+        "amplification_fluorescence": curves["fluorescence"].agg(list),
+    })  # fmt: skip
+    joined = wells.join(lists, on=["well", "target"])
+    has_curve = joined["amplification_cycles"].notna()
+    for column in lists.columns:  # None, not NaN, where a well has no curve: a list column
+        joined[column] = joined[column].astype(object).where(has_curve, None)
+    joined["amplification_measure"] = np.where(has_curve, plate.amplification_measure, None)
+    return joined
 
 
 def _target_qc(target_wells: pd.DataFrame, settings: QpcrSettings) -> TargetQc:

@@ -25,6 +25,22 @@ WELL_COLUMNS: tuple[str, ...] = (
 
 TASKS = ("UNKNOWN", "STANDARD", "NTC", "NAC", "OTHER")
 
+AMPLIFICATION_COLUMNS: tuple[str, ...] = (
+    "well",  # as in `wells`
+    "target",
+    "cycle",  # int, 1-based
+    "fluorescence",  # float: the export's baseline-corrected signal (Delta Rn) where it has one
+)
+"""Columns of `QpcrPlate.amplification`: one row per well x target x cycle."""
+
+
+def no_amplification() -> pd.DataFrame:
+    """The amplification data of an export that holds none."""
+    return pd.DataFrame({
+        "well": pd.Series(dtype=str), "target": pd.Series(dtype=str),
+        "cycle": pd.Series(dtype="int64"), "fluorescence": pd.Series(dtype=float),
+    })  # fmt: skip
+
 
 class QpcrFormatError(ValueError):
     """The file is not a qPCR export this reader understands; the message says why."""
@@ -46,3 +62,7 @@ class QpcrPlate:
     # the fit statistics the vendor software reported, per target: {"slope": .., "efficiency_pct": ..}
     instrument_curves: dict[str, dict[str, float]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # the fluorescence per cycle (AMPLIFICATION_COLUMNS) where the export holds it, and what
+    # that signal is ("Delta Rn", "Rn", ...); empty for exports that keep only the Cq
+    amplification: pd.DataFrame = field(default_factory=no_amplification)
+    amplification_measure: str = ""

@@ -154,6 +154,25 @@ QPCR_WELLS = Table(
             "The well was marked omitted in the instrument software and is "
             "left out of every calculation.",
         ),
+        Column(
+            "amplification_cycles",
+            pa.list_(i32),
+            "The cycles of the well's amplification curve, where the export holds one "
+            "(QuantStudio [Amplification Data], RDML adp); empty otherwise.",
+            "cycles",
+        ),
+        Column(
+            "amplification_fluorescence",
+            pa.list_(f64),
+            "The well's fluorescence at each of those cycles, as the export gives it (see "
+            "amplification_measure).",
+        ),
+        Column(
+            "amplification_measure",
+            s,
+            "What the amplification fluorescence is: Delta Rn (baseline-corrected), Rn, or "
+            "fluorescence as an RDML file wrote it.",
+        ),
     ),
     key=("run_id", "well", "target"),
     required=("run_id", "well", "target", "task", "amplified", "omitted"),

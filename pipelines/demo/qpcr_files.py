@@ -8,6 +8,8 @@ decimals, CFX writes full precision.
 
 What each format can express limits what round-trips:
 - tasks: both formats have UNKNOWN, STANDARD and NTC; other tasks raise ValueError;
+- amplification curves (Delta Rn per cycle) are written by QuantStudio only, to three decimals;
+  the CFX Cq CSV has none;
 - `amp_status` is the format's own: `Undetermined` (QuantStudio) or `NaN` (CFX) without a Cq,
   blank with one;
 - CFX has no exclusion column: omitted wells are left out of the CSV; QuantStudio writes `Omit`;
@@ -60,7 +62,8 @@ Row = Mapping[str, Any]  # one well as a dict record
 
 
 def write_quantstudio_text(path: Path, plate: QpcrPlate) -> None:
-    """A QuantStudio 7 Flex text export of `plate`: header, [Sample Setup] and [Results]."""
+    """A QuantStudio 7 Flex text export of `plate`: header, [Sample Setup], [Amplification Data]
+    (when the plate has curves) and [Results]."""
     wells = _sorted_wells(plate.wells)
     _check_tasks(wells, _QS_TASKS, "QuantStudio")
     columns = _plate_columns(wells)
@@ -92,6 +95,7 @@ def write_quantstudio_text(path: Path, plate: QpcrPlate) -> None:
     lines = [f"* {key} = {value}" for key, value in header.items() if value]
     lines += ["", "[Sample Setup]", "\t".join(_QS_SETUP_COLUMNS)]
     lines += ["\t".join(_setup_fields(row, columns)) for row in rows]
+    lines += _amplification_lines(plate.amplification, columns)
     lines += ["[Results]", "\t".join(_QS_RESULT_COLUMNS)]
     lines += [
         "\t".join(_result_fields(row, columns, groups, plate.instrument_curves)) for row in rows
@@ -130,6 +134,23 @@ def _row_column(well: str) -> tuple[int, int]:
     if match is None:
         raise ValueError(f"well {well!r} is not a 96/384-well plate position like A1")
     return ord(match.group(1)) - 65, int(match.group(2)) - 1
+
+
+QS_PASSIVE_BASELINE_RN = 0.6
+"""Rn before amplification: the written Rn is this plus Delta Rn."""
+
+
+def _amplification_lines(curves: pd.DataFrame, columns: int) -> list[str]:
+    """The [Amplification Data] section, wells numbered as in [Results]; none without curves."""
+    if curves.empty:
+        return []
+    lines = ["[Amplification Data]", "Well\tCycle\tTarget Name\tRn\tDelta Rn"]
+    numbers = {w: _well_number(dict(zip(("_row", "_column"), _row_column(w), strict=True)), columns)
+               for w in curves["well"].unique()}  # fmt: skip
+    for row in curves.itertuples(index=False):
+        lines.append(f"{numbers[row.well]}\t{row.cycle}\t{row.target}\t"
+                     f"{row.fluorescence + QS_PASSIVE_BASELINE_RN:.3f}\t{row.fluorescence:.3f}")  # fmt: skip
+    return lines
 
 
 def _plate_columns(wells: pd.DataFrame) -> int:

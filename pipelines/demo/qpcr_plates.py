@@ -44,6 +44,30 @@ FAILING_CURVES = {CAR_TARGET: TrueCurve(-4.15, 42.9), REFERENCE_TARGET: TrueCurv
 """An inhibited run: CAR efficiency about 74 %, outside the 90-110 % window."""
 
 
+CYCLES = 40
+AMPLIFICATION_THRESHOLD = 0.2
+"""Delta Rn at which the demo instrument calls the Cq."""
+PLATEAU_DELTA_RN = {CAR_TARGET: 1.2, REFERENCE_TARGET: 1.6}
+CURVE_STEEPNESS = 1.6
+"""Cycles over which a curve's logistic rise goes from 27 % to 73 % of its plateau."""
+
+
+def amplification_curves(wells: pd.DataFrame) -> pd.DataFrame:
+    """Delta Rn per cycle for every well x target (AMPLIFICATION_COLUMNS): a logistic rise
+    crossing the threshold exactly at the well's Cq, flat at 0 where nothing amplified."""
+    cycles = np.arange(1, CYCLES + 1)
+    parts = []
+    for row in wells.itertuples(index=False):
+        signal = np.zeros(CYCLES)
+        if row.amplified and np.isfinite(row.cq):
+            plateau = PLATEAU_DELTA_RN.get(row.target, 1.0)
+            midpoint = row.cq + CURVE_STEEPNESS * np.log(plateau / AMPLIFICATION_THRESHOLD - 1)
+            signal = plateau / (1 + np.exp(-(cycles - midpoint) / CURVE_STEEPNESS))
+        parts.append(pd.DataFrame({"well": row.well, "target": row.target, "cycle": cycles,
+                                   "fluorescence": signal}))  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
+
+
 def reference_copies_per_reaction(dna_ng: float = DNA_INPUT_NG) -> float:
     return 2.0 * dna_ng * 1000.0 / GENOME_MASS_PG
 
@@ -117,4 +141,5 @@ def build_plate(
     return QpcrPlate(
         instrument_format=instrument_format, run_id=run_id, wells=wells,
         instrument=instrument, run_started=run_started, instrument_curves=vendor_curves,
+        amplification=amplification_curves(wells), amplification_measure="Delta Rn",
     )  # fmt: skip

@@ -72,7 +72,7 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
         )
         console.print(f"quarantined{expected}: {escape(shown(name))}\n  {escape(shown(reason))}")
     console.print(
-        f"reports: {home.reports} (cohort.html, qc.html, one page per patient)\n"
+        f"reports: {home.reports} (cohort.html, qc.html, one page per patient and per qPCR run)\n"
         f"tables: {home.warehouse}\n"
         'query them, e.g.: cartflow query "select patient_id, timepoint, copies_per_ug '
         'from car_copies order by patient_id, study_day"'

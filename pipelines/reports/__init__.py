@@ -1,7 +1,7 @@
 """HTML reports written to `<home>/reports/`: one page per patient (`patient_<id>.html`), the
 gating plots of each of the patient's flow tubes (`tubes/<sha256>.html`), the cohort overview
-(`cohort.html`) and the QC page (`qc.html`). Each page is a single self-contained file (inline
-CSS and SVG) that opens offline."""
+(`cohort.html`), the QC page (`qc.html`) and one page per qPCR run (`qpcr/<run>.html`). Each page
+is a single self-contained file (inline CSS and SVG) that opens offline."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import duckdb
 from pipelines.derived.crs import load_rules
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
-from pipelines.reports.cohort import cohort_page, qc_page
+from pipelines.reports.cohort import cohort_page
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.html import write_page
 from pipelines.reports.patient import patient_page
+from pipelines.reports.qc import qc_page
+from pipelines.reports.qpcr_run import write_run_pages
 from pipelines.reports.tube import patient_tubes, write_tube_pages
 from pipelines.settings import Settings
 from pipelines.warehouse import connect
@@ -47,8 +49,8 @@ def write_patient_report(
 def write_cohort_reports(
     home: LabHome, con: duckdb.DuckDBPyConnection | None = None, left_out: LeftOut | None = None
 ) -> list[Path]:
-    """The cohort overview and the QC page (from `con` and into `left_out`, as
-    `write_patient_report`)."""
+    """The cohort overview, the QC page and the pages of qPCR runs that are new or changed (from
+    `con` and into `left_out`, as `write_patient_report`)."""
     con = con or connect(home.warehouse)
     left_out = left_out or LeftOut()
     settings = Settings.load(home.root)
@@ -56,5 +58,6 @@ def write_cohort_reports(
     car_targets = list(settings.qpcr.car_targets)
     return [
         write_page(home.reports / "cohort.html", cohort_page(con, patients, car_targets, left_out)),
-        write_page(home.reports / "qc.html", qc_page(con, left_out)),
+        write_page(home.reports / "qc.html", qc_page(con, DerivedSettings.load(home.root))),
+        *write_run_pages(home, con, settings.qpcr, left_out),
     ]

@@ -1,12 +1,11 @@
-"""The cohort overview (kinetics of every patient, NCA table, CRS alerts, aplasia, quarantined
-files) and the QC page (Levey-Jennings charts with Westgard outcomes)."""
+"""The cohort overview: kinetics of every patient, NCA table, CRS alerts, aplasia, quarantined
+files. The QC page is `pipelines.reports.qc`."""
 
 from __future__ import annotations
 
 from html import escape
 
 import duckdb
-import pandas as pd
 
 from pipelines.reports import html
 from pipelines.reports.figures import LeftOut
@@ -118,59 +117,3 @@ def cohort_page(
         kinetics_overview(con, car_targets, left_out), alerts_overview(con), aplasia_overview(con),
         quarantine_overview(con),
     ])  # fmt: skip
-
-
-def levey_jennings_chart(control: str, series: pd.DataFrame, left_out: LeftOut) -> str:
-    mean, sd = series["target_mean"].iloc[0], series["target_sd"].iloc[0]
-    unit = series["unit"].iloc[0] or ""
-    points = list(zip(series["run_index"].astype(float), series["value"], strict=True))
-    flagged = series[series["westgard_status"] == "reject"]
-    hlines, band = [], None
-    if pd.notna(mean) and pd.notna(sd):
-        hlines = [(mean, "mean")] + [(mean + k * sd, f"{k:+d} SD") for k in (-3, -2, 2, 3)]
-        band = (mean - sd, mean + sd)
-    elif pd.notna(mean):
-        hlines = [(mean, "mean (no limits yet)")]
-    chart = Chart(
-        title=f"{control}", x_label="run (in time order)", y_label=unit or "value",
-        series=[Series("value", points)] + ([Series(
-            "Westgard reject", [], color=PALETTE[1],
-            hollow=list(zip(flagged["run_index"].astype(float), flagged["value"], strict=True)),
-        )] if len(flagged) else []),
-        hlines=hlines, band=band,
-    )  # fmt: skip
-    return left_out.chart(chart, "no value to plot", height=240)
-
-
-def qc_page(con: duckdb.DuckDBPyConnection, left_out: LeftOut) -> str:
-    trends = con.execute("SELECT * FROM qc_trends ORDER BY assay, control, run_index").fetchdf()
-    if trends.empty:
-        return html.page("QC trends", [html.absent("No QC data yet: no runs have been ingested.")])
-    summary = (
-        trends.groupby(["assay", "control"], sort=True)
-        .agg(runs=("run_index", "max"), basis=("limits_basis", "first"),
-             latest=("westgard_status", "last"),
-             violations=("westgard_violations", lambda v: ", ".join(sorted({
-                 r for joined in v for r in (joined or "").split(",") if r}))))
-        .reset_index()
-    )  # fmt: skip
-    body = [
-        '<p><a href="cohort.html">Cohort overview</a></p>',
-        resolved_runs_overview(con),
-        html.paragraph(
-            "Levey-Jennings charts per control: green band mean +/- 1 SD, dashed lines the mean "
-            "and +/- 2 and 3 SD. Westgard rules 1-2s (warning), 1-3s, 2-2s, R-4s, 4-1s, 10-x "
-            "(reject). Limits come from the settings or the series' first runs; short series "
-            "are charted but not judged."
-        ),
-        html.section("Summary", html.table(
-            ["assay", "control", "runs", "limits", "latest status", "rules violated"],
-            summary.values.tolist(),
-        )),
-    ]  # fmt: skip
-    for assay, group in trends.groupby("assay", sort=True):
-        charts = [
-            levey_jennings_chart(c, s, left_out) for c, s in group.groupby("control", sort=True)
-        ]
-        body.append(html.section(f"{assay} controls", *charts))
-    return html.page("QC trends: run controls over time", body)

@@ -21,6 +21,7 @@ from pipelines.reports import html, patient_figures
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.patient_figures import Layer
 from pipelines.reports.plots import COLOURS, svg
+from pipelines.reports.qpcr_run import run_link
 from pipelines.reports.tube import Tube, tube_links
 
 MEMORY_SUBSETS = ("naive/TSCM", "TCM", "TEM", "TEMRA")
@@ -407,6 +408,9 @@ def qc_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
     parts = ["<h3>qPCR runs</h3>"]
     parts.append(html.table(list(qpcr.columns), qpcr.values.tolist()) if len(qpcr)
                  else html.absent("No qPCR runs."))  # fmt: skip
+    if len(qpcr):
+        pages = ", ".join(run_link(run) for run in dict.fromkeys(qpcr["run_id"]))
+        parts.append(f"<p>Run pages (standard curves, amplification, plate map): {pages}</p>")
     parts.append("<h3>Bead-array plates</h3>")
     parts.append(html.table(list(cba.columns), cba.values.tolist()) if len(cba)
                  else html.absent("No bead-array plates."))  # fmt: skip

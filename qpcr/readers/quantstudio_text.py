@@ -2,7 +2,8 @@
 
 Layout: a `* key = value` header, then sections (`[Sample Setup]`, `[Raw Data]`,
 `[Amplification Data]`, `[Results]`, ...), each a tab-separated table. Only `[Results]` holds
-Cq values; `[Sample Setup]` is used to notice a truncated export. Numbers carry thousands
+Cq values; `[Sample Setup]` is used to notice a truncated export; `[Amplification Data]`, where
+the export has it, gives each well's Delta Rn (Rn where Delta Rn is missing) per cycle. Numbers carry thousands
 separators (`1,250.000`), a missing Cq is `Undetermined`, and the per-target standard-curve fit
 (Y-Intercept, R(superscript 2), Slope, Efficiency) is repeated on every row. The 7500 and StepOne
 software spell the Cq column `Cт` with a Cyrillic т, and name wells `A1` in the `Well` column.
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from qpcr.model import QpcrPlate
+from qpcr.model import QpcrPlate, no_amplification
 from qpcr.readers._common import (
     CQ_COLUMN_NAMES,
     RELATIVE_QUANTIFICATION_ADVICE,
@@ -39,6 +40,7 @@ from qpcr.readers._common import (
     list_columns,
     normalise_well,
     parse_bool,
+    parse_number,
     parse_vendor_time,
     read_text,
     run_id,
@@ -109,6 +111,7 @@ def read(path: Path) -> QpcrPlate:
             f"experiment type '{experiment_type}': Cq values are read, the calls are not"
         )
     warnings += unknown_tasks_warning(table.raw_tasks())
+    amplification, measure = _amplification(path, export, _plate_columns(export.header))
     return QpcrPlate(
         instrument_format=fmt,
         run_id=run_id(fmt, _identity(export.header, path), _run_end(export.header)),
@@ -121,7 +124,48 @@ def read(path: Path) -> QpcrPlate:
         run_started=None,  # these exports record only the run end time
         instrument_curves=table.curves(warnings),
         warnings=warnings,
+        amplification=amplification,
+        amplification_measure=measure,
     )
+
+
+def _amplification(path: Path, export: _Export, columns: int) -> tuple[pd.DataFrame, str]:
+    """The `[Amplification Data]` section as (AMPLIFICATION_COLUMNS frame, measure name); an
+    empty frame and "" when the export was saved without it."""
+    lines = export.sections.get("amplification data")
+    if not lines or len(lines) < 2:
+        return no_amplification(), ""
+    table = _Table.parse(lines)
+    cycle, target = table.column("Cycle"), table.column("Target Name", "Target", "Detector")
+    delta, rn = table.column("Delta Rn", "dRn"), table.column("Rn")
+    signal = delta if delta is not None else rn
+    if cycle is None or target is None or signal is None:
+        raise format_error(
+            path,
+            "[Amplification Data] lacks a Cycle, Target Name or Rn / Delta Rn column; its "
+            f"columns are: {list_columns(table.header)}",
+            "Export again with the amplification data complete, or without it",
+        )
+    names = {"position": table.column("Well Position"), "well": table.column("Well")}
+    rows = []
+    for number, row in enumerate(table.rows):
+        value, cycle_number = (
+            parse_number(table.cell(row, signal)),
+            parse_number(table.cell(row, cycle)),
+        )
+        if value is None or cycle_number is None:
+            raise format_error(
+                path,
+                f"[Amplification Data] row {number + 1} has no number in its cycle or "
+                f"fluorescence cell ({table.cell(row, cycle)!r}, {table.cell(row, signal)!r})",
+                "Copy or export the file again",
+            )
+        rows.append({
+            "well": table._position(path, row, names, columns),
+            "target": table.cell(row, target), "cycle": int(cycle_number), "fluorescence": value,
+        })  # fmt: skip
+    measure = "Delta Rn" if delta is not None else "Rn"
+    return pd.DataFrame(rows, columns=list(no_amplification().columns)), measure
 
 
 def quantstudio_run_id(experiment_file: str, run_end_text: str, fmt: str = QUANTSTUDIO_TEXT) -> str:

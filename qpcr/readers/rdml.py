@@ -43,6 +43,9 @@ rdmlpython is imported inside `read` only: it pulls in scipy.stats and matplotli
 which a batch of other formats should not pay. `sniff` therefore stays on the standard library
 and reads at most the first 4 KiB: it only looks for the `<rdml` root.
 
+The amplification curves (`data/adp`: cycle and fluorescence, as the instrument wrote them, raw
+or baseline-corrected) are kept per well and target in `QpcrPlate.amplification`.
+
 run_id: `rdml:<experiment id>/<run id>[+<run id>...]@<run date>` (date left out when absent).
 """
 
@@ -57,7 +60,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from qpcr.model import QpcrFormatError, QpcrPlate
+import pandas as pd
+
+from qpcr.model import AMPLIFICATION_COLUMNS, QpcrFormatError, QpcrPlate
 from qpcr.readers._common import (
     Probe,
     format_error,
@@ -361,6 +366,7 @@ def _plate(path: Path, document: Any, as_written: list[_AsWritten], no_dye: set[
     warnings: list[str] = []
     runs = _analysed_runs(path, document, as_written, warnings)
     rows = []
+    curves: list[dict[str, object]] = []
     end_of_run_ntcs = 0
     for run in runs:
         for react, react_id, quantities in zip(
@@ -377,6 +383,7 @@ def _plate(path: Path, document: Any, as_written: list[_AsWritten], no_dye: set[
                 row["reporter"] = dye
                 row["target"] = _target_name(str(row["target"]), dye)
                 rows.append(row)
+                curves += _curve_rows(path, data, well, str(row["target"]))
                 end_of_run_ntcs += marked
     if end_of_run_ntcs:
         warnings.append(
@@ -395,7 +402,27 @@ def _plate(path: Path, document: Any, as_written: list[_AsWritten], no_dye: set[
         run_started=moment,
         instrument_curves=_target_efficiencies(document),
         warnings=warnings,
+        amplification=pd.DataFrame(curves, columns=list(AMPLIFICATION_COLUMNS)).astype(
+            {"cycle": "int64", "fluorescence": float}
+        ),
+        amplification_measure="fluorescence" if curves else "",
     )
+
+
+def _curve_rows(path: Path, data: dict[str, Any], well: str, target: str) -> list[dict]:
+    """The reaction's amplification data points (`adp`: cycle, fluorescence) as
+    AMPLIFICATION_COLUMNS rows."""
+    rows = []
+    for point in data.get("adps") or []:
+        cycle, fluorescence = parse_number(point[0]), parse_number(point[1])
+        if cycle is None or fluorescence is None:
+            raise format_error(
+                path, f"well {well}, {target}: an amplification point is not a number ({point[:2]})",
+                _ACTION,
+            )  # fmt: skip
+        rows.append({"well": well, "target": target, "cycle": int(cycle),
+                     "fluorescence": fluorescence})  # fmt: skip
+    return rows
 
 
 def _analysed_runs(
@@ -410,7 +437,7 @@ def _analysed_runs(
                 id=element["id"] or "",
                 instrument=(element["instrument"] or "").strip(),
                 run_date=(element["runDate"] or "").strip(),
-                reacts=element.getreactjson(curves=False)["reacts"],
+                reacts=element.getreactjson(curves=True)["reacts"],
                 written=next(written),
             )
             if any("cq" in data for react in run.reacts for data in react["datas"]):

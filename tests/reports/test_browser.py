@@ -83,7 +83,8 @@ def test_report_opens_offline_without_errors_and_draws_every_plot(browser, repor
     check = inspect(browser, reports[page])
     assert check.errors == []
     assert all(url.startswith("file://") for url in check.requested), check.requested
-    assert check.plots >= 1 and check.undrawn == []
+    # the demo's two plates are too few runs for a Levey-Jennings chart: qc.html lists them
+    assert check.plots >= (0 if page == "qc" else 1) and check.undrawn == []
     assert not png_is_blank(check.screenshot)
 
 
