@@ -8,8 +8,7 @@ without Chromium, except in CI (`CI` set), where they fail: CI installs Debian's
 
 A plot is an ``<svg class="plot">`` named by its aria-label. It is drawn when it is at least
 100 px wide and high and holds data marks: an element whose id starts with ``data-`` (the gid of
-a matplotlib artist, `pipelines.reports.plots.data_gid`) that is an image or holds shapes, or, in
-the hand-built SVG charts, a ``.point`` or ``path.series``.
+a matplotlib artist, `pipelines.reports.plots.data_gid`) that is an image or holds shapes.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ DRAWN_PLOTS_JS = """(() => {
   const plots = [...document.querySelectorAll('svg.plot')];
   const marked = svg => [...svg.querySelectorAll('[id^="data-"]')].filter(
     el => el.tagName === 'image' || el.querySelector('path, use, image, rect, circle, polygon')
-  ).length + svg.querySelectorAll('.point, path.series').length;
+  ).length;
   const undrawn = plots.filter(svg => {
     const box = svg.getBoundingClientRect();
     return box.width < 100 || box.height < 100 || marked(svg) === 0;

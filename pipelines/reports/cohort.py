@@ -7,33 +7,38 @@ from html import escape
 
 import duckdb
 
-from pipelines.reports import html
+from pipelines.reports import html, patient_figures
 from pipelines.reports.figures import LeftOut
-from pipelines.reports.svg import PALETTE, Chart, Series
+from pipelines.reports.patient_figures import Layer
+from pipelines.reports.plots import COLOURS, svg
 
-DAY = "study day (0 = infusion)"
+KINETICS_TITLE = "CAR transgene copies per ug gDNA, all patients"
 
 
 def kinetics_overview(
     con: duckdb.DuckDBPyConnection, car_targets: list[str], left_out: LeftOut
 ) -> str:
     copies = con.execute(
-        "SELECT patient_id, study_day, copies_per_ug FROM car_copies "
-        "WHERE reportable AND NOT below_loq AND copies_per_ug > 0 AND study_day >= 0 "
+        "SELECT patient_id, study_day, timepoint, copies_per_ug AS value FROM car_copies "
+        "WHERE reportable AND NOT below_loq AND copies_per_ug > 0 AND isfinite(copies_per_ug) "
+        "AND study_day >= 0 "
         "AND list_contains(?, target) "
         "ORDER BY patient_id, study_day", [car_targets],
     ).fetchdf()  # fmt: skip
     if copies.empty:
         return html.section("CAR-T kinetics", html.absent("No CAR qPCR results yet."))
-    series = [
-        Series(patient, list(zip(group["study_day"].astype(float), group["copies_per_ug"],
-                                 strict=True)), color=PALETTE[i % len(PALETTE)])
+    layers = [
+        Layer(patient, group, colour=COLOURS[i % len(COLOURS)])
         for i, (patient, group) in enumerate(copies.groupby("patient_id", sort=True))
-    ]  # fmt: skip
-    chart = left_out.chart(Chart(
-        title="CAR transgene copies per ug gDNA, all patients", x_label=DAY,
-        y_label="copies / ug gDNA (log)", log_y=True, series=series,
-    ), "no quantified sample after infusion yet", height=360)  # fmt: skip
+    ]
+    chart = left_out.figure(
+        KINETICS_TITLE,
+        bool(layers),
+        lambda: svg(patient_figures.time_series(
+            KINETICS_TITLE, "copies / ug gDNA (log)", layers, y_axis=None
+        ), KINETICS_TITLE),
+        "no quantified sample after infusion yet",
+    )  # fmt: skip
     nca = con.execute(
         "SELECT patient_id, cmax_copies_per_ug, tmax_day, auc_0_28, tlast_day, "
         "persistence_status, cmax_car_cells_per_ul, tmax_car_cells_day "

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipelines.reports import html
-from pipelines.reports.svg import Chart, has_points, render
 
 
 @dataclass
@@ -20,14 +19,6 @@ class LeftOut:
     """The charts left out of the pages of one recompute, one line each."""
 
     lines: list[str] = field(default_factory=list)
-
-    def chart(self, chart: Chart, why: str, height: int = 300) -> str:
-        """The chart as SVG, or the note saying it was not drawn and `why`."""
-        if has_points(chart):
-            return render(chart, height=height)
-        line = f"{chart.title}: not drawn, {why}."
-        self.lines.append(line)
-        return html.absent(line)
 
     def figure(self, title: str, has_data: bool, draw: Callable[[], str], why: str) -> str:
         """A matplotlib figure (`pipelines.reports.plots`): `draw()`'s markup when there is

@@ -1,9 +1,9 @@
 """Figures drawn with matplotlib and embedded in the report pages as inline SVG.
 
 matplotlib is the plotting library of the pages: it draws static figures with no script and no
-server, so a page stays one self-contained file that opens offline and prints. It also draws what
-the hand-built SVG writer (`pipelines.reports.svg`) cannot: a density plot of 100,000 events, a
-log-scaled standard curve with its fit, a plate map. The pyplot state machine is never used: each
+server, so a page stays one self-contained file that opens offline and prints, and it draws what
+a hand-built SVG writer could not: a density plot of 100,000 events, a log-scaled standard curve
+with its fit, a plate map. The pyplot state machine is never used: each
 figure is a `matplotlib.figure.Figure` made here and closed by being garbage, so rendering is
 thread-safe and needs no display.
 

@@ -189,7 +189,6 @@ def test_kinetics_come_from_the_repeat_only(lab, runs):
     assert runs["repeat"] in derived_from and runs["first"] not in derived_from
 
 
-
 def test_the_patient_page_charts_reportable_results_and_lists_the_replaced_ones(lab, runs):
     page = (lab.root / "reports" / "patient_P701.html").read_text()
     replaced = page.split("Measured again: not reportable", 1)[1].split("</table>", 1)[0]
