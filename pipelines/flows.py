@@ -289,12 +289,10 @@ OUTCOME_WORDS = {
 """A file's outcome in the run's table artifact, in the command line's words."""
 
 
-def _publish(outcomes: list[FileOutcome], home: LabHome, title: str, build_docs: bool) -> None:
-    """The run summary artifact, the ledger export and the Data Docs link.
-
-    Rebuilding Data Docs takes longer as validation history grows (0.7 s at the first file,
-    3 s at the 21st), so single-file runs from the watcher link the docs and sweeps rebuild them.
-    """
+def _publish(outcomes: list[FileOutcome], home: LabHome, title: str) -> None:
+    """The run summary artifact, the ledger export and the Data Docs index with its link. The
+    index is cartflow's own page (`validation.docs`), cheap to rewrite, so a file the watcher
+    takes alone is listed at once, as a sweep's files are."""
     _step(PUBLISHING, "run summary, ledger export, Data Docs")
     processor = processor_for(home)
     processor.export_ledger()
@@ -314,7 +312,7 @@ def _publish(outcomes: list[FileOutcome], home: LabHome, title: str, build_docs:
         rows = [{"file": "(none)", "outcome": "inbox empty"}]
     create_table_artifact(key="ingest-summary", table=rows, description=title)
     docs = processor.validator.docs_index
-    if build_docs and any(o.status in (INGESTED, QUARANTINED) for o in outcomes):
+    if any(o.status in (INGESTED, QUARANTINED) for o in outcomes):
         docs = processor.validator.build_docs()
     if docs.exists():
         create_link_artifact(
@@ -388,7 +386,7 @@ def ingest_file(path: str, home: str | None = None) -> State | list[FileOutcome]
         _step,
     )  # fmt: skip
     title = f"cartflow ingest of {Path(path).name}"
-    _after_the_files("run summary", lambda: _publish(outcomes, lab, title, build_docs=False))
+    _after_the_files("run summary", lambda: _publish(outcomes, lab, title))
     _after_the_files("derived tables and reports", lambda: _derive(lab, outcomes, False))
     return final_state(outcomes)
 
@@ -417,7 +415,7 @@ def process_inbox(
             _log_recovery, _step,
         )  # fmt: skip
         title = f"cartflow sweep of {len(files)} file(s)"
-        _after_the_files("run summary", lambda: _publish(outcomes, lab, title, build_docs=True))
+        _after_the_files("run summary", lambda: _publish(outcomes, lab, title))
         _after_the_files(
             "derived tables and reports", lambda: _derive(lab, outcomes, recompute_all)
         )

@@ -64,13 +64,17 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
     if lost:
         console.print(f"CAR persistence lost: {', '.join(lost)}")
     quarantined = con.execute(
-        "SELECT original_name, reason FROM ingest_log WHERE status = 'quarantined'"
+        "SELECT q.original_name, q.reason, r.original_name FROM ingest_log q "
+        "LEFT JOIN ingest_log r ON r.sha256 = q.resolved_by "
+        "WHERE q.status = 'quarantined' ORDER BY q.original_name"
     ).fetchall()
-    for name, reason in quarantined:
+    for name, reason, repeat in quarantined:
         expected = (
             " (expected: the demo's failing plate)" if name in demo.expected_quarantined else ""
         )
         console.print(f"quarantined{expected}: {escape(shown(name))}\n  {escape(shown(reason))}")
+        if repeat:
+            console.print(f"  resolved by the repeat {escape(shown(repeat))}, which passed QC")
     console.print(
         f"reports: {home.reports} (cohort.html, qc.html, one page per patient and per qPCR run)\n"
         f"tables: {home.warehouse}\n"
