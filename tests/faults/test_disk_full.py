@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pipelines.home import LabHome
@@ -66,7 +67,9 @@ def test_a_full_disk_fails_cleanly_and_the_next_run_takes_every_file(
 ) -> None:
     """Whatever the disk refuses first (the ledger, the raw store, a Parquet file, the
     validation results), no traceback, exit status 1, every file not taken is in the inbox and
-    not claimed, no temporary file; then, with space again, every file is taken once."""
+    held by no live claim (a disk too full for the ledger may keep the claim of the run, which has
+    ended: the next run takes it over), no temporary file; then, with space again, every file is
+    taken once."""
     home = LabHome(small_disk / "lab").ensure()
     (home.root / "cartflow.toml").write_text("[qpcr]\ndefault_dna_input_ng = 200\n")
     Processor(home).validator.warm_up()  # the lab home as a running lab has it
@@ -86,7 +89,9 @@ def test_a_full_disk_fails_cleanly_and_the_next_run_takes_every_file(
         assert "cartflow: cannot go on" in full.stderr and "ledger" in full.stderr, output
     assert sum(p.exists() for p in plates) == 3 - len(taken)
     assert list(home.root.rglob("*.tmp")) == []
-    assert "processing" not in _statuses(home)
+    # a claim the full disk kept the run from releasing names the run's process, now gone: the
+    # next run takes it over (below); no live claim holds a file
+    assert all(not psutil.pid_exists(pid) for pid in _claim_pids(home)), output
 
     os.remove(filler)
     again = cartflow(prefect_api, "run", "--home", str(home.root))
@@ -97,6 +102,16 @@ def test_a_full_disk_fails_cleanly_and_the_next_run_takes_every_file(
     with sqlite3.connect(home.ledger_path) as db:
         events = db.execute("select count(*) from events where status = 'ingested'").fetchone()
     assert events == (3,)
+
+
+def _claim_pids(home: LabHome) -> list[int]:
+    """The processes named by the claims still in the ledger (files left `processing`)."""
+    if not home.ledger_path.exists():
+        return []
+    with sqlite3.connect(f"file:{home.ledger_path}?mode=ro&immutable=1", uri=True) as db:
+        return [
+            pid for (pid,) in db.execute("select claim_pid from files where status = 'processing'")
+        ]
 
 
 def _statuses(home: LabHome) -> set[str]:

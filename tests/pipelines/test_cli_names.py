@@ -48,7 +48,7 @@ def test_each_outcome_line_shows_the_name_escaped(status, monkeypatch):
     outcome = SimpleNamespace(
         status=constant, name=FORGED, reason=f"because {FORGED}", kind="qpcr",
         instrument_format="quantstudio-text", partitions=[("P001", "BL")], rows={"car_copies": 3},
-        supersedes=FORGED if status == "ingested" else None,
+        supersedes=FORGED if status == "ingested" else None, action=None,
     )  # fmt: skip
     printed = io.StringIO()
     monkeypatch.setattr(cli, "console", Console(file=printed, highlight=False, soft_wrap=True))

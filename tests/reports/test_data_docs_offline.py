@@ -9,9 +9,11 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipelines.demo.qpcr_plates import FAILING_CURVES
+from pipelines.hashing import sha256_of
 from pipelines.home import LabHome
 from pipelines.ingest import INGESTED, QUARANTINED, Processor
 from tests.browser import inspect, png_is_blank
@@ -20,6 +22,9 @@ from validation import docs
 
 PASSING = "2026-05-01_CAR-qPCR_plateA.txt"
 FAILING = "2026-05-02_CAR-qPCR_plateB inhibited.txt"
+MISLABELLED = "2026-05-02_plateB relabelled PASS.txt"
+"""The failing plate's run rows with their verdict set to PASS: the suite's own check of a passing
+run's efficiency fails them, a real GX failure for the docs to show."""
 SWEPT = ("2026-05-03_plateC.txt", "2026-05-03_plateD.txt")
 WEB_ADDRESS = re.compile(r"https?://", re.IGNORECASE)
 COMMENTS = re.compile(r"<!--.*?-->|/\*.*?\*/", re.DOTALL)
@@ -27,15 +32,20 @@ COMMENTS = re.compile(r"<!--.*?-->|/\*.*?\*/", re.DOTALL)
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> LabHome:
-    """A passing plate and a failing one taken one by one, then two plates validated as one
-    batch (as a sweep does), and the docs' index built."""
+    """A passing plate and a failing one taken one by one, the failing plate's run rows
+    mislabelled PASS and validated (GX fails them), then two plates validated as one batch (as
+    a sweep does), and the docs' index built."""
     home = LabHome(tmp_path_factory.mktemp("docs-lab")).ensure()
     (home.root / "cartflow.toml").write_text("[qpcr]\ndefault_dna_input_ng = 200\n")
     processor = Processor(home)
     passing = qpcr_plate(home.inbox / PASSING, "P101", "DOCS-A")
     failing = qpcr_plate(home.inbox / FAILING, "P102", "DOCS-B", curves=FAILING_CURVES)
     assert processor.process(passing).status == INGESTED
+    failing_sha256 = sha256_of(failing)
     assert processor.process(failing).status == QUARANTINED
+    runs = pd.concat(pd.read_parquet(p) for p in (home.warehouse / "qpcr_runs").rglob("*.parquet"))
+    relabelled = runs[runs["source_sha256"] == failing_sha256].assign(qc_verdict="PASS")
+    assert not processor.validator.validate("qpcr_runs", relabelled, MISLABELLED).success
     swept = [qpcr_plate(home.inbox / n, f"P10{i + 3}", f"DOCS-{n}") for i, n in enumerate(SWEPT)]
     prepared = [processor.prepare(path, "sweep-1") for path in swept]
     checks = processor.validate(prepared)
@@ -60,6 +70,7 @@ def test_every_run_is_named_after_its_file_in_the_docs_and_in_gx(lab: LabHome) -
     names = {s["run_name"] for s in _summaries(lab)}
     assert f"{PASSING} (qpcr_runs)" in names
     assert f"{FAILING} (qpcr_runs)" in names
+    assert f"{MISLABELLED} (qpcr_runs)" in names
     assert f"{SWEPT[0]} and 1 more files (car_copies)" in names
     stored = {
         p.name for p in (lab.gx / "gx" / "uncommitted" / "validations" / "qpcr_runs").iterdir()
@@ -78,20 +89,20 @@ def test_the_index_lists_runs_newest_first_with_their_verdict(lab: LabHome) -> N
     assert times == sorted(times, reverse=True)
     for _, href, _ in rows:
         assert (lab.gx / "docs" / href).is_file()
-    failed_row = next(r for r in index.split("<tr>") if f"{FAILING} (qpcr_runs)" in r)
+    failed_row = next(r for r in index.split("<tr>") if f"{MISLABELLED} (qpcr_runs)" in r)
     assert docs.FAILED in failed_row
     passed_row = next(r for r in index.split("<tr>") if f"{PASSING} (qpcr_runs)" in r)
     assert docs.PASSED in passed_row and "0 of " in passed_row
 
 
 def test_a_failed_run_page_names_the_broken_rule_with_what_was_observed(lab: LabHome) -> None:
-    page = _page_of(lab, f"{FAILING} (qpcr_runs)").read_text()
-    assert docs.FAILED in page and FAILING in page
+    page = _page_of(lab, f"{MISLABELLED} (qpcr_runs)").read_text()
+    assert docs.FAILED in page and MISLABELLED in page
     rows = page.split("<tbody>")[2].split("</tr>")
     failed = [r for r in rows if docs.FAILED in r]
     assert rows[: len(failed)] == failed  # failures come first
     [efficiency] = [r for r in failed if "efficiency_pct" in r]
-    assert "amplification efficiency within 90-110 %" in efficiency
+    assert "a run that passed QC has its amplification efficiency within 90-110 %" in efficiency
     assert "min_value = 90" in efficiency and "max_value = 110" in efficiency
     assert re.search(r"1 row\(s\) failed, e\.g\. 7\d\.\d+", efficiency)
     assert docs.PASSED in page  # the rules it met are listed too
@@ -150,7 +161,7 @@ def test_docs_open_offline_and_request_nothing_else(
     page = (
         lab.gx / "docs" / docs.INDEX
         if which == "index"
-        else _page_of(lab, f"{FAILING} (qpcr_runs)")
+        else _page_of(lab, f"{MISLABELLED} (qpcr_runs)")
     )
     shot = tmp_path / f"{which.replace(' ', '_')}.png"
     check = inspect(browser, page, shot)
