@@ -65,7 +65,7 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
         console.print(f"CAR persistence lost: {', '.join(lost)}")
     quarantined = con.execute(
         "SELECT q.original_name, q.reason, r.original_name FROM ingest_log q "
-        "LEFT JOIN ingest_log r ON r.sha256 = q.resolved_by "
+        "LEFT JOIN ingest_log r ON r.source_sha256 = q.resolved_by "
         "WHERE q.status = 'quarantined' ORDER BY q.original_name"
     ).fetchall()
     for name, reason, repeat in quarantined:

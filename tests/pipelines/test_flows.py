@@ -3,6 +3,7 @@ the command line, idempotency, supersession and bad input."""
 
 from __future__ import annotations
 
+import io
 import json
 import stat
 from datetime import datetime
@@ -270,3 +271,19 @@ def test_query_and_status_commands(demo_lab):
     assert bad.exit_code == 2
     status = CliRunner().invoke(app, ["status", "--home", str(home.root)])
     assert status.exit_code == 0 and FAILING_PLATE in " ".join(status.output.split())
+
+
+def test_demo_summary_says_the_failed_plate_was_resolved_by_its_repeat(demo_lab):
+    from rich.console import Console
+
+    from pipelines.demo.summary import print_summary
+
+    home, demo, _ = demo_lab
+    printed = io.StringIO()
+    print_summary(Console(file=printed, width=400), home, demo)
+    lines = printed.getvalue().splitlines()
+    [at] = [i for i, line in enumerate(lines) if line.startswith("quarantined")]
+    assert FAILING_PLATE in lines[at] and "expected" in lines[at]
+    [resolved] = [line.strip() for line in lines[at:] if "resolved by" in line]
+    assert resolved.startswith("resolved by the repeat ") and resolved.endswith("passed QC")
+    assert "_repeat" in resolved
