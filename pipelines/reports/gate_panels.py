@@ -263,10 +263,9 @@ def draw_gate_plot(gating: Gating, plot: GatePlot) -> str:
     )
     rows = drawn_rows(parent)
     values = axis_values(gating, axes_spec, rows, gate_matrix_ref(strategy, plot.gate))
-    figure = new_figure(3.5, 3.4)
+    figure = new_figure(3.5, 3.4, fixed_margins=True)
     # fixed margins rather than the constrained layout: every plot has the same labels, and
     # laying out is half of a plot's drawing time
-    figure.set_layout_engine("none")
     axes = styled(figure.add_axes((0.25, 0.24, 0.71, 0.63)))
     _intensity_ticks(axes, strategy, axes_spec)
     limits = [_limits(values[:, k], _gate_extent(strategy, plot.gate, a.dimension), a.transform_ref)

@@ -192,10 +192,9 @@ def time_series(
     """Layers over study days: linear from 0 (`y_axis`) or, when None, log in whole decades;
     `references` are dashed horizontal lines (value, legend text), `spans` shaded day ranges."""
     legend = len(layers) > 1 or references or spans or any(layer.open_marker for layer in layers)
-    figure = new_figure(WIDTH_IN, HEIGHT_IN)
+    figure = new_figure(WIDTH_IN, HEIGHT_IN, fixed_margins=True)
     # fixed margins (room for the legend on the right): the constrained layout would measure
     # every label once more, which costs as much as drawing the figure
-    figure.set_layout_engine("none")
     right = LEGEND_WIDTH_IN if legend else 0.2
     axes = styled(figure.add_axes((
         MARGIN_LEFT_IN / WIDTH_IN, MARGIN_BOTTOM_IN / HEIGHT_IN,
@@ -310,10 +309,9 @@ def cytokine_panels(
     rows = math.ceil(len(analytes) / PANEL_COLUMNS)
     columns = min(PANEL_COLUMNS, len(analytes))
     height = PANEL_HEIGHT_IN * rows + PANEL_TOP_IN + PANEL_BOTTOM_IN
-    figure = new_figure(WIDTH_IN, height)
+    figure = new_figure(WIDTH_IN, height, fixed_margins=True)
     # fixed margins instead of the constrained layout: laying out ten panels' labels costs more
     # than drawing them, and the grid's margins are known in advance
-    figure.set_layout_engine("none")
     margins = {
         "left": 0.75 / WIDTH_IN, "right": 1 - 0.15 / WIDTH_IN, "top": 1 - PANEL_TOP_IN / height,
         "bottom": PANEL_BOTTOM_IN / height, "hspace": 0.75, "wspace": 0.3,

@@ -50,10 +50,15 @@ PASS_COLOUR, FAIL_COLOUR, WARN_COLOUR = "#1b7a1b", "#b00020", "#a06000"
 _gid_numbers = itertools.count()
 
 
-def new_figure(width_in: float, height_in: float) -> Figure:
-    """A blank figure in the reports' style, sized in inches at 100 px per inch."""
+def new_figure(width_in: float, height_in: float, fixed_margins: bool = False) -> Figure:
+    """A blank figure in the reports' style, sized in inches at 100 px per inch. Laid out by
+    matplotlib's constrained layout, or with `fixed_margins` by the caller placing its axes:
+    a figure with a layout engine (even one switched off afterwards) is drawn twice on saving,
+    once to lay it out, which doubles the cost of the many small plots of a gating page."""
     with mpl.rc_context(STYLE):
-        return Figure(figsize=(width_in, height_in), layout="constrained")
+        return Figure(
+            figsize=(width_in, height_in), layout=None if fixed_margins else "constrained"
+        )
 
 
 def styled(axes: Axes) -> Axes:
