@@ -335,6 +335,7 @@ def derive_task(home: LabHome, patients: list[str] | None) -> list[str]:
     fault_point(DERIVE)
     outcome = recompute_patients(home, chosen, processor.validator)
     processor.ledger.derived(chosen)
+    processor.validator.build_docs()  # the derived tables' validation runs join the index
     logger = get_run_logger()
     for failure in outcome.failures:
         logger.warning("derived table not written: %s", failure)

@@ -287,3 +287,10 @@ def test_demo_summary_says_the_failed_plate_was_resolved_by_its_repeat(demo_lab)
     [resolved] = [line.strip() for line in lines[at:] if "resolved by" in line]
     assert resolved.startswith("resolved by the repeat ") and resolved.endswith("passed QC")
     assert "_repeat" in resolved
+
+
+def test_data_docs_index_lists_the_files_and_the_derived_tables_of_the_sweep(demo_lab):
+    home, _, _ = demo_lab
+    index = (home.gx / "docs" / "index.html").read_text(encoding="utf-8")
+    assert "(qpcr_runs)" in index and "(flow_populations)" in index
+    assert "derived (car_kinetics)" in index
