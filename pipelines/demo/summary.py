@@ -76,7 +76,7 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
         if repeat:
             console.print(f"  resolved by the repeat {escape(shown(repeat))}, which passed QC")
     console.print(
-        f"reports: {home.reports} (cohort.html, qc.html, one page per patient and per qPCR run)\n"
+        f"reports: {home.reports} (cohort.html, qc.html, one page per patient, per flow tube and per qPCR run)\n"
         f"tables: {home.warehouse}\n"
         'query them, e.g.: cartflow query "select patient_id, timepoint, copies_per_ug '
         'from car_copies order by patient_id, study_day"'
