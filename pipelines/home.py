@@ -60,6 +60,11 @@ class LabHome:
     def raw(self) -> Path:
         return self.root / "raw"
 
+    def raw_copy(self, sha256: str) -> Path | None:
+        """The kept bytes of a file in the raw store (`raw/<sha[:2]>/<sha><ext>`), or None if
+        they are missing."""
+        return next(iter(sorted((self.raw / sha256[:2]).glob(f"{sha256}*"))), None)
+
     @property
     def warehouse(self) -> Path:
         return self.root / "warehouse"

@@ -454,16 +454,15 @@ class Processor:
     ) -> Prepared:
         """An ingested file computed again from its raw-store bytes, with the ledger's manifest
         and the `corrected` entries; a Rejection says which file cannot be re-filed."""
-        matches = [p for p in (self.home.raw / record.sha256[:2]).glob(f"{record.sha256}*")
-                   if not p.name.startswith(".")]  # fmt: skip
-        if not matches:
+        kept = self.home.raw_copy(record.sha256)
+        if kept is None:
             raise Rejection(
                 f"correction cannot be applied: {record.original_name} is not in the raw store "
                 "(cartflow verify says more); nothing was changed",
                 MANIFEST, "sample-manifest",
             )  # fmt: skip
         resolver = self.resolver(corrected)
-        with _under_original_name(matches[0], record.original_name) as readable:
+        with _under_original_name(kept, record.original_name) as readable:
             try:
                 recognised = recognise(readable)
                 return self._computed(

@@ -134,11 +134,6 @@ def page_key(tube: Tube, settings: FlowSettings) -> str:
     return digest.hexdigest()[:32]
 
 
-def raw_file(home: LabHome, sha256: str) -> Path | None:
-    """The file's bytes in the raw store (`raw/<sha[:2]>/<sha>.<ext>`), or None if missing."""
-    return next(iter(sorted((home.raw / sha256[:2]).glob(f"{sha256}*"))), None)
-
-
 def tube_page(
     home: LabHome, tube: Tube, settings: FlowSettings, key: str, left_out: LeftOut
 ) -> str:
@@ -146,7 +141,7 @@ def tube_page(
     cannot be gated again gets a page saying why (and no key, so it is tried again)."""
     title = f"Gating of flow tube {names.shown(tube.original_name)}"
     back = f'<p><a href="../patient_{escape(tube.patient)}.html">Patient {escape(tube.patient)}</a></p>'
-    raw = raw_file(home, tube.sha256)
+    raw = home.raw_copy(tube.sha256)
     if raw is None:
         why = "its bytes are missing from the raw store (run cartflow verify)"
         left_out.lines.append(f"{tube.original_name}: gating plots not drawn, {why}.")
