@@ -29,7 +29,7 @@ from pipelines.derived.results import copies_results
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
 from pipelines.ledger import Ledger, Output
-from pipelines.reports import write_cohort_reports, write_patient_report
+from pipelines.reports import write_cohort_reports, write_patient_reports
 from pipelines.reports.figures import LeftOut
 from pipelines.settings import Settings
 from pipelines.warehouse import conform, connect, write_source, write_whole_table
@@ -281,7 +281,7 @@ def recompute_patients(
             outcome.rows[output.table_name] = outcome.rows.get(output.table_name, 0) + output.rows
     written = connect(home.warehouse)  # sees what was just written
     left_out = LeftOut()
-    outcome.reports = [write_patient_report(home, patient, written, left_out) for patient in chosen]
+    outcome.reports = write_patient_reports(home, chosen, written, left_out)
     outcome.reports.extend(write_cohort_reports(home, written, left_out))
     outcome.notes = left_out.lines
     outcome.seconds = time.perf_counter() - started

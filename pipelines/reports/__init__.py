@@ -27,30 +27,35 @@ def patient_report_path(home: LabHome, patient: str) -> Path:
     return home.reports / f"patient_{patient}.html"
 
 
-def write_patient_report(
-    home: LabHome, patient: str, con: duckdb.DuckDBPyConnection | None = None,
+def write_patient_reports(
+    home: LabHome, patients: list[str], con: duckdb.DuckDBPyConnection | None = None,
     left_out: LeftOut | None = None,
-) -> Path:  # fmt: skip
-    """The patient's page, from `con` (a `connect` of the warehouse made after the last write)
+) -> list[Path]:  # fmt: skip
+    """The patients' pages, from `con` (a `connect` of the warehouse made after the last write)
     or a new connection: opening one costs ~0.15 s, so a recompute shares it between patients.
-    Charts left out for want of data are noted in `left_out`. The gating page of each of the
-    patient's flow tubes is written first where it is missing or stale (the patient page links
-    to them)."""
+    Charts left out for want of data are noted in `left_out`. The gating pages of the patients'
+    flow tubes that are missing or stale are written first, all together so that a backfill's
+    are drawn on every core (the patient pages link to them)."""
     con = con or connect(home.warehouse)
     left_out = left_out or LeftOut()
     settings, derived = Settings.load(home.root), DerivedSettings.load(home.root)
     rules = load_rules(derived.crs_rules_path(home.root))
-    tubes = patient_tubes(con, patient)
-    write_tube_pages(home, tubes, settings.flow, left_out)
-    page = patient_page(con, patient, settings, derived, rules, left_out, tubes)
-    return write_page(patient_report_path(home, patient), page)
+    tubes = {patient: patient_tubes(con, patient) for patient in patients}
+    write_tube_pages(home, [t for p in patients for t in tubes[p]], settings.flow, left_out)
+    return [
+        write_page(
+            patient_report_path(home, patient),
+            patient_page(con, patient, settings, derived, rules, left_out, tubes[patient]),
+        )
+        for patient in patients
+    ]
 
 
 def write_cohort_reports(
     home: LabHome, con: duckdb.DuckDBPyConnection | None = None, left_out: LeftOut | None = None
 ) -> list[Path]:
     """The cohort overview, the QC page and the pages of qPCR runs that are new or changed (from
-    `con` and into `left_out`, as `write_patient_report`)."""
+    `con` and into `left_out`, as `write_patient_reports`)."""
     con = con or connect(home.warehouse)
     left_out = left_out or LeftOut()
     settings = Settings.load(home.root)

@@ -37,6 +37,8 @@ a plot of 20,000 events shows the shape of a population as well as one of a mill
 tube's page quick to write and to open."""
 DENSITY_BINS = 128
 GATE_COLOUR = "#000000"
+PLOT_AREA = (0.25, 0.24, 0.71, 0.63)
+"""The axes' left, bottom, width and height in the figure: the same labels in every plot."""
 UNCOMPENSATED = (None, "uncompensated")
 ALL_EVENTS = "All events"
 
@@ -266,7 +268,7 @@ def draw_gate_plot(gating: Gating, plot: GatePlot) -> str:
     figure = new_figure(3.5, 3.4, fixed_margins=True)
     # fixed margins rather than the constrained layout: every plot has the same labels, and
     # laying out is half of a plot's drawing time
-    axes = styled(figure.add_axes((0.25, 0.24, 0.71, 0.63)))
+    axes = styled(figure.add_axes(PLOT_AREA))
     _intensity_ticks(axes, strategy, axes_spec)
     limits = [_limits(values[:, k], _gate_extent(strategy, plot.gate, a.dimension), a.transform_ref)
               for k, a in enumerate(axes_spec)]  # fmt: skip
@@ -285,7 +287,10 @@ def draw_gate_plot(gating: Gating, plot: GatePlot) -> str:
     if rows.size == 0:
         axes.text(0.5, 0.5, f"no events in {plot.title.split(' → ')[0]}", transform=axes.transAxes,
                   ha="center", va="center", color="#555555")  # fmt: skip
-    axes.set_title(textwrap.fill(plot.title, 42), loc="left", fontsize=9)
+    # placed in figure coordinates: an axes title is positioned by measuring every tick label
+    # (a fifth of a plot's drawing time)
+    figure.text(PLOT_AREA[0], PLOT_AREA[1] + PLOT_AREA[3] + 0.02, textwrap.fill(plot.title, 42),
+                fontsize=9, va="bottom")  # fmt: skip
     extra = extra_conditions(gating, plot.gate, axes_spec)
     drawn = f"{rows.size:,} of {plot.parent_count:,} parent events drawn"
     figure.text(0.01, 0.0, f"{extra}\n{drawn}" if extra else drawn, fontsize=7, color="#555555",

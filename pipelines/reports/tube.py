@@ -6,7 +6,8 @@ gated with the same engine, template and settings as at ingest, so the numbers o
 those of `flow_populations`. Drawing a tube takes seconds (the 19 gates of a T-cell tube about
 4 s on two cores), so a page is written only when it is missing or stale: its key (file hash,
 template content, flow settings, page layout) is kept in the page, and a page holding the
-current key is left as it is.
+current key is left as it is. Several stale pages (a nightly backfill) are drawn by one process
+per core (`PARALLEL_FROM`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from gating.analysis import gate_dataset, population_rows
 from gating.settings import FlowSettings
 from gating.templates import load_template
 from pipelines import names
-from pipelines.home import LabHome
+from pipelines.home import LabHome, under_original_name
 from pipelines.reports import html
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.gate_panels import (
@@ -42,6 +43,11 @@ KEY_MARK = "<!-- cartflow tube page key: {key} -->"
 KEY_SEARCH_CHARS = 8192
 """The key is written just after the page's head (its style sheet), well within this."""
 GRID = '<div style="display:flex;flex-wrap:wrap;gap:0 10px">'
+PARALLEL_FROM = 3
+"""Stale pages from which they are drawn by one process per core rather than here: a page costs
+about a second of CPU (reading and gating the file again, then matplotlib drawing ~20 plots, which
+holds the GIL), a process forked from the pipeline's fork server a few milliseconds once that
+server runs and a few seconds of imports to start it."""
 
 
 @dataclass(frozen=True)
@@ -105,15 +111,50 @@ def tube_links(tubes: Sequence[Tube]) -> str:
 def write_tube_pages(
     home: LabHome, tubes: list[Tube], settings: FlowSettings, left_out: LeftOut
 ) -> list[Path]:
-    """The gating page of every tube whose page is missing or stale; the pages written."""
+    """The gating page of every tube whose page is missing or stale; the pages written, in the
+    order of `tubes`. What could not be drawn is noted in `left_out`."""
+    stale = [
+        PageJob(home, tube, settings, key)
+        for tube in tubes
+        if KEY_MARK.format(key=(key := page_key(tube, settings)))
+        not in page_start(home.reports / tube_page_name(tube.sha256))
+    ]
     written = []
-    for tube in tubes:
-        path = home.reports / tube_page_name(tube.sha256)
-        key = page_key(tube, settings)
-        if KEY_MARK.format(key=key) in page_start(path):
-            continue
-        written.append(html.write_page(path, tube_page(home, tube, settings, key, left_out)))
+    for path, notes in _draw_all(stale):
+        written.append(path)
+        left_out.lines.extend(notes)
     return written
+
+
+@dataclass(frozen=True)
+class PageJob:
+    """One stale tube page to draw, as handed to a drawing process."""
+
+    home: LabHome
+    tube: Tube
+    settings: FlowSettings
+    key: str
+
+
+def _draw_all(jobs: list[PageJob]) -> list[tuple[Path, list[str]]]:
+    """`draw_page` of every job: here, or on one process per core when there are enough."""
+    # imported here: the runners import Prefect and Dask, seconds that `cartflow report` on a
+    # home whose pages are current need not pay
+    from pipelines.runtime.runners import local_processes, local_workers
+
+    workers = min(local_workers(), len(jobs))
+    if len(jobs) < PARALLEL_FROM or workers < 2:
+        return [draw_page(job) for job in jobs]
+    with local_processes(workers) as pool:
+        return list(pool.map(draw_page, jobs))
+
+
+def draw_page(job: PageJob) -> tuple[Path, list[str]]:
+    """Draw and write one tube's page; its path and the notes of what was left out."""
+    left_out = LeftOut()
+    path = job.home.reports / tube_page_name(job.tube.sha256)
+    html.write_page(path, tube_page(job.home, job.tube, job.settings, job.key, left_out))
+    return path, left_out.lines
 
 
 def page_start(path: Path) -> str:
@@ -146,11 +187,8 @@ def tube_page(
         why = "its bytes are missing from the raw store (run cartflow verify)"
         left_out.lines.append(f"{tube.original_name}: gating plots not drawn, {why}.")
         return html.page(title, [back, html.absent(f"Not drawn: {why}.")])
-    # imported here: the ingest engine imports the reports (through validation's docs)
-    from pipelines.ingest.processor import _under_original_name
-
     try:
-        with _under_original_name(raw, tube.original_name) as named:
+        with under_original_name(raw, tube.original_name) as named:
             sections = [dataset_section(dataset, tube, settings)
                         for dataset in read_fcs(named) if dataset.index + 1 in tube.panels]  # fmt: skip
     except (FlowFormatError, FlowTemplateError) as err:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 
 import dask
@@ -34,7 +35,7 @@ from pipelines.environment import (
     LOCAL_WORKERS,
     env_value,
 )
-from pipelines.runtime.memory import MALLOC_ENVIRON
+from pipelines.runtime.memory import MALLOC_ENVIRON, tune_malloc
 
 DEFAULT_LOCAL_CLUSTER_MIN_FILES = 12
 _WORKER_ENVIRON = "distributed.nanny.pre-spawn-environ"
@@ -115,6 +116,29 @@ def local_cluster_settings() -> Iterator[None]:
         stack.enter_context(dask.config.set({_START_METHOD: "forkserver"}))
         _preload_fork_server()
         yield
+
+
+@contextmanager
+def local_processes(count: int) -> Iterator[ProcessPoolExecutor]:
+    """`count` processes for CPU-bound work of the flow's own (drawing the gating pages), forked
+    from the fork server the local Dask workers come from: it has imported the pipeline once, so a
+    process costs milliseconds instead of the imports' seconds (the server is started here, with
+    the same preload, when no local cluster started it before). Each process gates with one
+    thread when they fill the cores, and takes the gating processes' malloc settings."""
+    with dask.config.set({_START_METHOD: "forkserver"}):
+        _preload_fork_server()
+        fork_server = get_mp_context()
+    threads = max(1, (os.cpu_count() or 1) // count)
+    with ProcessPoolExecutor(
+        max_workers=count, mp_context=fork_server, initializer=_start_process,
+        initargs=(threads,),
+    ) as pool:  # fmt: skip
+        yield pool
+
+
+def _start_process(threads: int) -> None:
+    os.environ.setdefault(GATING_THREADS.name, str(threads))
+    tune_malloc()
 
 
 def _preload_fork_server() -> None:

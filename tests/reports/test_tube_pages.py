@@ -18,7 +18,12 @@ from pipelines.home import LabHome
 from pipelines.ingest import Processor
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.gate_panels import MAX_EVENTS_DRAWN, gates_in_hierarchy_order
-from pipelines.reports.tube import patient_tubes, tube_page_name, write_tube_pages
+from pipelines.reports.tube import (
+    PARALLEL_FROM,
+    patient_tubes,
+    tube_page_name,
+    write_tube_pages,
+)
 from pipelines.settings import Settings
 from pipelines.warehouse import connect
 from tests.browser import inspect, png_is_blank
@@ -196,4 +201,20 @@ def test_a_tube_whose_bytes_are_gone_gets_a_page_saying_so(lab, flow, tmp_path):
     assert left_out.lines == [
         f"{tubes[0].original_name}: gating plots not drawn, its bytes are missing from the raw "
         "store (run cartflow verify)."
+    ]
+
+
+def test_pages_drawn_on_every_core_come_back_in_order_with_their_notes(lab, flow, tmp_path):
+    """Three stale pages are drawn by processes of their own (PARALLEL_FROM): each page is
+    returned in the tubes' order and what each left out reaches the run's notes."""
+    home = LabHome(tmp_path / "copy").ensure()
+    tubes = patient_tubes(connect(lab.warehouse), "P002")
+    assert len(tubes) >= PARALLEL_FROM
+    left_out = LeftOut()
+    pages = write_tube_pages(home, tubes, Settings.load(lab.root).flow, left_out)
+    assert pages == [tube_page(home, tube.sha256) for tube in tubes]
+    assert left_out.lines == [
+        f"{tube.original_name}: gating plots not drawn, its bytes are missing from the raw "
+        "store (run cartflow verify)."
+        for tube in tubes
     ]
