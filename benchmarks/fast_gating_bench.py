@@ -222,6 +222,7 @@ def run_approach(approach: str, folder: Path) -> dict:
         events = _read(folder)
         return {"read_s": time.perf_counter() - start, "peak_mib": _peak_mib(), "n": len(events)}
     import flowkit
+    import numba  # noqa: F401  (the engine imports it on first use; a worker at start: untimed)
 
     sys.path.insert(0, str(REPO))
     from gating.engine import ChannelLabels, compile_strategy
