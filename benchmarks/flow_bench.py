@@ -110,6 +110,7 @@ def measure(approach: str, path: Path) -> None:
     pandas' and FlowKit's lazy set-up, cartflow's logicle table), then time a second run, as a
     lab service's warm worker sees every later file; print JSON."""
     import flowkit  # noqa: F401  (import cost is not part of the time per file)
+    import numba  # noqa: F401  (the gating engine imports it on first use; a worker at start)
     import numpy  # noqa: F401
     import pandas  # noqa: F401
 

@@ -10,16 +10,13 @@ the one reader of `CARTFLOW_*` variables): a file in, typed tables out.
 - `gate_file(fcs, template)` -> populations for a scientist checking a template
 - `FlowSettings`, `flow_settings_from_dict(mapping)`
 - `compile_kernels()`: the numba kernels compiled into their cache (the install runs it)
+- `gating.engine`: the fast gating engine's front door (compile a strategy, apply it to events)
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from gating._compensation import compensate_rows
-from gating._fast_shapes import band_decision
-from gating._medians import population_medians
 from gating.analysis import FlowResult, analyse_fcs, gate_file
+from gating.engine import compile_kernels
 from gating.errors import FlowFormatError, FlowTemplateError
 from gating.fcs import FcsDataset, fcs_keywords, read_fcs, sniff
 from gating.panels import detect_panel, is_bead_array
@@ -43,15 +40,3 @@ __all__ = [
     "read_fcs",
     "sniff",
 ]
-
-
-def compile_kernels() -> None:
-    """Compile the numba kernels (compensation, range tests, medians) into numba's cache beside
-    their modules, on tiny inputs of every type the engine passes: compiling takes 10-20 s,
-    loading them afterwards a fraction of a second per process."""
-    for dtype in (">f4", "<f4", "<f8"):
-        events = np.zeros((3, 3), dtype=dtype)
-        for layout in (events, events[:, :2]):  # whole rows, or a file's buffer sliced
-            compensate_rows(layout, [0, 1], np.eye(2))
-    band_decision(np.zeros(3), 0.0, (0.0, 1.0), None)
-    population_medians(np.zeros((3, 1), dtype=np.float32), [np.ones(3, dtype=bool)] * 65)

@@ -19,7 +19,13 @@ import flowkit as fk
 import numpy as np
 import pandas as pd
 
-from gating import _medians, _stats, fast
+from gating.engine import (
+    ChannelLabels,
+    GatingResult,
+    compile_strategy,
+    fluorescence_matrix,
+    population_medians,
+)
 from gating.errors import FlowFormatError, FlowTemplateError
 from gating.fcs import Channel, FcsDataset, read_fcs
 from gating.keywords import acquired_at, allowed_keywords, first_number, identity_hints, sample_name
@@ -27,7 +33,6 @@ from gating.markers import alias_lookup, is_scatter_or_time, markers_of
 from gating.panels import detect_panel
 from gating.settings import FlowSettings
 from gating.templates import (
-    BoundedTransform,
     DimensionUse,
     Template,
     dimension_uses,
@@ -225,38 +230,28 @@ def _gate_fast(
     events: np.ndarray,
     columns: dict[int, int],
     keep_compensated: str | None,
-) -> fast.FastGatingResult:
-    """gating.fast on the template's strategy; its Gating-ML bounds are passed as bounds, and the
-    compensation `keep_compensated` names is kept for the medians.
+) -> GatingResult:
+    """The fast engine on the template's strategy, keeping the compensation `keep_compensated`
+    names for the medians.
 
-    The template wraps bounded transformations for FlowKit (which ignores bounds); the fast
-    path clamps by itself, so it sees the inner transformations and the bounds separately.
     No matrix is passed for compensation-ref "FCS": `_compensation` has pointed every such
     reference at the file's matrix as `file_spillover` read it, or at "uncompensated".
-    Gates the fast engine hands to FlowKit get the same Sample `gate_sample` would, built only
-    then (`fast.evaluate_events` would build one from a float32 rounding of the events).
+    Gates the engine hands to FlowKit get the same Sample `gate_sample` would, built only then
+    (the engine's default would build one from a float32 rounding of the events).
     """
-    wrapped = {
-        xform_id: xform for xform_id, xform in strategy.transformations.items()
-        if isinstance(xform, BoundedTransform)
-    }  # fmt: skip
-    bounds = {xform_id: (x.bound_min, x.bound_max) for xform_id, x in wrapped.items()}
-    strategy.transformations.update({xform_id: x.inner for xform_id, x in wrapped.items()})
     kept = sorted(columns, key=columns.__getitem__)
-    pnn = [dataset.metadata.pnn_labels[i] for i in kept]
-    labels = fast._Labels(pnn, [markers[i] for i in kept])
-    try:
-        sample: list[fk.Sample] = []
+    channels = ChannelLabels.of(
+        [dataset.metadata.pnn_labels[i] for i in kept], [markers[i] for i in kept]
+    )
+    compiled = compile_strategy(strategy, channels, sample_id=_dataset_name(dataset))
+    sample: list[fk.Sample] = []
 
-        def sample_factory() -> fk.Sample:
-            if not sample:
-                sample.append(_flowkit_sample(dataset, markers))
-            return sample[0]
+    def flowkit_sample() -> fk.Sample:
+        if not sample:
+            sample.append(_flowkit_sample(dataset, markers))
+        return sample[0]
 
-        return fast._gate(strategy, events, labels, None, _dataset_name(dataset), bounds,
-                          sample_factory, keep_compensated)  # fmt: skip
-    finally:
-        strategy.transformations.update(wrapped)
+    return compiled.apply(events, flowkit_sample=flowkit_sample, keep_compensated=keep_compensated)
 
 
 def check_markers(
@@ -470,7 +465,7 @@ def mfi_rows(gating: Gating, settings: FlowSettings) -> pd.DataFrame:
     indices = [i for i, c in enumerate(channels) if not is_scatter_or_time(c)]
     gates = list(gating.report.itertuples())
     masks = [gating.membership(gate.gate_name, gate.gate_path) for gate in gates]
-    by_population = _medians.population_medians(compensated_fluorescence(gating, indices), masks)
+    by_population = population_medians(compensated_fluorescence(gating, indices), masks)
     transforms = marker_transforms(gating, [gating.markers[i] for i in indices], settings)
     transformed = np.column_stack([
         np.ravel(transform.apply(by_population[:, [k]])) for k, transform in enumerate(transforms)
@@ -494,10 +489,10 @@ def compensated_fluorescence(gating: Gating, indices: list[int]) -> np.ndarray:
     """Events x markers, column-major (one contiguous column per marker, gathered per
     population): raw events times the inverse of the spillover matrix the gating used."""
     if gating.matrix is None:
-        return _stats.fluorescence_matrix(gating.events, [gating.columns[i] for i in indices])
+        return fluorescence_matrix(gating.events, [gating.columns[i] for i in indices])
     pnn = [c.pnn for c in gating.dataset.channels]
     detectors = [gating.columns[pnn.index(d)] for d in gating.matrix.detectors]
-    return _stats.fluorescence_matrix(
+    return fluorescence_matrix(
         gating.events, [gating.columns[i] for i in indices], detectors, gating.matrix.matrix,
         compensated=gating.compensated,
     )  # fmt: skip

@@ -19,11 +19,11 @@ from pathlib import Path
 import flowkit as fk
 import numpy as np
 from flowkit import QuadrantDivider, RatioDimension
-from flowkit._resources import gml_schema  # FlowKit's copy of the Gating-ML 2.0 XSD
 from flowkit.exceptions import FlowKitException, QuadrantReferenceError
 from lxml import etree
 
 from gating.errors import FlowTemplateError
+from gating.flowkit_adapter import GATINGML_SCHEMA
 
 GATING_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/gating"
 TRANSFORMS_NS = "http://www.isac-net.org/std/Gating-ML/v2.0/transformations"
@@ -95,8 +95,8 @@ def _parsed_template(path: Path, size: int, modified_ns: int, fcs_name: str | No
 
 def _load_gatingml(path: Path) -> Template:
     document = _parse_xml(path)
-    if not gml_schema.validate(document):
-        error = gml_schema.error_log.last_error
+    if not GATINGML_SCHEMA.validate(document):
+        error = GATINGML_SCHEMA.error_log.last_error
         raise FlowTemplateError(
             f"{path.name} does not validate as Gating-ML 2.0: line {error.line}: "
             f"{error.message.rstrip('.')}. "

@@ -25,9 +25,9 @@ from matplotlib.colors import LogNorm
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter
 
-from gating import _stats
+import gating.engine as _stats  # the engine's front door: fluorescence_matrix
 from gating.analysis import Gating
-from gating.fast import _Labels
+from gating.engine import ChannelLabels as _Labels
 from gating.templates import BoundedTransform
 from pipelines.reports.plots import COLOURS, data_gid, new_figure, styled, svg
 

@@ -1,11 +1,12 @@
-"""Per-population medians (`gating._medians`) against `np.median`, population by population."""
+"""Per-population medians (`gating.engine.population_medians`) against `np.median`, population by population."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gating._medians import membership_patterns, population_medians
+from gating.engine import population_medians
+from gating.engine._medians import membership_patterns
 
 
 def expected_medians(values: np.ndarray, masks: list[np.ndarray]) -> np.ndarray:

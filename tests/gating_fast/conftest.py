@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gating.fast import FastGatingResult, evaluate
+from gating.engine import GatingResult, gate_sample
 
 
-def _compare(strategy: flowkit.GatingStrategy, sample: flowkit.Sample) -> FastGatingResult:
+def _compare(strategy: flowkit.GatingStrategy, sample: flowkit.Sample) -> GatingResult:
     """Evaluate both ways; every membership, event by event, and the report must be equal."""
-    ours = evaluate(strategy, sample)
+    ours = gate_sample(strategy, sample)
     theirs = strategy.gate_sample(sample)
     assert len(ours.gates) == len(theirs.report)
     for (name, path), result in ours.gates.items():
@@ -28,5 +28,5 @@ def _compare(strategy: flowkit.GatingStrategy, sample: flowkit.Sample) -> FastGa
 
 
 @pytest.fixture
-def same_as_flowkit() -> Callable[[flowkit.GatingStrategy, flowkit.Sample], FastGatingResult]:
+def same_as_flowkit() -> Callable[[flowkit.GatingStrategy, flowkit.Sample], GatingResult]:
     return _compare

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gating._compensation import compensate_rows
+from gating.engine._compensation import compensate_rows
 
 DETECTORS = [5, 1, 6, 2]
 

@@ -9,7 +9,7 @@ import flowkit
 import numpy as np
 import pytest
 
-from gating.fast import evaluate_events
+from gating.engine import ChannelLabels, compile_strategy
 
 pytestmark = pytest.mark.conformance
 
@@ -45,7 +45,8 @@ def test_workspace_gates_on_events_that_fill_them(workspace, same_as_flowkit) ->
     sample = flowkit.Sample(events, sample_id=sample_id, channel_labels=["channel_A", "channel_B"])
     expected = same_as_flowkit(strategy, sample)
     assert all(gate.count > 0 for gate in expected.gates.values())
-    ours = evaluate_events(strategy, events.astype(np.float32), ["channel_A", "channel_B"])
+    channels = ChannelLabels.of(["channel_A", "channel_B"])
+    ours = compile_strategy(strategy, channels).apply(events.astype(np.float32))
     float32_sample = flowkit.Sample(
         events.astype(np.float32), sample_id=sample_id, channel_labels=["channel_A", "channel_B"]
     )

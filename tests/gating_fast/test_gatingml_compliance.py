@@ -8,7 +8,7 @@ import flowkit
 import numpy as np
 import pytest
 
-from gating.fast import evaluate
+from gating.engine import gate_sample
 
 pytestmark = pytest.mark.conformance
 
@@ -57,6 +57,6 @@ def test_every_truth_file_is_checked(gml_set: Path, data1: flowkit.Sample) -> No
     checked = set()
     for gml_name in _gml_files():
         strategy = flowkit.parse_gating_xml(str(gml_set / "gml" / gml_name))
-        checked |= {TRUTH_NAME.get(name, name) for name, _ in evaluate(strategy, data1).gates}
+        checked |= {TRUTH_NAME.get(name, name) for name, _ in gate_sample(strategy, data1).gates}
     truths = {p.stem.removeprefix("Results_") for p in (gml_set / "truth").glob("Results_*.txt")}
     assert truths <= checked

@@ -9,8 +9,8 @@ from flowkit import Dimension, QuadrantDivider
 from flowkit import gates as fk_gates
 from flowkit import transforms as fk_transforms
 
-from gating._threads import gating_threads
-from gating.fast import evaluate, evaluate_events, read_transform_bounds
+from gating.engine import ChannelLabels, GatingResult, compile_strategy, gate_sample
+from gating.templates import BoundedTransform, load_template
 from pipelines.environment import GATING_THREADS
 
 LABELS = ["FSC-A", "FSC-H", "SSC-A", "FL1-A", "FL2-A", "FL3-A", "FL4-A", "FL5-A", "Time"]
@@ -25,6 +25,22 @@ SPILL = np.array(
     ]
 )
 LOGICLE = fk_transforms.LogicleTransform(param_t=262144, param_w=0.5, param_m=4.5, param_a=0)
+CHUNK_EVENTS = "gating.engine._evaluate.CHUNK_EVENTS"
+
+
+def gate_events(
+    strategy: flowkit.GatingStrategy,
+    events: np.ndarray,
+    labels: list[str],
+    *,
+    spill: flowkit.Matrix | None = None,
+    sample_id: str | None = None,
+) -> GatingResult:
+    """The front door in one call: compile for `labels`, apply to `events`."""
+    compiled = compile_strategy(
+        strategy, ChannelLabels.of(labels), spill=spill, sample_id=sample_id
+    )
+    return compiled.apply(events)
 
 
 def _dim(label: str, comp: bool = True, xform: bool = True, **bounds) -> Dimension:
@@ -160,37 +176,55 @@ def test_events_on_boundaries_are_decided_like_flowkit(strategy, same_as_flowkit
 def test_float32_events_without_a_sample(strategy) -> None:
     events = generate(5000, seed=2).astype(np.float32)
     sample = flowkit.Sample(events, sample_id="f32", channel_labels=LABELS)
-    expected = evaluate(strategy, sample)
-    ours = evaluate_events(strategy, events, LABELS, sample_id="f32")
+    expected = gate_sample(strategy, sample)
+    ours = gate_events(strategy, events, LABELS, sample_id="f32")
     pd_expected, pd_ours = expected.report(), ours.report()
     assert pd_expected.equals(pd_ours)
 
 
 def test_chunk_boundaries_do_not_matter(strategy, monkeypatch) -> None:
     events = generate(3000, seed=4)
-    whole = evaluate_events(strategy, events, LABELS)
-    monkeypatch.setattr("gating.fast.CHUNK_EVENTS", 257)
-    chunked = evaluate_events(strategy, events, LABELS)
+    whole = gate_events(strategy, events, LABELS)
+    monkeypatch.setattr(CHUNK_EVENTS, 257)
+    chunked = gate_events(strategy, events, LABELS)
     for key, gate in whole.gates.items():
         assert np.array_equal(gate.membership, chunked.gates[key].membership)
 
 
 def test_one_thread_or_many_give_the_same_memberships(strategy, monkeypatch) -> None:
     events = generate(3000, seed=6)
-    monkeypatch.setattr("gating.fast.CHUNK_EVENTS", 257)
+    monkeypatch.setattr(CHUNK_EVENTS, 257)
     monkeypatch.setenv(GATING_THREADS.name, "1")
-    single = evaluate_events(strategy, events, LABELS)
+    single = gate_events(strategy, events, LABELS)
     monkeypatch.setenv(GATING_THREADS.name, "3")
-    threaded = evaluate_events(strategy, events, LABELS)
+    threaded = gate_events(strategy, events, LABELS)
     for key, gate in single.gates.items():
         assert np.array_equal(gate.membership, threaded.gates[key].membership)
 
 
 @pytest.mark.parametrize("raw", ["0", "two", "-1"])
-def test_gating_threads_setting_is_checked(raw, monkeypatch) -> None:
+def test_gating_threads_setting_is_checked(strategy, raw, monkeypatch) -> None:
     monkeypatch.setenv(GATING_THREADS.name, raw)
     with pytest.raises(ValueError, match=GATING_THREADS.name):
-        gating_threads()
+        gate_events(strategy, generate(100, seed=3), LABELS)
+
+
+def test_a_compiled_strategy_applies_to_any_events_with_its_channels(strategy) -> None:
+    """Compiled once, applied to two files' events: each as if compiled for it alone."""
+    compiled = compile_strategy(strategy, ChannelLabels.of(LABELS))
+    first, second = generate(2000, seed=12), generate(3000, seed=13)
+    for events in (first, second, first):
+        alone = gate_events(strategy, events, LABELS)
+        reused = compiled.apply(events)
+        assert reused.event_count == len(events)
+        for key, gate in alone.gates.items():
+            assert np.array_equal(gate.membership, reused.gates[key].membership)
+
+
+def test_events_must_have_the_compiled_channels(strategy) -> None:
+    compiled = compile_strategy(strategy, ChannelLabels.of(LABELS))
+    with pytest.raises(ValueError, match="do not match 9 channels"):
+        compiled.apply(generate(10, seed=1)[:, :5])
 
 
 def test_transform_bounds_clamp_as_gating_ml_says(tmp_path) -> None:
@@ -208,18 +242,16 @@ def test_transform_bounds_clamp_as_gating_ml_says(tmp_path) -> None:
         '<data-type:fcs-dimension data-type:name="FL1-A"/></gating:dimension></gating:RectangleGate>'
         "</gating:Gating-ML>"
     )
-    assert read_transform_bounds(xml) == {"Lin": (0.2, 0.8)}
-    strategy = flowkit.parse_gating_xml(str(xml))
+    template = load_template(xml).strategy  # bounded transformations wrapped
+    bounded = template.transformations["Lin"]
+    assert (bounded.bound_min, bounded.bound_max) == (0.2, 0.8)
     events = np.array([[-500.0], [100.0], [240.0], [260.0], [5000.0]])
-    clamped = evaluate_events(
-        strategy, events, ["FL1-A"], transform_bounds=read_transform_bounds(xml)
-    )
-    unclamped = evaluate_events(strategy, events, ["FL1-A"])
+    clamped = gate_events(template, events, ["FL1-A"])
+    unclamped = gate_events(flowkit.parse_gating_xml(str(xml)), events, ["FL1-A"])
     assert clamped.membership("Low").tolist() == [True, True, True, False, False]
     assert unclamped.membership("Low").tolist() == [True, True, True, False, False]
-    bounded_above = evaluate_events(
-        strategy, events, ["FL1-A"], transform_bounds={"Lin": (0.3, None)}
-    )
+    template.transformations["Lin"] = BoundedTransform(bounded.inner, 0.3, None)
+    bounded_above = gate_events(template, events, ["FL1-A"])
     assert bounded_above.membership("Low").tolist() == [False, False, False, False, False]
 
 
@@ -243,9 +275,9 @@ def test_fcs_spillover_given_as_a_matrix(same_as_flowkit) -> None:
     sample.metadata["spill"] = "5," + ",".join(DETECTORS) + "," + ",".join(map(str, SPILL.ravel()))
     strategy = _fcs_compensated_strategy()
     expected = same_as_flowkit(strategy, sample)
-    ours = evaluate_events(strategy, events, LABELS, spill=matrix, sample_id="fcs")
+    ours = gate_events(strategy, events, LABELS, spill=matrix, sample_id="fcs")
     assert ours.report().equals(expected.report())
-    uncompensated = evaluate_events(strategy, events, LABELS, sample_id="fcs")
+    uncompensated = gate_events(strategy, events, LABELS, sample_id="fcs")
     assert uncompensated.count("P") != expected.count("P")
 
 
@@ -262,7 +294,7 @@ def test_unsupported_gates_fall_back_to_flowkit(caplog, same_as_flowkit) -> None
         fk_gates.RectangleGate("Child", [_dim("FL3-A", range_min=0.4)]), ("root", "Spectral")
     )
     sample = flowkit.Sample(generate(3000, seed=9), sample_id="spectral", channel_labels=LABELS)
-    with caplog.at_level("INFO", logger="gating.fast"):
+    with caplog.at_level("INFO", logger="gating.engine"):
         same_as_flowkit(gs, sample)
     assert "gate root/Spectral: evaluated by FlowKit" in caplog.text
     assert "Conventional" not in caplog.text

@@ -10,8 +10,8 @@ from flowkit import transforms as fk_transforms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gating._fast_transforms import exact_apply, interpolated
-from gating.fast import evaluate
+from gating.engine import gate_sample
+from gating.engine._transforms import exact_apply, interpolated
 
 LABELS = ["A", "B"]
 coordinate = st.floats(-1000, 1000, allow_nan=False).map(lambda v: round(v, 1))
@@ -129,4 +129,4 @@ def test_points_exactly_on_a_logicle_polygon_edge(same_as_flowkit) -> None:
     strategy = _single_gate(fk_gates.PolygonGate("P", dims, vertices), transform)
     result = same_as_flowkit(strategy, _sample(raw_vertices))
     assert result.get("P").recomputed == len(vertices)
-    assert evaluate(strategy, _sample(raw_vertices)).count("P") == result.count("P")
+    assert gate_sample(strategy, _sample(raw_vertices)).count("P") == result.count("P")

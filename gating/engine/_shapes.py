@@ -3,7 +3,7 @@
 Each test gets coordinates that may differ from FlowKit's by at most a known error per
 dimension (zero where the values are FlowKit's own). It returns the membership computed from
 those coordinates and a mask of the events whose membership could change within that error;
-`fast.py` recomputes those few events with FlowKit's arithmetic and FlowUtils' tests, so the
+`_evaluate.py` recomputes those few events with FlowKit's arithmetic and FlowUtils' tests, so the
 final memberships are FlowKit's. Boundary semantics therefore never have to be re-implemented:
 FlowUtils decides every event that lies on or next to a boundary.
 """

@@ -1,4 +1,4 @@
-"""The compensated fluorescence the per-population medians (`gating._medians`) are taken of.
+"""The compensated fluorescence the per-population medians (`_medians`) are taken of.
 
 The compensated values are computed in float64 by blocks of rows (the raw detectors of a block
 times the inverse spillover matrix; no events x detectors temporary) and stored column-major as

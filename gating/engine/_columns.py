@@ -5,9 +5,8 @@ transform on top, or a ratio). `Chunk.values` returns those values for the reque
 a bound on their distance from FlowKit's values; `Chunk.exact` returns FlowKit's values
 themselves, computed with FlowKit's arithmetic, for the few events a gate cannot decide.
 
-Fast compensation multiplies each chunk's detector block by the inverse spillover matrix instead of
-FlowKit's `np.linalg.solve` over all detectors; the two differ by a few ulps. The bound used
-is 4096·k·u·cond(S) times the largest term magnitude, about 10^4 times the observed difference.
+Fast compensation multiplies each chunk's detector block by the inverse spillover matrix
+(`Compensation`, with its error bound, in `_plan`).
 """
 
 from __future__ import annotations
@@ -17,48 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from flowkit import transforms as fk_transforms
-from flowkit._models.transforms._base_transform import Transform
 
-from gating._compensation import compensate_rows
-from gating._fast_transforms import data_space_bracket, exact_apply, interpolated, slope_bound
+from gating.engine._compensation import compensate_rows
+from gating.engine._plan import Bounds, Compensation, Source
+from gating.engine._transforms import data_space_bracket, exact_apply, interpolated, slope_bound
+from gating.flowkit_adapter import Transform
 
-Bounds = Mapping[str, tuple[float | None, float | None]]
-_UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 _FORMULA_SLACK = 1e-12
 # A first request for more than 1/_DENSE_FRACTION of the chunk computes the whole chunk.
 _DENSE_FRACTION = 3
-
-
-@dataclass(frozen=True)
-class Source:
-    """What one gate dimension reads: a channel (or ratio), its compensation and transform."""
-
-    channel: int | None
-    compensation: str | None = None
-    transform: str | None = None
-    ratio: str | None = None
-
-
-@dataclass(frozen=True)
-class Compensation:
-    """A spillover matrix as FlowKit applies it: detectors by channel index, solved per event."""
-
-    spill: np.ndarray
-    detectors: tuple[int, ...]
-    inverse: np.ndarray
-    error_scale: float
-
-    @classmethod
-    def from_matrix(cls, spill: np.ndarray, detectors: tuple[int, ...]) -> Compensation:
-        spill = np.asarray(spill, dtype=np.float64)
-        inverse = np.linalg.inv(spill)
-        condition = float(np.linalg.cond(spill, p=np.inf))
-        scale = 4096.0 * len(detectors) * _UNIT_ROUNDOFF * condition
-        return cls(spill=spill, detectors=detectors, inverse=inverse, error_scale=scale)
-
-    def exact(self, block: np.ndarray) -> np.ndarray:
-        """FlowUtils' `compensate` arithmetic on detector rows (n × k): solve(Sᵀ, blockᵀ)ᵀ."""
-        return np.linalg.solve(self.spill.T, block.T).T
 
 
 @dataclass

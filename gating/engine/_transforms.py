@@ -6,7 +6,7 @@ values of that same C function, spaced 1024 to an octave of |x|, and a value bet
 interpolated linearly (about 15 ms per million). The table knows its worst interpolation error,
 measured against the C function at every cell midpoint, so callers can tell which events lie
 too close to a gate boundary to trust the interpolated value; those events are recomputed with
-the C function itself (see `fast.py`). All other transforms are evaluated with FlowKit's own
+the C function itself (see `_evaluate.py`). All other transforms are evaluated with FlowKit's own
 `apply`, which is already cheap numpy arithmetic.
 """
 
@@ -17,7 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 from flowkit import transforms as fk_transforms
-from flowkit._models.transforms._base_transform import Transform
+
+from gating.flowkit_adapter import Transform
 
 # Cells per octave of |x| (2**_CELL_BITS) and the octaves the table covers; values outside
 # [2**_LOW_OCTAVE, 2**_HIGH_OCTAVE) fall into one linear cell at zero or go to the C function.

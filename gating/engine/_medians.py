@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from gating._threads import thread_map
+from gating.engine._threads import thread_map
 
 _BIN_SHIFT = 20
 _BINS = 1 << (32 - _BIN_SHIFT)
