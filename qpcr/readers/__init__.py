@@ -1,8 +1,12 @@
 """qPCR export readers: a file in, a `QpcrPlate` out, whatever the instrument.
 
 `sniff(path)` looks at the first bytes only and names the format, never trusting the extension.
-`read_plate(path)` detects the format the same way and reads the plate, or raises
-`QpcrFormatError` with a message a technician can act on (which file, what is wrong, what to do).
+`read_format(path, fmt)` reads the plate of the format `sniff` found (handed on, not detected
+again); `read_plate(path)` does both. Either raises `QpcrFormatError` with a message a technician
+can act on (which file, what is wrong, what to do).
+
+Each format family is one reader module with `FORMATS`, `sniff(probe)` and `read(path)`; a new
+vendor format is a new module and its line in `_READERS`.
 
 Formats (the names `sniff` returns and `QpcrPlate.instrument_format` holds):
 
@@ -31,7 +35,7 @@ from qpcr.model import QpcrFormatError, QpcrPlate
 from qpcr.readers import cfx_maestro, lightcycler, quantstudio_da, quantstudio_text, rdml
 from qpcr.readers._common import Probe, UnreadableValue, format_error, probe
 
-__all__ = ["FORMATS", "QpcrFormatError", "read_plate", "sniff"]
+__all__ = ["FORMATS", "QpcrFormatError", "read_format", "read_plate", "sniff"]
 
 _READERS: tuple[ModuleType, ...] = (
     quantstudio_text,
@@ -68,15 +72,25 @@ def read_plate(path: Path) -> QpcrPlate:
     not a quantification run, naming the file and what to do.
     """
     path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise format_error(path, "the file is empty (0 bytes)", "Export or copy it again")
-        found = probe(path)
-    except OSError as error:
-        raise format_error(path, f"the file cannot be read ({error.strerror})", "") from error
+    found = _probe_readable(path)
     fmt = _sniff_probe(found)
     if fmt is None:
         raise format_error(path, _unrecognised(found), "Supported: " + ", ".join(FORMATS))
+    return _read(path, fmt)
+
+
+def read_format(path: Path, fmt: str) -> QpcrPlate:
+    """Read one plate of the format `fmt` (as `sniff` named it); QpcrFormatError as
+    `read_plate` for a file that cannot be read as that format."""
+    path = Path(path)
+    if fmt not in _READ_BY_FORMAT:
+        raise ValueError(f"{fmt!r} is not a qPCR format; known: {', '.join(FORMATS)}")
+    _probe_readable(path)
+    return _read(path, fmt)
+
+
+def _read(path: Path, fmt: str) -> QpcrPlate:
+    """The reader of `fmt` on `path`, its damaged-file errors said in a technician's words."""
     try:
         return _READ_BY_FORMAT[fmt](path)
     except (zipfile.BadZipFile, EOFError, gzip.BadGzipFile, zlib.error) as error:
@@ -87,6 +101,16 @@ def read_plate(path: Path) -> QpcrPlate:
         raise format_error(
             path, str(error), "Export with a decimal point (English number format)"
         ) from error
+
+
+def _probe_readable(path: Path) -> Probe:
+    """The file's first bytes; QpcrFormatError for an empty or unreadable file."""
+    try:
+        if path.stat().st_size == 0:
+            raise format_error(path, "the file is empty (0 bytes)", "Export or copy it again")
+        return probe(path)
+    except OSError as error:
+        raise format_error(path, f"the file cannot be read ({error.strerror})", "") from error
 
 
 def _sniff_probe(found: Probe) -> str | None:
