@@ -3,13 +3,7 @@ out. A plain library: it imports neither Prefect nor the pipeline nor the valida
 
 from __future__ import annotations
 
-from cba.analysis import (
-    CURVE_COLUMNS,
-    CYTOKINE_COLUMNS,
-    CbaResult,
-    analyse_plate,
-    describe_series_breaks,
-)
+from cba.analysis import CbaResult, analyse_plate, describe_series_breaks
 from cba.analytes import VOCABULARY, Vocabulary, canonical_analyte, lookup_analyte
 from cba.errors import CbaAnalysisError, CbaFormatError, StandardSeriesError, UnknownAnalyteError
 from cba.model import WELL_COLUMNS, CbaPlate, parse_reported_value
@@ -19,7 +13,7 @@ from cba.readers.bead_fcs import read_bead_fcs, read_bead_plate
 from cba.settings import CbaSettings
 
 __all__ = [
-    "CURVE_COLUMNS", "CYTOKINE_COLUMNS", "LEGENDPLEX_HUMAN_TH_CYTOKINE_13PLEX", "VOCABULARY",
+    "LEGENDPLEX_HUMAN_TH_CYTOKINE_13PLEX", "VOCABULARY",
     "WELL_COLUMNS", "BeadPanel", "CbaAnalysisError", "CbaFormatError", "CbaPlate", "CbaResult",
     "CbaSettings", "StandardSeriesError", "UnknownAnalyteError", "Vocabulary", "analyse_plate",
     "canonical_analyte", "describe_series_breaks", "lookup_analyte", "parse_reported_value",

@@ -49,7 +49,9 @@ def plate_verdict(result: CbaResult) -> QcVerdict:
     curves = result.curves
     if len(curves) and (curves["verdict"] == "FAIL").all():
         reasons = tuple(f"{row.analyte}: {row.verdict_reason}" for row in curves.itertuples())
-        return QcVerdict(REFUSED, reasons, f"every standard curve failed; {_curve_failures(result)}")
+        return QcVerdict(
+            REFUSED, reasons, f"every standard curve failed; {_curve_failures(result)}"
+        )
     if result.cytokines.empty:
         return QcVerdict(REFUSED, ("no sample wells",), "the plate has no sample wells")
     return QcVerdict()

@@ -32,9 +32,7 @@ def sample_names(plate: QpcrPlate, settings: QpcrSettings) -> SampleNames:
     return SampleNames(tuple(sorted(set(_sample_wells(plate, settings)["sample_name"]))))
 
 
-def analyse(
-    plate: QpcrPlate, settings: QpcrSettings, facts: SampleFacts | None = None
-) -> Analysis:
+def analyse(plate: QpcrPlate, settings: QpcrSettings, facts: SampleFacts | None = None) -> Analysis:
     """QC per target and CAR copies per sample of one plate.
 
     `facts` may give each sample's `dna_input_ng` (from the manifest), used where the export
