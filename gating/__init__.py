@@ -10,6 +10,7 @@ the one reader of `CARTFLOW_*` variables): a file in, typed tables out.
 - `gate_file(fcs, template)` -> populations for a scientist checking a template
 - `FlowSettings`, `flow_settings_from_dict(mapping)`
 - `compile_kernels()`: the numba kernels compiled into their cache (the install runs it)
+- `gating.assay`: this library's side of the assay contract (docs/assay-libraries.md)
 """
 
 from __future__ import annotations
