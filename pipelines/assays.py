@@ -111,8 +111,12 @@ flow library takes every other FCS file."""
 _BY_KIND = {assay.kind: assay for assay in ASSAYS}
 
 IDENTITY_FIELDS = ("patient_id", "timepoint", "study_day", "collection_date", "dna_input_ng")
-"""What a resolved sample name gives: the identity columns a table has, and the manifest's facts
-handed to `analyse` (a library takes the ones it knows, e.g. qPCR the DNA input)."""
+"""What a resolved sample name gives, all of it handed to `analyse` as the sample's facts (a
+library takes the ones it knows, e.g. qPCR the DNA input)."""
+ROW_IDENTITY = ("patient_id", "timepoint", "study_day", "collection_date")
+"""The fields written into a sample's rows, in the tables whose registry entry has the column.
+(The DNA input is not one: the library decides which input a result used, export, manifest or
+setting, and writes it.)"""
 
 
 def recognise(path: Path) -> Recognised:
@@ -261,7 +265,7 @@ def _with_identity(
 ) -> pd.DataFrame:
     """`frame` with the identity columns its table has: every row of a one-sample file, else
     the rows whose `sample_name` resolved (null in the others: standards, controls)."""
-    columns = [c for c in IDENTITY_FIELDS if c in TABLES[table].column_names]
+    columns = [c for c in ROW_IDENTITY if c in TABLES[table].column_names]
     if whole_file:
         return frame.assign(**{c: identity.iloc[0][c] for c in columns})
     if "sample_name" not in frame.columns:

@@ -24,6 +24,7 @@ from pipelines.demo.qpcr_plates import FAILING_CURVES, GOOD_CURVES, TrueCurve, b
 from pipelines.demo.trial import Sample
 from pipelines.identity import IdentityResolver, ManifestEntry
 from pipelines.settings import DEFAULT_SAMPLE_NAME_PATTERN, Settings
+from qpcr import QpcrSettings
 
 ACCESSION = "S26-0417"
 MANIFEST = [ManifestEntry(ACCESSION, "P007", "D14", date(2026, 3, 2), date(2026, 2, 16), 50.0)]
@@ -51,14 +52,20 @@ def test_a_qpcr_plate_gets_identity_and_manifest_facts_on_its_sample_rows_only(
     path = _export(tmp_path, GOOD_CURVES, [ACCESSION, "P002_D7"])
     recognised = recognise(path)
     assert recognised == Recognised(QPCR, "quantstudio-text")
-    assay = compute(path, recognised, Settings(), _resolver())
+    settings = Settings(qpcr=QpcrSettings(default_dna_input_ng=100.0))
+    assay = compute(path, recognised, settings, _resolver())
     assert assay.qc_failure is None and assay.run_identity.startswith("quantstudio-text:")
     copies = assay.tables["car_copies"].set_index(["sample_name", "target"])
     manifest_row = copies.loc[(ACCESSION, "CAR")]
     assert (manifest_row["patient_id"], manifest_row["timepoint"]) == ("P007", "D14")
     assert manifest_row["collection_date"] == date(2026, 3, 2)
     assert manifest_row["dna_input_ng"] == 50.0 and manifest_row["dna_input_source"] == "manifest"
-    assert copies.loc[("P002_D7", "CAR"), "patient_id"] == "P002"
+    named_by_pattern = copies.loc[("P002_D7", "CAR")]
+    assert named_by_pattern["patient_id"] == "P002"
+    assert (named_by_pattern["dna_input_ng"], named_by_pattern["dna_input_source"]) == (
+        100.0,
+        "setting",
+    )  # the library's choice of input stands: no manifest input to write over it
     wells = assay.tables["qpcr_wells"]
     assert wells.loc[wells["task"] != "UNKNOWN", "patient_id"].isna().all()
     assert wells.loc[wells["sample_name"] == "PC", "patient_id"].isna().all()
