@@ -29,8 +29,7 @@ from qpcr.analysis import (
 )
 from qpcr.assay import FORMATS, analyse, read, sample_names, sniff
 from qpcr.model import AMPLIFICATION_COLUMNS, WELL_COLUMNS, QpcrFormatError, QpcrPlate
-from qpcr.readers import read_plate
-from qpcr.readers._common import ZONE_OFFSETS, normalise_well, parse_number, row_letter
+from qpcr.readers import ZONE_OFFSETS, normalise_well, parse_number, read_plate, row_letter
 from qpcr.settings import QpcrSettings
 
 __all__ = [

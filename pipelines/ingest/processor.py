@@ -289,7 +289,7 @@ class Processor:
         faults.fault_point(faults.CLAIMED)
 
         def compute() -> Prepared | FileOutcome:
-            with _under_original_name(raw_copy, path.name) as readable:
+            with under_original_name(raw_copy, path.name) as readable:
                 return self._prepare_claimed(readable, path, sha256, owner, flow_run_id)
 
         return self._settle(path, sha256, flow_run_id, compute)
@@ -457,7 +457,7 @@ class Processor:
                 MANIFEST, "sample-manifest",
             )  # fmt: skip
         resolver = self.resolver(corrected)
-        with _under_original_name(kept, record.original_name) as readable:
+        with under_original_name(kept, record.original_name) as readable:
             try:
                 recognised = recognise(readable)
                 return self._computed(
@@ -929,7 +929,7 @@ def _partitions(tables: dict[str, pa.Table]) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def _under_original_name(raw_copy: Path, name: str) -> Iterator[Path]:
+def under_original_name(raw_copy: Path, name: str) -> Iterator[Path]:
     """The immutable raw-store bytes, seen under the file's original name.
 
     Libraries read identity from file names (a LEGENDplex `K2-C07-A7.fcs`) and name the file in

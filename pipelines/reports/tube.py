@@ -147,10 +147,10 @@ def tube_page(
         left_out.lines.append(f"{tube.original_name}: gating plots not drawn, {why}.")
         return html.page(title, [back, html.absent(f"Not drawn: {why}.")])
     # imported here: the ingest engine imports the reports (through validation's docs)
-    from pipelines.ingest.processor import _under_original_name
+    from pipelines.ingest.processor import under_original_name
 
     try:
-        with _under_original_name(raw, tube.original_name) as named:
+        with under_original_name(raw, tube.original_name) as named:
             sections = [dataset_section(dataset, tube, settings)
                         for dataset in read_fcs(named) if dataset.index + 1 in tube.panels]  # fmt: skip
     except (FlowFormatError, FlowTemplateError) as err:

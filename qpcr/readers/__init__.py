@@ -33,9 +33,24 @@ from types import ModuleType
 
 from qpcr.model import QpcrFormatError, QpcrPlate
 from qpcr.readers import cfx_maestro, lightcycler, quantstudio_da, quantstudio_text, rdml
-from qpcr.readers._common import Probe, UnreadableValue, format_error, probe
+from qpcr.readers._common import (
+    ZONE_OFFSETS,
+    Probe,
+    UnreadableValue,
+    format_error,
+    normalise_well,
+    parse_number,
+    probe,
+    row_letter,
+)
 
-__all__ = ["FORMATS", "QpcrFormatError", "read_format", "read_plate", "sniff"]
+__all__ = [
+    "FORMATS", "ZONE_OFFSETS", "QpcrFormatError", "normalise_well", "parse_number", "read_format",
+    "read_plate", "row_letter", "sniff",
+]  # fmt: skip
+"""With the readers' helpers other code shares: well names (`normalise_well`, `row_letter`),
+numbers as vendors write them (`parse_number`), the time-zone abbreviations they append
+(`ZONE_OFFSETS`)."""
 
 _READERS: tuple[ModuleType, ...] = (
     quantstudio_text,
