@@ -23,7 +23,7 @@ from pipelines.demo.flow_files import demo_tubes, write_tube
 from pipelines.demo.qpcr_plates import FAILING_CURVES, GOOD_CURVES, TrueCurve, build_plate
 from pipelines.demo.trial import Sample
 from qpcr import QpcrFormatError, QpcrSettings
-from tests.cba.synthetic import make_plate
+from tests.cba.synthetic import SAMPLES_PG_ML, make_plate
 from validation.schemas import TABLES
 
 LIBRARIES = [qpcr.assay, cba.assay, gating.assay]
@@ -124,18 +124,27 @@ def test_cba_refuses_a_plate_whose_every_curve_failed_and_one_without_samples() 
 
 
 @pytest.mark.conformance
-def test_cba_sniff_read_analyse_on_a_real_xponent_export(shared_data: Path) -> None:
+def test_cba_sniff_read_then_refuse_a_real_xponent_export_without_standards(
+    shared_data: Path,
+) -> None:
+    """The real xPONENT file holds sample MFIs but no standard concentrations: read, then refused
+    as bad input (a library error a technician can act on), not a fault."""
     path = shared_data / "cba" / "luminex_xPONENT_example02.csv"
     fmt = cba.assay.sniff(path)
+    assert fmt == "luminex-xponent-csv"
     plate = cba.assay.read(path, fmt, CbaSettings())
     names = cba.assay.sample_names(plate, CbaSettings())
-    assert fmt == "luminex-xponent-csv" and names == SampleNames(tuple(plate.sample_names))
-    try:
-        analysis = cba.assay.analyse(plate, CbaSettings())
-    except AssayInputError as refused:  # a file the library cannot analyse says so in words
-        assert "luminex_xPONENT_example02.csv" in str(refused) or str(refused)
-        return
-    assert analysis.supersede_key == plate.run_id
+    assert names == SampleNames(tuple(plate.sample_names)) and names.names
+    with pytest.raises(AssayInputError, match="no standard wells with a known concentration"):
+        cba.assay.analyse(plate, CbaSettings())
+
+
+def test_cba_analysis_of_a_plate_with_standards_follows_the_registry() -> None:
+    analysis = cba.assay.analyse(make_plate(), CbaSettings())
+    assert analysis.supersede_key == "test:plate"
+    assert len(analysis.tables["cytokines"]) == len(analysis.tables["cba_curves"]) * len(
+        SAMPLES_PG_ML
+    )
     _assert_tables_follow_the_registry(analysis)
 
 
