@@ -48,9 +48,9 @@ __all__ = [
     "FORMATS", "ZONE_OFFSETS", "QpcrFormatError", "normalise_well", "parse_number", "read_format",
     "read_plate", "row_letter", "sniff",
 ]  # fmt: skip
-"""With the readers' helpers other code shares: well names (`normalise_well`, `row_letter`),
-numbers as vendors write them (`parse_number`), the time-zone abbreviations they append
-(`ZONE_OFFSETS`)."""
+"""Besides reading: the helpers the demo's export writers and the reports share with the readers,
+well names (`normalise_well`, `row_letter`), numbers as vendors write them (`parse_number`) and
+the time-zone abbreviations vendors append to times (`ZONE_OFFSETS`)."""
 
 _READERS: tuple[ModuleType, ...] = (
     quantstudio_text,
@@ -87,7 +87,11 @@ def read_plate(path: Path) -> QpcrPlate:
     not a quantification run, naming the file and what to do.
     """
     path = Path(path)
-    found = _probe_readable(path)
+    _refuse_unreadable(path)
+    try:
+        found = probe(path)
+    except OSError as error:
+        raise _unreadable(path, error) from error
     fmt = _sniff_probe(found)
     if fmt is None:
         raise format_error(path, _unrecognised(found), "Supported: " + ", ".join(FORMATS))
@@ -95,12 +99,12 @@ def read_plate(path: Path) -> QpcrPlate:
 
 
 def read_format(path: Path, fmt: str) -> QpcrPlate:
-    """Read one plate of the format `fmt` (as `sniff` named it); QpcrFormatError as
-    `read_plate` for a file that cannot be read as that format."""
+    """Read one plate of the format `fmt` (as `sniff` named it), without detecting it again;
+    QpcrFormatError as `read_plate` for a file that cannot be read as that format."""
     path = Path(path)
     if fmt not in _READ_BY_FORMAT:
         raise ValueError(f"{fmt!r} is not a qPCR format; known: {', '.join(FORMATS)}")
-    _probe_readable(path)
+    _refuse_unreadable(path)
     return _read(path, fmt)
 
 
@@ -118,14 +122,18 @@ def _read(path: Path, fmt: str) -> QpcrPlate:
         ) from error
 
 
-def _probe_readable(path: Path) -> Probe:
-    """The file's first bytes; QpcrFormatError for an empty or unreadable file."""
+def _refuse_unreadable(path: Path) -> None:
+    """QpcrFormatError for an empty file or one that cannot be opened."""
     try:
-        if path.stat().st_size == 0:
-            raise format_error(path, "the file is empty (0 bytes)", "Export or copy it again")
-        return probe(path)
+        size = path.stat().st_size
     except OSError as error:
-        raise format_error(path, f"the file cannot be read ({error.strerror})", "") from error
+        raise _unreadable(path, error) from error
+    if size == 0:
+        raise format_error(path, "the file is empty (0 bytes)", "Export or copy it again")
+
+
+def _unreadable(path: Path, error: OSError) -> QpcrFormatError:
+    return format_error(path, f"the file cannot be read ({error.strerror})", "")
 
 
 def _sniff_probe(found: Probe) -> str | None:
