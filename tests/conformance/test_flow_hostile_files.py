@@ -140,9 +140,12 @@ def test_every_real_fcs_file_is_taken_with_its_numbers_or_refused_with_its_reaso
                     *FCSPARSER_FILES.rglob("*.fcs")])  # fmt: skip
     every_tube = SimpleNamespace(
         resolve=lambda name: SimpleNamespace(
-            patient_id="P001", timepoint="D14", study_day=14, collection_date=None,
+            patient_id="P001",
+            timepoint="D14",
+            study_day=14,
+            collection_date=None,
             dna_input_ng=None,
-        )  # fmt: skip
+        )
     )
     tally = {"taken": 0, "refused": 0, "bead array": 0}
     for path in files:
