@@ -22,28 +22,15 @@ from cba.errors import CbaAnalysisError, StandardSeriesError
 from cba.model import CbaPlate, ReportedValue, parse_reported_value
 from cba.settings import CbaSettings
 
-CURVE_COLUMNS: tuple[str, ...] = (
-    "run_id", "instrument_format", "analyte", "analyte_as_exported", "analyte_recognised", "model",
-    "param_a", "param_b", "param_c", "param_d", "param_g", "r_squared",
-    "n_standards", "n_standards_passed", "dilution_factor", "recovery_json",
-    "lloq_pg_ml", "uloq_pg_ml", "verdict", "verdict_reason",
-)  # fmt: skip
-"""The assay columns of the `cba_curves` table (validation/schemas.py), in order."""
-
-CYTOKINE_COLUMNS: tuple[str, ...] = (
-    "run_id", "sample_name", "analyte", "analyte_recognised", "n_replicates", "mfi", "mfi_cv_pct",
-    "sample_dilution", "concentration_pg_ml", "censoring", "censor_limit_pg_ml",
-    "reported_value", "curve_verdict",
-)  # fmt: skip
-"""The assay columns of the `cytokines` table (validation/schemas.py), in order."""
-
 MIN_STANDARD_LEVELS = 4
 """Non-zero standard levels below which no 4PL/5PL is fitted."""
 
 
 @dataclass
 class CbaResult:
-    """The analysed plate: one `curves` row per analyte, one `cytokines` row per sample x analyte.
+    """The analysed plate: one `curves` row per analyte, one `cytokines` row per sample x analyte,
+    each with the assay columns of its table as the table registry (`validation/schemas.py`)
+    names them; the pipeline orders and types them by that registry.
 
     `sample_names` are the names of the sample wells as exported, for the pipeline to resolve
     patient and timepoint from. `series_breaks` maps each standard-series fault found (e.g.
@@ -117,7 +104,7 @@ def analyse_plate(plate: CbaPlate, settings: CbaSettings | None = None) -> CbaRe
         )
     return CbaResult(
         run_id=plate.run_id,
-        curves=pd.DataFrame(curve_rows, columns=list(CURVE_COLUMNS)),
+        curves=pd.DataFrame(curve_rows),
         cytokines=_cytokines_frame(cytokine_rows),
         sample_names=plate.sample_names,
         warnings=warnings,
@@ -421,7 +408,12 @@ def _reported(well: object) -> ReportedValue:
 
 
 def _cytokines_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=list(CYTOKINE_COLUMNS))
+    """The rows as a frame whose columns are the keys of `_sample_rows` (the `cytokines`
+    table's assay columns, named as the table registry names them), with their number types;
+    a plate without samples gives an empty frame."""
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
     frame["n_replicates"] = frame["n_replicates"].astype("int32")
     for column in ("mfi", "mfi_cv_pct", "sample_dilution", "concentration_pg_ml",
                    "censor_limit_pg_ml"):  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from assaykit import AssayInputError
+
 
 def alias_instruction(name: str) -> str:
     """How a technician maps an export's analyte name to a known analyte, for a reason text."""
@@ -14,7 +16,7 @@ def alias_instruction(name: str) -> str:
     )
 
 
-class CbaFormatError(ValueError):
+class CbaFormatError(AssayInputError):
     """The file is not a bead-array export this library understands, or it is malformed."""
 
 
@@ -30,7 +32,7 @@ class UnknownAnalyteError(CbaFormatError):
         )
 
 
-class CbaAnalysisError(ValueError):
+class CbaAnalysisError(AssayInputError):
     """A plate that was read but cannot be analysed; `reason` says why in a technician's words."""
 
     def __init__(self, reason: str) -> None:

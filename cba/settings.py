@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from assaykit import settings_from_dict
 from cba.analytes import VOCABULARY, Vocabulary
 
 MODELS = ("auto", "4PL", "5PL")
@@ -70,8 +71,8 @@ class CbaSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CbaSettings:
-        """Settings from a `[cba]` table whose keys and types `pipelines.settings` checked."""
-        return cls(**values)
+        """Settings from a `[cba]` table (an unknown key is an error)."""
+        return settings_from_dict(cls, values)
 
 
 def vocabulary_with(aliases: object) -> Vocabulary:

@@ -11,6 +11,7 @@ the one reader of `CARTFLOW_*` variables): a file in, typed tables out.
 - `FlowSettings`, `flow_settings_from_dict(mapping)`
 - `compile_kernels()`: the numba kernels compiled into their cache (the install runs it)
 - `gating.engine`: the fast gating engine's front door (compile a strategy, apply it to events)
+- `gating.assay`: this library's side of the assay contract (docs/assay-libraries.md)
 """
 
 from __future__ import annotations

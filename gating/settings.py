@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assaykit import settings_from_dict
 from gating.markers import DEFAULT_MARKER_ALIASES
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -90,28 +91,26 @@ class FlowSettings:
 
 
 def flow_settings_from_dict(values: Mapping[str, Any]) -> FlowSettings:
-    """Settings from a mapping such as the `[flow]` table of cartflow.toml, whose keys and types
-    `pipelines.settings` checked.
+    """Settings from a mapping such as the `[flow]` table of cartflow.toml (an unknown key is
+    an error; `assaykit.settings_from_dict`).
 
     `templates` paths may be relative to the working directory; `templates` and `panel_patterns`
     replace the defaults of the panels they name; `marker_aliases` extends the default alias
     table (a canonical name given here adds spellings).
     """
-    converted: dict[str, Any] = {}
-    for key, value in values.items():
-        if key == "templates":
-            converted[key] = {**DEFAULT_TEMPLATES, **{p: Path(v) for p, v in value.items()}}
-        elif key == "panel_patterns":
-            converted[key] = {**DEFAULT_PANEL_PATTERNS, **value}
-        elif key == "marker_aliases":
-            converted[key] = _merged_aliases(value)
-        elif key == "default_transform":
-            converted[key] = LogicleParameters(**value)
-        elif isinstance(value, list):
-            converted[key] = tuple(value)
-        else:
-            converted[key] = value
-    return FlowSettings(**converted)
+    return settings_from_dict(
+        FlowSettings,
+        values,
+        {
+            "templates": lambda given: {
+                **DEFAULT_TEMPLATES,
+                **{panel: Path(path) for panel, path in given.items()},
+            },
+            "panel_patterns": lambda given: {**DEFAULT_PANEL_PATTERNS, **given},
+            "marker_aliases": _merged_aliases,
+            "default_transform": lambda given: settings_from_dict(LogicleParameters, given),
+        },
+    )
 
 
 def _merged_aliases(extra: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:

@@ -31,6 +31,7 @@ from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from assaykit import settings_from_dict
 from cba.settings import CbaSettings
 from gating.settings import FlowSettings, flow_settings_from_dict
 from pipelines.derived.settings import DerivedSettings
@@ -95,8 +96,11 @@ class IngestSettings:
 def section(cls: type, read: Callable[[dict[str, Any]], Any] | None = None) -> Any:
     """A section of `cartflow.toml`: the dataclass of its defaults, and how its checked table
     becomes settings: the section's own `from_dict` where a value means more than itself (a
-    default table it extends, a list kept as a tuple), else the dataclass itself."""
-    return field(default_factory=cls, metadata={"read": read or (lambda table: cls(**table))})
+    default table it extends), else the one settings helper, `assaykit.settings_from_dict`."""
+    return field(
+        default_factory=cls,
+        metadata={"read": read or (lambda table: settings_from_dict(cls, table))},
+    )
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from assaykit import FAILED_QC, QcVerdict
 from qpcr.curve import CurveError, StandardCurve, fit_standard_curve
 from qpcr.model import QpcrPlate
 from qpcr.settings import QpcrSettings
@@ -72,6 +73,27 @@ class QpcrResult:
     @property
     def passed_qc(self) -> bool:
         return not self.qc_failures
+
+    @property
+    def verdict(self) -> QcVerdict:
+        """The plate's QC verdict (see `qc_verdict`)."""
+        return qc_verdict(self)
+
+
+def qc_verdict(result: QpcrResult) -> QcVerdict:
+    """Passed, or failed QC with each failed rule (target, wells, value, limit), which samples
+    have no result from the plate, and to re-run the assay (last, where a long reason keeps its
+    end). The wells and the QC figures of a failed plate are kept; its copies are not reported."""
+    if result.passed_qc:
+        return QcVerdict()
+    samples = sorted(set(result.copies["sample_name"].astype(str)))
+    named = ", ".join(samples[:6]) + (f" and {len(samples) - 6} more" if len(samples) > 6 else "")
+    without = f"no result reported for {named}" if samples else "no sample on the plate"
+    message = (
+        f"plate failed QC, {without}: {'; '.join(result.qc_failures)}. Re-run the assay on a new "
+        "plate and drop its export into the inbox (this run's QC figures are kept in qpcr_runs)"
+    )
+    return QcVerdict(FAILED_QC, tuple(result.qc_failures), message)
 
 
 @dataclass(frozen=True)

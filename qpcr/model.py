@@ -7,6 +7,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from assaykit import AssayInputError
+
 WELL_COLUMNS: tuple[str, ...] = (
     "well",  # "A1" ... "P24"; position as the instrument names it
     "sample_name",
@@ -42,7 +44,7 @@ def no_amplification() -> pd.DataFrame:
     })  # fmt: skip
 
 
-class QpcrFormatError(ValueError):
+class QpcrFormatError(AssayInputError):
     """The file is not a qPCR export this reader understands; the message says why."""
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from assaykit import settings_from_dict
+
 
 @dataclass(frozen=True)
 class QpcrSettings:
@@ -68,9 +70,8 @@ class QpcrSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> QpcrSettings:
-        """Settings from a `[qpcr]` table whose keys and types `pipelines.settings` checked:
-        lists become tuples."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        """Settings from a `[qpcr]` table (lists become tuples; an unknown key is an error)."""
+        return settings_from_dict(cls, values)
 
     def is_positive_control(self, sample_name: str) -> bool:
         name = " ".join(sample_name.strip().upper().replace("_", " ").replace("-", " ").split())

@@ -35,12 +35,15 @@ import pandas as pd
 from scipy import ndimage, signal
 from scipy.stats import chi2
 
+from cba.analytes import VOCABULARY, Vocabulary
 from cba.errors import CbaFormatError
 from cba.model import CbaPlate, wells_frame
 from cba.panels import BeadPanel
+from cba.readers.common import HEAD_BYTES, Head
 
 BEAD_FCS = "bead-fcs"
 BEAD_FCS_PLATE = "bead-fcs-plate"
+FORMATS = (BEAD_FCS, BEAD_FCS_PLATE)
 
 _NAME = re.compile(
     r"(?:^|[-_])K(?P<kit>\d+)[-_](?:P(?P<plate>\d+)[-_])?(?P<kind>[CS])(?P<number>\d+)[-_]"
@@ -93,6 +96,63 @@ def fcs_text_keywords(head: bytes) -> dict[str, str] | None:
 def bead_file_identity(path: Path, keywords: dict[str, str]) -> BeadFileName | None:
     """The layout from the file name, else from `$FIL` (CytExpert writes `01-K2_C7-A7.fcs`)."""
     return parse_bead_file_name(path.name) or parse_bead_file_name(keywords.get("$FIL", ""))
+
+
+def sniff(head: Head) -> str | None:
+    """One bead-named FCS file, or a folder or zip holding only such files."""
+    if head.is_folder:
+        files = [p for p in head.path.iterdir() if p.suffix.lower() == ".fcs"]
+        named = [_is_bead_fcs(p, p.open("rb").read(HEAD_BYTES)) for p in files]
+        return BEAD_FCS_PLATE if named and all(named) else None
+    if head.data.startswith(b"FCS"):
+        return BEAD_FCS if _is_bead_fcs(head.path, head.data) else None
+    if head.data.startswith(b"PK\x03\x04") and zipfile.is_zipfile(head.path):
+        return BEAD_FCS_PLATE if _zip_holds_bead_fcs(head.path) else None
+    return None
+
+
+def read(
+    path: Path, fmt: str, vocabulary: Vocabulary = VOCABULARY, panel: BeadPanel | None = None
+) -> CbaPlate:
+    """A plate from a folder or zip of the plate's FCS files (the panel from `panel.json` in it
+    unless given), or from one file where the caller gives the panel.
+
+    Without a panel one file is refused with what to drop instead: a single file is one well,
+    and a standard curve needs the plate's standards.
+    """
+    if fmt == BEAD_FCS_PLATE:
+        return read_bead_folder(path, panel)
+    if panel is None:
+        raise CbaFormatError(single_well_refusal(path))
+    return read_bead_plate([path], panel)
+
+
+def single_well_refusal(path: Path) -> str:
+    """Why one raw bead-array FCS file is not a plate, and what a technician drops instead."""
+    with path.open("rb") as handle:
+        keywords = fcs_text_keywords(handle.read(HEAD_BYTES)) or {}
+    identity = bead_file_identity(path, keywords)
+    well = f" ({identity.kind} {identity.label}, well {identity.well})" if identity else ""
+    return (
+        f"{path.name}: one raw bead-array FCS file is one well of a plate{well}, and the plate's "
+        "standard curves need all its wells. Zip the plate's FCS files (standards C0 to C7 and "
+        "the samples, named as the acquisition software names them, e.g. K2-C07-A7.fcs) together "
+        "with the kit's panel.json and drop the zip into the inbox, or export the plate's MFI "
+        "table from the bead-array software (LEGENDplex, FCAP Array) and drop that instead"
+    )
+
+
+def _is_bead_fcs(path: Path, head: bytes) -> bool:
+    keywords = fcs_text_keywords(head)
+    return keywords is not None and bead_file_identity(path, keywords) is not None
+
+
+def _zip_holds_bead_fcs(path: Path) -> bool:
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if n.lower().endswith(".fcs")]
+        return bool(names) and all(
+            _is_bead_fcs(Path(n), archive.open(n).read(HEAD_BYTES)) for n in names
+        )
 
 
 @dataclass

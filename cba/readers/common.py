@@ -3,9 +3,42 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from pathlib import Path
 
 from cba.analytes import Vocabulary
 from cba.errors import CbaFormatError, alias_instruction
+
+HEAD_BYTES = 65536
+
+
+@dataclass(frozen=True)
+class Head:
+    """What each reader's `sniff` looks at: the path, and for a file its first 64 KiB."""
+
+    path: Path
+    data: bytes
+    """Empty for a folder."""
+
+    @property
+    def is_folder(self) -> bool:
+        return self.path.is_dir()
+
+    @property
+    def is_binary_fcs(self) -> bool:
+        """An FCS file: only the bead-FCS reader may claim it (a table reader never does)."""
+        return self.data.startswith(b"FCS")
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8-sig", errors="replace")
+
+
+def read_head(path: Path) -> Head:
+    if path.is_dir():
+        return Head(path, b"")
+    with path.open("rb") as handle:
+        return Head(path, handle.read(HEAD_BYTES))
 
 
 def resolve_analytes(

@@ -31,10 +31,12 @@ import pandas as pd
 from cba.analytes import VOCABULARY, Vocabulary
 from cba.errors import CbaFormatError
 from cba.model import CbaPlate, wells_frame
-from cba.readers.common import normalise_well, resolve_analytes, to_float, well_type
+from cba.panels import BeadPanel
+from cba.readers.common import Head, normalise_well, resolve_analytes, to_float, well_type
 
 XPONENT = "luminex-xponent-csv"
 INTELLIFLEX = "luminex-intelliflex-csv"
+FORMATS = (XPONENT, INTELLIFLEX)
 
 _NON_ANALYTE = {"location", "sample", "total events", "notes", ""}
 _REPORTED_SECTIONS = {"result", "results", "calculated concentration", "concentration"}
@@ -47,6 +49,24 @@ def looks_like_xponent(head: str) -> bool:
 def looks_like_intelliflex(head: str) -> bool:
     first = head.splitlines()[0] if head else ""
     return "WELL LOCATION" in first and "RP1 MEDIAN" in first and "MODEL NAME" in first
+
+
+def sniff(head: Head) -> str | None:
+    """xPONENT by its `"Program","xPONENT"` header line, INTELLIFLEX by its first row."""
+    if head.is_folder or head.is_binary_fcs:
+        return None
+    if looks_like_xponent(head.text):
+        return XPONENT
+    if looks_like_intelliflex(head.text):
+        return INTELLIFLEX
+    return None
+
+
+def read(
+    path: Path, fmt: str, vocabulary: Vocabulary = VOCABULARY, panel: BeadPanel | None = None
+) -> CbaPlate:
+    """The plate of an xPONENT or INTELLIFLEX export (`fmt` as `sniff` named it)."""
+    return read_xponent(path, vocabulary) if fmt == XPONENT else read_intelliflex(path, vocabulary)
 
 
 def _read_text(path: Path) -> str:

@@ -33,7 +33,8 @@ from pathlib import Path
 from cba.analytes import VOCABULARY, Vocabulary, lookup_analyte
 from cba.errors import CbaFormatError
 from cba.model import CbaPlate, parse_reported_value, wells_frame
-from cba.readers.common import normalise_well, resolve_analytes, to_float, well_type
+from cba.panels import BeadPanel
+from cba.readers.common import Head, normalise_well, resolve_analytes, to_float, well_type
 
 Cell = object
 _WELL = re.compile(r"^(well|well id|well position|location)$", re.I)
@@ -189,6 +190,27 @@ def vendor_of(sheets: list[Sheet], layouts: list[Layout]) -> str | None:
     if re.search(r"legend\s*plex", text, re.I) or bead_ids:
         return "legendplex"
     return None
+
+
+VENDORS = ("fcap-array", "legendplex")
+FORMATS = tuple(
+    f"{vendor}-{measure}{container}"
+    for vendor in VENDORS
+    for measure in ("", "concentrations-")
+    for container in ("csv", "xlsx")
+)
+
+
+def sniff(head: Head) -> str | None:
+    """An FCAP Array or LEGENDplex table (`sniff_table`); never a folder or an FCS file."""
+    return None if head.is_folder or head.is_binary_fcs else sniff_table(head.path)
+
+
+def read(
+    path: Path, fmt: str, vocabulary: Vocabulary = VOCABULARY, panel: BeadPanel | None = None
+) -> CbaPlate:
+    """The plate of an FCAP Array or LEGENDplex table (every one of `FORMATS` reads alike)."""
+    return read_table(path, vocabulary)
 
 
 def sniff_table(path: Path) -> str | None:

@@ -33,8 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from qpcr.model import QpcrPlate
-from qpcr.readers._common import ZONE_OFFSETS, normalise_well
+from qpcr import ZONE_OFFSETS, QpcrPlate, normalise_well
 from qpcr.readers.quantstudio_text import QUANTSTUDIO_TEXT
 
 _QS_TASKS = {"UNKNOWN": "UNKNOWN", "STANDARD": "STANDARD", "NTC": "NTC"}

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assaykit import settings_from_dict
+
 SHIPPED_CRS_RULES = Path(__file__).resolve().parent.parent / "rules" / "crs_rules.toml"
 
 
@@ -81,15 +83,17 @@ class DerivedSettings:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DerivedSettings:
-        """Settings from a `[derived]` table whose keys and types `pipelines.settings` checked:
-        lists become tuples, each `qc_targets` table a ControlTarget."""
-        converted: dict[str, Any] = {}
-        for key, value in values.items():
-            if key == "qc_targets":
-                converted[key] = {name: ControlTarget(**target) for name, target in value.items()}
-            else:
-                converted[key] = tuple(value) if isinstance(value, list) else value
-        return cls(**converted)
+        """Settings from a `[derived]` table (lists become tuples, each `qc_targets` table a
+        ControlTarget; an unknown key is an error)."""
+        return settings_from_dict(
+            cls,
+            values,
+            {
+                "qc_targets": lambda given: {
+                    n: settings_from_dict(ControlTarget, t) for n, t in given.items()
+                }
+            },
+        )
 
     @classmethod
     def load(cls, home: Path) -> DerivedSettings:

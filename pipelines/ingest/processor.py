@@ -35,18 +35,13 @@ import pyarrow as pa
 
 from pipelines import __version__
 from pipelines.assays import (
-    CBA,
-    FLOW,
     MANIFEST,
-    QPCR,
     RERUN_ASSAY,
     AssayTables,
     Recognised,
     Rejection,
-    compute_cba,
-    compute_flow,
+    compute,
     compute_manifest,
-    compute_qpcr,
     recognise,
 )
 from pipelines.hashing import BLOCK, sha256_of
@@ -768,8 +763,7 @@ class Processor:
     def _compute(
         self, raw_copy: Path, recognised: Recognised, resolver: IdentityResolver
     ) -> AssayTables:
-        compute = {QPCR: compute_qpcr, CBA: compute_cba, FLOW: compute_flow}[recognised.kind]
-        return compute(raw_copy, recognised.instrument_format, self.settings, resolver)
+        return compute(raw_copy, recognised, self.settings, resolver)
 
     @staticmethod
     def _validation_table(

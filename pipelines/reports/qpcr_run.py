@@ -36,8 +36,7 @@ from pipelines.home import LabHome
 from pipelines.reports import html
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.plots import COLOURS, FAIL_COLOUR, data_gid, new_figure, styled, svg
-from qpcr.readers._common import row_letter
-from qpcr.settings import QpcrSettings
+from qpcr import QpcrSettings, row_letter
 
 RUN_FOLDER = "qpcr"
 NO_AMPLIFICATION_DATA = (

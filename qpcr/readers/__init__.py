@@ -1,8 +1,12 @@
 """qPCR export readers: a file in, a `QpcrPlate` out, whatever the instrument.
 
 `sniff(path)` looks at the first bytes only and names the format, never trusting the extension.
-`read_plate(path)` detects the format the same way and reads the plate, or raises
-`QpcrFormatError` with a message a technician can act on (which file, what is wrong, what to do).
+`read_format(path, fmt)` reads the plate of the format `sniff` found (handed on, not detected
+again); `read_plate(path)` does both. Either raises `QpcrFormatError` with a message a technician
+can act on (which file, what is wrong, what to do).
+
+Each format family is one reader module with `FORMATS`, `sniff(probe)` and `read(path)`; a new
+vendor format is a new module and its line in `_READERS`.
 
 Formats (the names `sniff` returns and `QpcrPlate.instrument_format` holds):
 
@@ -29,9 +33,24 @@ from types import ModuleType
 
 from qpcr.model import QpcrFormatError, QpcrPlate
 from qpcr.readers import cfx_maestro, lightcycler, quantstudio_da, quantstudio_text, rdml
-from qpcr.readers._common import Probe, UnreadableValue, format_error, probe
+from qpcr.readers._common import (
+    ZONE_OFFSETS,
+    Probe,
+    UnreadableValue,
+    format_error,
+    normalise_well,
+    parse_number,
+    probe,
+    row_letter,
+)
 
-__all__ = ["FORMATS", "QpcrFormatError", "read_plate", "sniff"]
+__all__ = [
+    "FORMATS", "ZONE_OFFSETS", "QpcrFormatError", "normalise_well", "parse_number", "read_format",
+    "read_plate", "row_letter", "sniff",
+]  # fmt: skip
+"""Besides reading: the helpers the demo's export writers and the reports share with the readers,
+well names (`normalise_well`, `row_letter`), numbers as vendors write them (`parse_number`) and
+the time-zone abbreviations vendors append to times (`ZONE_OFFSETS`)."""
 
 _READERS: tuple[ModuleType, ...] = (
     quantstudio_text,
@@ -68,15 +87,29 @@ def read_plate(path: Path) -> QpcrPlate:
     not a quantification run, naming the file and what to do.
     """
     path = Path(path)
+    _refuse_unreadable(path)
     try:
-        if path.stat().st_size == 0:
-            raise format_error(path, "the file is empty (0 bytes)", "Export or copy it again")
         found = probe(path)
     except OSError as error:
-        raise format_error(path, f"the file cannot be read ({error.strerror})", "") from error
+        raise _unreadable(path, error) from error
     fmt = _sniff_probe(found)
     if fmt is None:
         raise format_error(path, _unrecognised(found), "Supported: " + ", ".join(FORMATS))
+    return _read(path, fmt)
+
+
+def read_format(path: Path, fmt: str) -> QpcrPlate:
+    """Read one plate of the format `fmt` (as `sniff` named it), without detecting it again;
+    QpcrFormatError as `read_plate` for a file that cannot be read as that format."""
+    path = Path(path)
+    if fmt not in _READ_BY_FORMAT:
+        raise ValueError(f"{fmt!r} is not a qPCR format; known: {', '.join(FORMATS)}")
+    _refuse_unreadable(path)
+    return _read(path, fmt)
+
+
+def _read(path: Path, fmt: str) -> QpcrPlate:
+    """The reader of `fmt` on `path`, its damaged-file errors said in a technician's words."""
     try:
         return _READ_BY_FORMAT[fmt](path)
     except (zipfile.BadZipFile, EOFError, gzip.BadGzipFile, zlib.error) as error:
@@ -87,6 +120,20 @@ def read_plate(path: Path) -> QpcrPlate:
         raise format_error(
             path, str(error), "Export with a decimal point (English number format)"
         ) from error
+
+
+def _refuse_unreadable(path: Path) -> None:
+    """QpcrFormatError for an empty file or one that cannot be opened."""
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise _unreadable(path, error) from error
+    if size == 0:
+        raise format_error(path, "the file is empty (0 bytes)", "Export or copy it again")
+
+
+def _unreadable(path: Path, error: OSError) -> QpcrFormatError:
+    return format_error(path, f"the file cannot be read ({error.strerror})", "")
 
 
 def _sniff_probe(found: Probe) -> str | None:

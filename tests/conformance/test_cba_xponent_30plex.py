@@ -18,7 +18,7 @@ import pytest
 
 from cba import CbaSettings, analyse_plate, read_plate, sniff
 from cba.curves import logistic
-from pipelines.assays import Rejection, compute_cba
+from pipelines.assays import CBA, Recognised, Rejection, compute
 from pipelines.identity import IdentityResolver
 from pipelines.settings import DEFAULT_SAMPLE_NAME_PATTERN, Settings
 from tests.cba.test_analytes import INVITROGEN_30PLEX_AS_EXPORTED
@@ -31,6 +31,7 @@ STANDARDS = [f"Standard{n}" for n in range(1, 8)]
 """xPONENT names standards Standard1 (the top) to Standard7; this kit dilutes 1:3."""
 TOP_PG_ML = 10_000.0
 SAMPLES_PG_ML = {"P001_BL": 25.0, "P001_D4": 480.0, "P002_D7": 3100.0}
+XPONENT = Recognised(CBA, "luminex-xponent-csv")
 
 
 def _curve(index: int) -> tuple[float, float, float, float, float]:
@@ -130,7 +131,7 @@ def test_a_slip_on_every_analyte_refuses_the_plate_naming_each_analyte(
     assert len(touched) == 31 and "sIL-2Rα" in touched and INVENTED in touched
     resolver = IdentityResolver([], DEFAULT_SAMPLE_NAME_PATTERN)
     with pytest.raises(Rejection) as caught:
-        compute_cba(path, "luminex-xponent-csv", Settings(), resolver)
+        compute(path, XPONENT, Settings(), resolver)
     reason = caught.value.reason
     assert reason.startswith(
         "30plex.csv: every standard curve failed; standard series broken: Standard3 1000x the "
@@ -146,7 +147,7 @@ def test_the_pipeline_takes_the_plate_with_a_lab_alias_for_the_invented_name(
     path = write_30plex(header, tmp_path / "30plex.csv", slipped={"IL6"})
     resolver = IdentityResolver([], DEFAULT_SAMPLE_NAME_PATTERN)
     settings = Settings(cba=CbaSettings(analyte_aliases={INVENTED: "IL-33"}))
-    tables = compute_cba(path, "luminex-xponent-csv", settings, resolver)
+    tables = compute(path, XPONENT, settings, resolver)
     cytokines = tables.tables["cytokines"]
     assert cytokines["analyte_recognised"].all()
     assert set(cytokines["patient_id"]) == {"P001", "P002"}

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from gating import FlowFormatError, FlowSettings, read_fcs
-from pipelines.assays import FLOW, Rejection, compute_flow, recognise
+from pipelines.assays import FLOW, Rejection, compute, recognise
 from pipelines.home import LabHome
 from pipelines.ingest import INGESTED, QUARANTINED
 from pipelines.ingest.processor import Processor
@@ -139,7 +139,13 @@ def test_every_real_fcs_file_is_taken_with_its_numbers_or_refused_with_its_reaso
     files = sorted([*shared_data.rglob("*.fcs"), *shared_data.rglob("*.lmd"),
                     *FCSPARSER_FILES.rglob("*.fcs")])  # fmt: skip
     every_tube = SimpleNamespace(
-        resolve=lambda name: SimpleNamespace(patient_id="P001", timepoint="D14", study_day=14)
+        resolve=lambda name: SimpleNamespace(
+            patient_id="P001",
+            timepoint="D14",
+            study_day=14,
+            collection_date=None,
+            dna_input_ng=None,
+        )
     )
     tally = {"taken": 0, "refused": 0, "bead array": 0}
     for path in files:
@@ -149,7 +155,7 @@ def test_every_real_fcs_file_is_taken_with_its_numbers_or_refused_with_its_reaso
                 tally["bead array"] += 1
                 continue
             settings, expected = _panel_for(path, tmp_path)
-            tables = compute_flow(path, recognised.instrument_format, settings, every_tube).tables
+            tables = compute(path, recognised, settings, every_tube).tables
         except Rejection as refused:
             assert refused.reason.startswith(REFUSED[path.name]), refused.reason
             assert "\n" not in refused.reason

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from qpcr import normalise_well
 from qpcr.model import WELL_COLUMNS, QpcrFormatError
 from qpcr.readers import read_plate, sniff
-from qpcr.readers._common import normalise_well
 
 pytestmark = pytest.mark.conformance
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import openpyxl
 from lxml import etree
 
+from qpcr import normalise_well, parse_number
 from qpcr.readers import cfx_maestro, lightcycler, quantstudio_da, quantstudio_text
-from qpcr.readers._common import normalise_well, parse_number
 
 RDML_NS = "{http://www.rdml.org}"
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from pipelines.demo.qpcr_files import write_cfx_csv, write_quantstudio_text
+from qpcr import normalise_well
 from qpcr.model import WELL_COLUMNS, QpcrPlate
 from qpcr.readers import read_plate, sniff
-from qpcr.readers._common import normalise_well
 from qpcr.readers.quantstudio_text import quantstudio_run_id
 
 CURVES = {

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qpcr import parse_number
 from qpcr.model import QpcrFormatError
 from qpcr.readers import read_plate, sniff
-from qpcr.readers._common import parse_number
 from tests.qpcr_readers.shipped_exports import (
     EXPORTS,
     RDML_NS,
