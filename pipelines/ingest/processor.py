@@ -73,6 +73,7 @@ from pipelines.ledger import (
 )
 from pipelines.names import quarantine_name, shown
 from pipelines.settings import Settings
+from pipelines.thresholds import suite_thresholds
 from pipelines.warehouse import (
     Staged,
     conform,
@@ -215,7 +216,7 @@ class Processor:
         self.home = home.ensure()
         self.settings = settings or Settings.load(home.root)
         self.ledger = Ledger(home.ledger_path)
-        self.validator = Validator(home.gx, self.settings.qpcr)
+        self.validator = Validator(home.gx, suite_thresholds(self.settings.qpcr))
 
     @property
     def claim_expiry_seconds(self) -> float:
