@@ -22,10 +22,10 @@ from rich.markup import escape
 from pipelines import environment
 from pipelines.environment import EnvironmentValueError, Variable, env_value, environment_problems
 from pipelines.home import LabHome
-from pipelines.names import shown
 from pipelines.runtime.memory import tune_malloc
 from pipelines.runtime.signals import exit_status, interruptible
 from pipelines.settings import Settings, SettingsError
+from validation.names import shown
 
 if TYPE_CHECKING:
     from pipelines.watch import WatchSettings

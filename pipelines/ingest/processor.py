@@ -71,7 +71,6 @@ from pipelines.ledger import (
     ManifestChange,
     ManifestChanged,
 )
-from pipelines.names import quarantine_name, shown
 from pipelines.settings import Settings
 from pipelines.thresholds import suite_thresholds
 from pipelines.warehouse import (
@@ -83,6 +82,7 @@ from pipelines.warehouse import (
     stage_source,
     write_whole_table,
 )
+from validation.names import quarantine_name, shown
 from validation.runner import ValidationOutcome, Validator
 from validation.schemas import INGEST_LOG, TABLES, VALIDATION_RESULTS
 
