@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,3 +93,16 @@ class LabHome:
                        self.gx, self.reports):  # fmt: skip
             folder.mkdir(parents=True, exist_ok=True)
         return self
+
+
+@contextmanager
+def under_original_name(raw_copy: Path, name: str) -> Iterator[Path]:
+    """The immutable raw-store bytes, seen under the file's original name.
+
+    Libraries read identity from file names (a LEGENDplex `K2-C07-A7.fcs`) and name the file in
+    their errors; a symbolic link in a private folder gives them both without a second copy.
+    """
+    with tempfile.TemporaryDirectory(prefix="cartflow-") as folder:
+        link = Path(folder) / name
+        link.symlink_to(raw_copy)
+        yield link

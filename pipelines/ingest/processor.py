@@ -23,10 +23,9 @@ import hashlib
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +50,7 @@ from pipelines.assays import (
     recognise,
 )
 from pipelines.hashing import BLOCK, sha256_of
-from pipelines.home import LabHome
+from pipelines.home import LabHome, under_original_name
 from pipelines.identity import (
     IdentityResolver,
     Manifest,
@@ -295,7 +294,7 @@ class Processor:
         faults.fault_point(faults.CLAIMED)
 
         def compute() -> Prepared | FileOutcome:
-            with _under_original_name(raw_copy, path.name) as readable:
+            with under_original_name(raw_copy, path.name) as readable:
                 return self._prepare_claimed(readable, path, sha256, owner, flow_run_id)
 
         return self._settle(path, sha256, flow_run_id, compute)
@@ -463,7 +462,7 @@ class Processor:
                 MANIFEST, "sample-manifest",
             )  # fmt: skip
         resolver = self.resolver(corrected)
-        with _under_original_name(kept, record.original_name) as readable:
+        with under_original_name(kept, record.original_name) as readable:
             try:
                 recognised = recognise(readable)
                 return self._computed(
@@ -933,19 +932,6 @@ def _partitions(tables: dict[str, pa.Table]) -> list[tuple[str, str]]:
             keys = table.select(["patient_id", "timepoint"]).to_pylist()
             pairs.update((k["patient_id"], k["timepoint"]) for k in keys)
     return sorted(pairs)
-
-
-@contextmanager
-def _under_original_name(raw_copy: Path, name: str) -> Iterator[Path]:
-    """The immutable raw-store bytes, seen under the file's original name.
-
-    Libraries read identity from file names (a LEGENDplex `K2-C07-A7.fcs`) and name the file in
-    their errors; a symbolic link in a private folder gives them both without a second copy.
-    """
-    with tempfile.TemporaryDirectory(prefix="cartflow-") as folder:
-        link = Path(folder) / name
-        link.symlink_to(raw_copy)
-        yield link
 
 
 FICLONE = 0x40049409

@@ -24,7 +24,7 @@ from gating import FlowFormatError, FlowTemplateError, read_fcs
 from gating.analysis import gate_dataset, population_rows
 from gating.settings import FlowSettings
 from gating.templates import load_template
-from pipelines.home import LabHome
+from pipelines.home import LabHome, under_original_name
 from pipelines.reports import html
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.gate_panels import (
@@ -146,11 +146,8 @@ def tube_page(
         why = "its bytes are missing from the raw store (run cartflow verify)"
         left_out.lines.append(f"{tube.original_name}: gating plots not drawn, {why}.")
         return html.page(title, [back, html.absent(f"Not drawn: {why}.")])
-    # imported here: the ingest engine imports the reports (through validation's docs)
-    from pipelines.ingest.processor import _under_original_name
-
     try:
-        with _under_original_name(raw, tube.original_name) as named:
+        with under_original_name(raw, tube.original_name) as named:
             sections = [dataset_section(dataset, tube, settings)
                         for dataset in read_fcs(named) if dataset.index + 1 in tube.panels]  # fmt: skip
     except (FlowFormatError, FlowTemplateError) as err:
