@@ -413,6 +413,6 @@ def _infusion_dates(entries: Iterable[ManifestEntry]) -> dict[str, date]:
     for entry in entries:
         if entry.infusion_date:
             dates[entry.patient_id] = entry.infusion_date
-        elif entry.timepoint == "D0" and entry.collection_date:
+        elif entry.timepoint == INFUSION_DAY and entry.collection_date:
             dates.setdefault(entry.patient_id, entry.collection_date)
     return dates

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from validation.timepoints import NOMINAL_STUDY_DAY
+from validation.timepoints import NOMINAL_STUDY_DAY, PRODUCT
 
 PATIENTS: tuple[str, ...] = ("P001", "P002", "P003", "P004")
 TIMEPOINTS: tuple[str, ...] = ("BL", "D1", "D4", "D7", "D10", "D14", "D21", "D28", "M2", "M3")
@@ -80,7 +80,7 @@ CRS_DRIVER_CYTOKINES = ("IL-6", "IFN-γ", "sgp130", "MCP-1")
 def cytokine_pg_ml(patient: str, timepoint: str, analyte: str) -> float:
     """The true plasma concentration. Only the CRS drivers rise sharply, and only in P002."""
     base = CYTOKINE_BASELINE_PG_ML[analyte]
-    if timepoint in ("PRODUCT",):
+    if timepoint == PRODUCT:
         raise ValueError("the cell product has no plasma cytokines")
     if patient == SEVERE_CRS_PATIENT and analyte in CRS_DRIVER_CYTOKINES:
         # sgp130 and MCP-1 rise less steeply than IL-6 and IFN-gamma, but still > 75-fold at D4
