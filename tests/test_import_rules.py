@@ -162,7 +162,8 @@ def _private_owner(dotted: str) -> str | None:
 
 
 def _listed(violations: list[str]) -> str:
-    return f"{len(violations)} violation(s):\n" + "\n".join(sorted(set(violations)))
+    unique = sorted(set(violations))
+    return f"{len(unique)} violation(s):\n" + "\n".join(unique)
 
 
 def _where(item: Imported) -> str:
@@ -171,26 +172,27 @@ def _where(item: Imported) -> str:
 
 def test_no_module_imports_a_private_name_of_another_package_or_subpackage():
     violations = []
-    third_party: dict[str, set[str]] = defaultdict(set)
-    touches: dict[str, list[Imported]] = defaultdict(list)
+    ours = set(top_level_packages())
+    internals: dict[str, list[Imported]] = defaultdict(list)
+    """Per third-party package, where its private names are reached."""
     for module in product_modules():
         for item in imported_names(module):
             owner = _private_owner(item.name)
             if owner is None:
                 continue
             top = owner.partition(".")[0]
-            if top in top_level_packages():
+            if top in ours:
                 if owner != module.package:
                     violations.append(f"{_where(item)} (private to {owner})")
-            elif top not in sys.stdlib_module_names:
-                third_party[top].add(module.name)
-                touches[top].append(item)
-    for top, modules in third_party.items():
+            elif top not in sys.stdlib_module_names:  # os._exit, sys._getframe are documented
+                internals[top].append(item)
+    for top, items in internals.items():
+        modules = {item.module.name for item in items}
         if len(modules) > 1:
             violations += [
                 f"{_where(item)} ({top} internals are reached from {len(modules)} modules: "
                 "keep them in one adapter module)"
-                for item in touches[top]
+                for item in items
             ]
     assert not violations, _listed(violations)
 
