@@ -23,18 +23,20 @@ import numpy as np
 from pipelines.cli import prepare_environment
 from pipelines.demo.qpcr_files import write_quantstudio_text
 from pipelines.demo.qpcr_plates import GOOD_CURVES, build_plate
-from pipelines.demo.trial import Sample
+from pipelines.demo.trial import TIMEPOINTS, Sample
 from pipelines.home import LabHome
 
 
 def _plate_samples(plate_number: int) -> list[tuple[str, Sample]]:
     """108 samples in triplicate fill a 384-well plate with 18 standards and 3 NTCs (363 wells)."""
-    timepoints = ("BL", "D1", "D4", "D7", "D10", "D14", "D21", "D28", "M2", "M3")
     samples = []
     for i in range(108):
-        patient, timepoint = f"P{plate_number}{i // 10:02d}", timepoints[i % 10]
+        patient, timepoint = (
+            f"P{plate_number}{i // len(TIMEPOINTS):02d}",
+            TIMEPOINTS[i % len(TIMEPOINTS)],
+        )
         sample = Sample(
-            f"{patient}_{timepoint}", "P001", timepoints[i % 10], datetime(2026, 1, 1).date(), 200.0
+            f"{patient}_{timepoint}", "P001", timepoint, datetime(2026, 1, 1).date(), 200.0
         )
         samples.append((f"{patient}_{timepoint}", sample))
     return samples

@@ -22,10 +22,10 @@ from rich.markup import escape
 from pipelines import environment
 from pipelines.environment import EnvironmentValueError, Variable, env_value, environment_problems
 from pipelines.home import LabHome
-from pipelines.names import shown
 from pipelines.runtime.memory import tune_malloc
 from pipelines.runtime.signals import exit_status, interruptible
 from pipelines.settings import Settings, SettingsError
+from validation.names import shown
 
 if TYPE_CHECKING:
     from pipelines.watch import WatchSettings
@@ -562,13 +562,14 @@ def report(
     lab, settings = readable_lab(home)
     prepare_environment(lab)
     from pipelines.derived.recompute import known_patients, recompute_patients
+    from pipelines.thresholds import suite_thresholds
     from pipelines.warehouse import connect
     from validation.runner import Validator
 
     if patient and patient not in known_patients(connect(lab.warehouse)):
         err_console.print(f"no data for patient {patient} in {lab.root}")
         raise typer.Exit(EXIT_USAGE)
-    validator = Validator(lab.gx, settings.qpcr)
+    validator = Validator(lab.gx, suite_thresholds(settings.qpcr))
     outcome = recompute_patients(lab, [patient] if patient else None, validator)
     for failure in outcome.failures:
         err_console.print(f"[red]not written[/]  {failure}")

@@ -22,28 +22,28 @@ from pathlib import Path
 import pandas as pd
 
 from validation.schemas import SAFE_ID_PATTERN
+from validation.timepoints import (
+    BASELINE,
+    INFUSION_DAY,
+    LAST_DAILY_DAY,
+    MONTH_DAYS,
+    NOMINAL_STUDY_DAY,
+    PRODUCT,
+    SCHEDULE,
+    SCREENING,
+)
 
 SAFE_ID = re.compile(SAFE_ID_PATTERN)
 
-MONTH_DAYS: dict[int, int] = {2: 60, 3: 90, 6: 180, 9: 270, 12: 365, 18: 545, 24: 730}
-"""Nominal study day of each month visit in the trial's schedule."""
-
-NOMINAL_STUDY_DAY: dict[str, int | None] = {
-    "SCREEN": -28,
-    "BL": -7,
-    "PRODUCT": None,
-    **{f"D{d}": d for d in range(29)},
-    **{f"M{m}": day for m, day in MONTH_DAYS.items()},
-}
-"""Study day (days after infusion) used when no collection date is known."""
-
 _NAMED = {
-    "SCREEN": "SCREEN", "SCREENING": "SCREEN", "SCR": "SCREEN",
-    "PRODUCT": "PRODUCT", "INFUSIONPRODUCT": "PRODUCT", "CELLPRODUCT": "PRODUCT",
-    "CARTPRODUCT": "PRODUCT", "DRUGPRODUCT": "PRODUCT", "IP": "PRODUCT",
-    "BL": "BL", "BASELINE": "BL", "PRELD": "BL", "PRELYMPHODEPLETION": "BL", "PREINFUSION": "BL",
-    "INFUSION": "D0",
+    "SCREEN": SCREENING, "SCREENING": SCREENING, "SCR": SCREENING,
+    "PRODUCT": PRODUCT, "INFUSIONPRODUCT": PRODUCT, "CELLPRODUCT": PRODUCT,
+    "CARTPRODUCT": PRODUCT, "DRUGPRODUCT": PRODUCT, "IP": PRODUCT,
+    "BL": BASELINE, "BASELINE": BASELINE, "PRELD": BASELINE, "PRELYMPHODEPLETION": BASELINE,
+    "PREINFUSION": BASELINE,
+    "INFUSION": INFUSION_DAY,
 }  # fmt: skip
+"""Spellings of the named visits, written without spaces, dots, dashes or underscores."""
 _PRE_INFUSION_DAY = re.compile(r"^(?:D|DAY)\s*[-\u2212]\s*\d")
 _DAY = re.compile(r"^(?:D|DAY)\+?(\d{1,3})$")
 _WEEK = re.compile(r"^(?:W|WK|WEEK)\+?(\d{1,3})$")
@@ -63,7 +63,7 @@ def normalise_timepoint(spelling: str) -> str:
     if _PRE_INFUSION_DAY.match(upper):
         raise IdentityError(
             f"timepoint {spelling!r} is a pre-infusion day, not in the trial's schedule: "
-            "label it BL (baseline) or SCREEN"
+            f"label it {BASELINE} (baseline) or {SCREENING}"
         )
     key = re.sub(r"[\s_.\-]", "", upper)
     if key in _NAMED:
@@ -76,25 +76,22 @@ def normalise_timepoint(spelling: str) -> str:
     if match:
         month = int(match.group(1))
         if month == 1:
-            return "D28"
+            return f"D{LAST_DAILY_DAY}"
         if month in MONTH_DAYS:
             return f"M{month}"
-    raise IdentityError(
-        f"timepoint {spelling!r} is not in the trial's schedule "
-        "(SCREEN, PRODUCT, BL, D0-D28, M2, M3, M6, M9, M12, M18, M24)"
-    )
+    raise IdentityError(f"timepoint {spelling!r} is not in the trial's schedule ({SCHEDULE})")
 
 
 def _label_for_day(day: int, spelling: str) -> str:
-    if day <= 28:
+    if day <= LAST_DAILY_DAY:
         return f"D{day}"
     for month, nominal in MONTH_DAYS.items():
         if day == nominal:
             return f"M{month}"
+    months = ", ".join(f"M{month} (day {nominal})" for month, nominal in MONTH_DAYS.items())
     raise IdentityError(
         f"timepoint {spelling!r} (day {day}) is not a visit of the trial's schedule; "
-        "after D28 the visits are M2 (day 60), M3 (90), M6 (180), M9 (270), M12 (365), "
-        "M18 (545), M24 (730)"
+        f"after D{LAST_DAILY_DAY} the visits are {months}"
     )
 
 
@@ -416,6 +413,6 @@ def _infusion_dates(entries: Iterable[ManifestEntry]) -> dict[str, date]:
     for entry in entries:
         if entry.infusion_date:
             dates[entry.patient_id] = entry.infusion_date
-        elif entry.timepoint == "D0" and entry.collection_date:
+        elif entry.timepoint == INFUSION_DAY and entry.collection_date:
             dates.setdefault(entry.patient_id, entry.collection_date)
     return dates

@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.hashing import sha256_of
-from pipelines.identity import NOMINAL_STUDY_DAY
 from pipelines.ledger import Output
 from validation.schemas import CAR_COPIES, TABLES, Table
+from validation.timepoints import TIMEPOINTS
 
 
 class SchemaMismatch(ValueError):
@@ -228,14 +228,6 @@ INTERNAL_SCHEMA = "cartflow_internal"
 TIMEPOINT_TYPE = "timepoint_label"
 
 
-def timepoints_in_study_order() -> list[str]:
-    """The canonical timepoint labels ordered by nominal study day: SCREEN, BL, PRODUCT (the
-    infused cells, collected on the day of infusion), D0 ... D28, M2 ... M24."""
-    return sorted(
-        NOMINAL_STUDY_DAY, key=lambda label: (NOMINAL_STUDY_DAY[label] or 0, label != "PRODUCT")
-    )
-
-
 def connect(warehouse: Path, timepoints_as_enum: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with one view per table over the warehouse's Parquet.
 
@@ -249,7 +241,7 @@ def connect(warehouse: Path, timepoints_as_enum: bool = False) -> duckdb.DuckDBP
     con = duckdb.connect()
     con.execute(f"CREATE SCHEMA {INTERNAL_SCHEMA}")
     if timepoints_as_enum:
-        labels = ", ".join(f"'{label}'" for label in timepoints_in_study_order())
+        labels = ", ".join(f"'{label}'" for label in TIMEPOINTS)
         con.execute(f"CREATE TYPE {TIMEPOINT_TYPE} AS ENUM ({labels})")
     for name, table in TABLES.items():
         columns = ", ".join(

@@ -4,9 +4,9 @@ GX's Data Docs load Bootstrap, jQuery, Vega and Font Awesome from CDNs and a log
 bucket (its templates under `great_expectations/render/view/templates` hold the addresses, and its
 wheel ships none of those files), so offline they were unstyled and without pass/fail icons, and
 online they reached outside the machine. Its site builder also renders every stored result again
-on each build. These pages instead use the reports' shell (`pipelines/reports/html.py`: inline
-CSS, no scripts, a Content-Security-Policy that lets nothing be loaded), so they open offline and
-make no request. They read only the JSON form of GX's validation result (`to_json_dict()`), not
+on each build. These pages instead use a shell of their own (`pages.py`: inline CSS, no
+scripts, a Content-Security-Policy that lets nothing be loaded), so they open offline and make no
+request. They read only the JSON form of GX's validation result (`to_json_dict()`), not
 GX's templates or renderers, which change between patch releases.
 
 Under `<home>/gx/docs/`:
@@ -34,8 +34,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from pipelines import names
-from pipelines.reports import html
+from validation import names, pages
 
 INDEX = "index.html"
 RUNS = "runs"
@@ -139,8 +138,8 @@ def write_run_page(
         page=f"{RUNS}/{stem}.html",
     )
     version = (result.get("meta") or {}).get("great_expectations_version", "")
-    html.write_page(docs / summary.page, _run_page(summary, lines, version))
-    html.write_page(docs / RUNS / f"{stem}.json", json.dumps(asdict(summary)))
+    pages.write_page(docs / summary.page, _run_page(summary, lines, version))
+    pages.write_page(docs / RUNS / f"{stem}.json", json.dumps(asdict(summary)))
     return summary
 
 
@@ -161,24 +160,24 @@ def build_index(docs: Path) -> Path:
             f'<p><a href="../{INDEX}">All validation runs</a></p>',
             _runs_table(by_month[month], "../"),
         ]
-        html.write_page(
-            docs / MONTHS / f"{month}.html", html.page(f"Validation runs of {month}", body)
+        pages.write_page(
+            docs / MONTHS / f"{month}.html", pages.page(f"Validation runs of {month}", body)
         )
     failed = sum(not s.success for s in summaries)
     body = [
-        html.paragraph(
+        pages.paragraph(
             f"{len(summaries)} validation run(s) by Great Expectations, {failed} failed. "
             "A run checks one table of one file (or of a sweep's batch of files) against the "
             "table's suite; a failed file is quarantined with the rules it broke."
         ),
     ]
     if not months:
-        body.append(html.absent("No file has been validated yet."))
+        body.append(pages.absent("No file has been validated yet."))
     else:
-        body.append(html.section(f"Runs of {months[0]}", _runs_table(by_month[months[0]], "")))
+        body.append(pages.section(f"Runs of {months[0]}", _runs_table(by_month[months[0]], "")))
     if len(months) > 1:
-        body.append(html.section("Earlier months", _months_list(by_month, months[1:])))
-    return html.write_page(docs / INDEX, html.page("Validation runs", body))
+        body.append(pages.section("Earlier months", _months_list(by_month, months[1:])))
+    return pages.write_page(docs / INDEX, pages.page("Validation runs", body))
 
 
 def _runs_table(summaries: list[RunSummary], to_docs: str) -> str:
@@ -187,11 +186,11 @@ def _runs_table(summaries: list[RunSummary], to_docs: str) -> str:
         ["Validated (UTC)", "Run", "Table", "Result", "Expectations failed"],
         [
             [
-                html.cell(_shown_time(s.validated_at)),
+                pages.cell(_shown_time(s.validated_at)),
                 f'<td><a href="{escape(to_docs + s.page)}">{escape(names.shown(s.run_name))}</a></td>',
-                html.cell(s.table_name),
+                pages.cell(s.table_name),
                 _verdict_cell(s.success),
-                html.cell(f"{s.failed} of {s.evaluated}"),
+                pages.cell(f"{s.failed} of {s.evaluated}"),
             ]
             for s in summaries
         ],
@@ -204,8 +203,8 @@ def _months_list(by_month: Mapping[str, list[RunSummary]], months: Sequence[str]
         [
             [
                 f'<td><a href="{MONTHS}/{month}.html">{month}</a></td>',
-                html.cell(len(by_month[month])),
-                html.cell(sum(not s.success for s in by_month[month])),
+                pages.cell(len(by_month[month])),
+                pages.cell(sum(not s.success for s in by_month[month])),
             ]
             for month in months
         ],
@@ -227,29 +226,29 @@ def _run_page(summary: RunSummary, lines: list[ExpectationLine], gx_version: str
         f'<p><a href="../{INDEX}">All validation runs</a></p>',
         f'<p class="{css}">{escape(verdict)}</p>',
         _table([], [[f"<th>{escape(k)}</th>", _multiline_cell(v)] for k, v in facts]),
-        html.section(
+        pages.section(
             "Expectations",
             _table(
                 ["Result", "Rule", "Expectation", "Column", "Expected", "Observed"],
                 [
                     [
                         _verdict_cell(line.success),
-                        html.cell(line.rule),
+                        pages.cell(line.rule),
                         f"<td><code>{escape(line.expectation)}</code></td>",
-                        html.cell(line.column.replace(",", ", ")),  # a column list wraps
-                        html.cell(line.expected),
-                        html.cell(line.details),
+                        pages.cell(line.column.replace(",", ", ")),  # a column list wraps
+                        pages.cell(line.expected),
+                        pages.cell(line.details),
                     ]
                     for line in ordered
                 ],
             ),
         ),
     ]
-    return html.page(summary.run_name, body)
+    return pages.page(summary.run_name, body)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A table of cells already rendered (`html.cell` or markup of their own); no header row
+    """A table of cells already rendered (`pages.cell` or markup of their own); no header row
     when `headers` is empty."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)

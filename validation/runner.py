@@ -28,9 +28,9 @@ from typing import Any
 
 import pandas as pd
 
-from qpcr.settings import QpcrSettings
 from validation import docs
 from validation.schemas import TABLES
+from validation.thresholds import SuiteThresholds
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +71,14 @@ class ValidationOutcome:
 
 
 class Validator:
-    """Validates table batches against their suites and keeps Data Docs up to date."""
+    """Validates table batches against their suites and keeps Data Docs up to date.
 
-    def __init__(self, gx_root: Path, qpcr_settings: QpcrSettings) -> None:
+    `thresholds` are the lab's QC thresholds the suites check against, handed in by the caller
+    (the pipeline builds them from the same settings the assay libraries decide with)."""
+
+    def __init__(self, gx_root: Path, thresholds: SuiteThresholds) -> None:
         self.gx_root = gx_root
-        self.qpcr_settings = qpcr_settings
+        self.thresholds = thresholds
         self._context = None
         self._checkpoints: dict[str, Any] = {}
         self._batchable: dict[str, bool] = {}
@@ -121,7 +124,7 @@ class Validator:
             _quiet_progress_bars(context)
             for table_name in VALIDATED_TABLES:
                 _ensure_checkpoint(
-                    context, table_name, suite_expectations(table_name, self.qpcr_settings)
+                    context, table_name, suite_expectations(table_name, self.thresholds)
                 )
         self._context = gx.get_context(mode="file", project_root_dir=str(self.gx_root))
         self._checkpoints = {}
@@ -184,7 +187,7 @@ class Validator:
 
         if table_name not in self._batchable:
             self._batchable[table_name] = all(
-                _holds_per_file(e) for e in suite_expectations(table_name, self.qpcr_settings)
+                _holds_per_file(e) for e in suite_expectations(table_name, self.thresholds)
             )
         return self._batchable[table_name]
 

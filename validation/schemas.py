@@ -288,6 +288,13 @@ QPCR_RUNS = Table(
     required=("run_id", "target", "qc_verdict", "qc_rules"),
 )
 
+QUANTIFIED, BELOW_LOQ, NOT_DETECTED, NOT_MEASURED = (
+    "quantified", "below_loq", "not_detected", "not_measured",
+)  # fmt: skip
+CAR_COPIES_RESULTS: tuple[str, ...] = (QUANTIFIED, BELOW_LOQ, NOT_DETECTED, NOT_MEASURED)
+"""The values of `car_copies.result`: what the qPCR library writes (`qpcr.analysis.RESULTS`) and
+the suite holds it to, so a library that wrote another value is caught before the warehouse."""
+
 CAR_COPIES = Table(
     name="car_copies",
     description="One row per sample x target x run: what the qPCR found (result and reason), "

@@ -1,11 +1,14 @@
-"""The Great Expectations suite of every table, built from its schema and the lab's QC settings.
+"""The Great Expectations suite of every table, built from its schema and the QC thresholds the
+caller hands in.
 
 Generic rules come from `schemas.py` (exact column list, required columns not null, key
-uniqueness, identity values safe and in the trial's vocabulary); table rules add ranges, allowed
-values and QC rules such as the amplification-efficiency window. A qPCR run that failed QC is
-valid data (its figures are kept in `qpcr_runs`, verdict FAIL, and the ingest quarantines the
-file with the QC reason): the suite checks that a run marked PASS meets the lab's QC window. Each expectation carries a
-`meta.rule` sentence, which is what a technician reads when a batch is quarantined.
+uniqueness, identity values safe and in the trial's vocabulary, `timepoints.py`); table rules add
+ranges, allowed values and invariants such as the amplification-efficiency window. Acceptance is
+decided in the assay libraries: a qPCR run that failed QC is valid data (its figures are kept in
+`qpcr_runs`, verdict FAIL, and the ingest quarantines the file with the QC reason), and the suite
+checks that a run marked PASS meets the same window (`thresholds.py`), so a library bug is caught.
+No assay library is imported here. Each expectation carries a `meta.rule` sentence, which is what
+a technician reads when a batch is quarantined.
 """
 
 from __future__ import annotations
@@ -16,13 +19,22 @@ import great_expectations.expectations as gxe
 from great_expectations.expectations.expectation import Expectation
 from great_expectations.expectations.row_conditions import Column, Condition
 
-from qpcr.analysis import BELOW_LOQ, NOT_DETECTED, NOT_MEASURED, QUANTIFIED, RESULTS
-from qpcr.settings import QpcrSettings
-from validation.schemas import PROVENANCE_COLUMNS, SAFE_ID_PATTERN, TABLES, Table
+from validation.schemas import (
+    BELOW_LOQ,
+    CAR_COPIES_RESULTS,
+    NOT_DETECTED,
+    NOT_MEASURED,
+    PROVENANCE_COLUMNS,
+    QUANTIFIED,
+    SAFE_ID_PATTERN,
+    TABLES,
+    Table,
+)
+from validation.thresholds import QpcrRunThresholds, SuiteThresholds
+from validation.timepoints import TIMEPOINT_PATTERN
 
 FINITE_MAX = sys.float_info.max
 """Upper bound that only infinity exceeds: `between 0 and FINITE_MAX` means finite, not negative."""
-TIMEPOINT_PATTERN = r"^(?:SCREEN|PRODUCT|BL|D(?:[0-9]|1[0-9]|2[0-8])|M(?:2|3|6|9|12|18|24))$"
 
 
 def _rule(expectation: Expectation, rule: str) -> Expectation:
@@ -93,12 +105,16 @@ def _filled_where(column: str, where: Condition, rule: str) -> Expectation:
 
 
 def car_copies_expectations() -> list[Expectation]:
-    """The result contract of `car_copies` (see `qpcr.analysis`): four results, a number only
-    where there is one, a reason wherever the result is not a plain quantification."""
+    """The result contract of `car_copies` (`schemas.CAR_COPIES_RESULTS`): four results, a number
+    only where there is one, a reason wherever the result is not a plain quantification."""
     result = Column("result")
     without_number = result.is_in([NOT_DETECTED, NOT_MEASURED])
     return [
-        _in_set("result", list(RESULTS), f"result is one of {', '.join(RESULTS)}"),
+        _in_set(
+            "result",
+            list(CAR_COPIES_RESULTS),
+            f"result is one of {', '.join(CAR_COPIES_RESULTS)}",
+        ),
         _between(
             "copies_per_reaction", 0, FINITE_MAX, "copies per reaction are finite and not negative"
         ),
@@ -136,6 +152,44 @@ def car_copies_expectations() -> list[Expectation]:
     ]
 
 
+def qpcr_runs_expectations(window: QpcrRunThresholds) -> list[Expectation]:
+    """Allowed values of a run's verdicts, and the QC window a run marked PASS lies in."""
+    passed = Column("qc_verdict") == "PASS"
+    # one expectation per type and column: validation_results is keyed by them
+    return [
+        _in_set(
+            "qc_verdict",
+            ["PASS", "FAIL", "NO_CURVE"],
+            "the QC verdict is PASS, FAIL or NO_CURVE",
+        ),
+        _between(
+            "efficiency_pct",
+            window.efficiency_min_pct,
+            window.efficiency_max_pct,
+            f"a run that passed QC has its amplification efficiency within "
+            f"{window.efficiency_min_pct:g}-{window.efficiency_max_pct:g} %",
+            row_condition=passed,
+        ),  # fmt: skip
+        _between(
+            "r_squared",
+            window.r_squared_min,
+            1.0,
+            f"a run that passed QC has its standard curve R2 >= {window.r_squared_min:g}",
+            row_condition=passed,
+        ),
+        _between(
+            "ntc_amplified",
+            0,
+            window.ntc_max_amplified,
+            f"a run that passed QC has at most {window.ntc_max_amplified} no-template "
+            "control(s) amplified",
+            row_condition=passed,
+        ),
+        _in_set("ntc_verdict", ["PASS", "FAIL", "NONE"], "the NTC verdict is PASS, FAIL or NONE"),
+        _in_set("role", ["car", "reference", "other"], "target role is known"),
+    ]
+
+
 def _a_at_least_b(a: str, b: str, rule: str) -> Expectation:
     return _rule(
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
@@ -145,8 +199,8 @@ def _a_at_least_b(a: str, b: str, rule: str) -> Expectation:
     )
 
 
-def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
-    """The table-specific rules; thresholds come from the lab's settings."""
+def table_expectations(name: str, thresholds: SuiteThresholds) -> list[Expectation]:
+    """The table-specific rules; thresholds are the ones handed in by the caller."""
     if name == "qpcr_wells":
         return [
             _in_set(
@@ -158,42 +212,7 @@ def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
             ),
         ]
     if name == "qpcr_runs":
-        passed = Column("qc_verdict") == "PASS"
-        # one expectation per type and column: validation_results is keyed by them
-        return [
-            _in_set(
-                "qc_verdict",
-                ["PASS", "FAIL", "NO_CURVE"],
-                "the QC verdict is PASS, FAIL or NO_CURVE",
-            ),
-            _between(
-                "efficiency_pct",
-                qpcr.efficiency_min_pct,
-                qpcr.efficiency_max_pct,
-                f"a run that passed QC has its amplification efficiency within "
-                f"{qpcr.efficiency_min_pct:g}-{qpcr.efficiency_max_pct:g} %",
-                row_condition=passed,
-            ),  # fmt: skip
-            _between(
-                "r_squared",
-                qpcr.r_squared_min,
-                1.0,
-                f"a run that passed QC has its standard curve R2 >= {qpcr.r_squared_min:g}",
-                row_condition=passed,
-            ),
-            _between(
-                "ntc_amplified",
-                0,
-                qpcr.ntc_max_amplified,
-                f"a run that passed QC has at most {qpcr.ntc_max_amplified} no-template "
-                "control(s) amplified",
-                row_condition=passed,
-            ),
-            _in_set(
-                "ntc_verdict", ["PASS", "FAIL", "NONE"], "the NTC verdict is PASS, FAIL or NONE"
-            ),
-            _in_set("role", ["car", "reference", "other"], "target role is known"),
-        ]
+        return qpcr_runs_expectations(thresholds.qpcr_runs)
     if name == "car_copies":
         return car_copies_expectations()
     if name == "flow_samples":
@@ -294,5 +313,5 @@ def table_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
     return []
 
 
-def suite_expectations(name: str, qpcr: QpcrSettings) -> list[Expectation]:
-    return generic_expectations(TABLES[name]) + table_expectations(name, qpcr)
+def suite_expectations(name: str, thresholds: SuiteThresholds) -> list[Expectation]:
+    return generic_expectations(TABLES[name]) + table_expectations(name, thresholds)

@@ -31,6 +31,7 @@ import flowio
 import numpy as np
 
 from pipelines.demo import trial
+from validation.timepoints import BASELINE, PRODUCT
 
 BEADS_PER_TEST = 10_000.0
 SAMPLE_VOLUME_UL = 100.0
@@ -201,7 +202,7 @@ def demo_tubes() -> list[Tube]:
         counts = tcell_counts(car_pct, trial.CD4_CD8_RATIO[patient], PRODUCT_TUBE)
         product_day = trial.INFUSION_DATE[patient] - timedelta(days=1)
         tubes.append(
-            Tube(f"{patient}_PRODUCT", patient, "PRODUCT", "tcell", product_day, FORTESSA, counts)
+            Tube(f"{patient}_{PRODUCT}", patient, PRODUCT, "tcell", product_day, FORTESSA, counts)
         )
     return tubes
 
@@ -467,5 +468,5 @@ def write_benchmark_file(path: str | Path, events: int = 1_000_000, seed: int = 
     """A BD-style T-cell tube of about `events` events x 16 channels (big-endian float, with
     `$SPILLOVER` and counting beads) for benchmarks/flow_bench.py."""
     counts = tcell_counts(20.0, 1.5, scale=events / sum(TCELL_TUBE.values()))
-    tube = Tube("BENCH-1M", "BENCH", "BL", "tcell", date(2026, 1, 5), FORTESSA, counts)
+    tube = Tube("BENCH-1M", "BENCH", BASELINE, "tcell", date(2026, 1, 5), FORTESSA, counts)
     return write_tube(Path(path), tube, np.random.default_rng(seed))

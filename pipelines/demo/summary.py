@@ -8,8 +8,8 @@ from rich.table import Table
 
 from pipelines.demo.generate import DemoTrial
 from pipelines.home import LabHome
-from pipelines.names import shown
 from pipelines.warehouse import connect
+from validation.names import shown
 
 _KINETICS_SQL = """
 WITH c AS (

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from validation.timepoints import NOMINAL_STUDY_DAY, PRODUCT
+
 PATIENTS: tuple[str, ...] = ("P001", "P002", "P003", "P004")
 TIMEPOINTS: tuple[str, ...] = ("BL", "D1", "D4", "D7", "D10", "D14", "D21", "D28", "M2", "M3")
-STUDY_DAY: dict[str, int] = {
-    "BL": -7, "D1": 1, "D4": 4, "D7": 7, "D10": 10, "D14": 14, "D21": 21, "D28": 28,
-    "M2": 60, "M3": 90,
-}  # fmt: skip
+STUDY_DAY: dict[str, int] = {t: NOMINAL_STUDY_DAY[t] for t in TIMEPOINTS}
+"""Each draw on its visit's nominal day."""
 
 INFUSION_DATE: dict[str, date] = {
     "P001": date(2026, 3, 2),
@@ -80,7 +80,7 @@ CRS_DRIVER_CYTOKINES = ("IL-6", "IFN-γ", "sgp130", "MCP-1")
 def cytokine_pg_ml(patient: str, timepoint: str, analyte: str) -> float:
     """The true plasma concentration. Only the CRS drivers rise sharply, and only in P002."""
     base = CYTOKINE_BASELINE_PG_ML[analyte]
-    if timepoint in ("PRODUCT",):
+    if timepoint == PRODUCT:
         raise ValueError("the cell product has no plasma cytokines")
     if patient == SEVERE_CRS_PATIENT and analyte in CRS_DRIVER_CYTOKINES:
         # sgp130 and MCP-1 rise less steeply than IL-6 and IFN-gamma, but still > 75-fold at D4

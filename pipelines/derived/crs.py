@@ -26,10 +26,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from validation.timepoints import BASELINE, SCREENING
+
 NOTICE = "research use; not a clinical decision"
 ASTCT_2019 = "ASTCT 2019 (Lee et al., Biol Blood Marrow Transplant 2019;25:625-638)"
 FEVER_C = 38.0
-BASELINE_TIMEPOINTS = ("BL", "SCREEN")
+BASELINE_TIMEPOINTS = (BASELINE, SCREENING)
 """The patient's own baseline: the pre-lymphodepletion sample, else the screening sample."""
 
 _DIRECTION = {"none": 0, "above_uloq": 1, "below_lloq": -1, "not_detected": -1}

@@ -46,13 +46,13 @@ import numpy as np
 import pandas as pd
 
 from qpcr.analysis import BELOW_LOQ, NOT_DETECTED, NOT_MEASURED, QUANTIFIED
+from validation.timepoints import PRE_INFUSION
 
 BLQ_HANDLING = (
     "quantified values only; below_loq (estimate not used) and not_detected are BLQ; "
     "not_measured skipped; BLQ before first quantifiable = 0; BLQ between first quantifiable and "
     "Tlast dropped; BLQ after Tlast dropped (no extrapolation); C(day 0) = 0 unless sampled"
 )
-PRE_INFUSION_TIMEPOINTS = frozenset({"SCREEN", "BL", "PRODUCT"})
 MEASURED_RESULTS = (QUANTIFIED, BELOW_LOQ, NOT_DETECTED)
 """Results that are a data point; anything else (not_measured) is absent."""
 
@@ -87,7 +87,7 @@ def post_infusion_profile(
     rows = frame[
         frame["study_day"].notna()
         & (frame["study_day"] >= 0)
-        & ~frame["timepoint"].isin(PRE_INFUSION_TIMEPOINTS)
+        & ~frame["timepoint"].isin(PRE_INFUSION)
     ]
     days, values, quantifiable = [], [], []
     for day, group in rows.groupby("study_day", sort=True):
@@ -186,7 +186,7 @@ def persistence(qpcr: pd.DataFrame, result: NcaResult, after_day: int) -> Persis
     loss, and per later timepoint (study day > `after_day`) what was found."""
     dated = qpcr[qpcr["study_day"].notna()]
     measured = dated[dated["result"].isin(MEASURED_RESULTS) & (dated["study_day"] >= 0)]
-    measured = measured[~measured["timepoint"].isin(PRE_INFUSION_TIMEPOINTS)]
+    measured = measured[~measured["timepoint"].isin(PRE_INFUSION)]
     by_day = measured.groupby("study_day", sort=True)["result"].agg(day_result)
     detected_days = [int(d) for d, r in by_day.items() if r != NOT_DETECTED]
     last_detected = detected_days[-1] if detected_days else None

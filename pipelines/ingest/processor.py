@@ -65,8 +65,8 @@ from pipelines.ledger import (
     ManifestChange,
     ManifestChanged,
 )
-from pipelines.names import quarantine_name, shown
 from pipelines.settings import Settings
+from pipelines.thresholds import suite_thresholds
 from pipelines.warehouse import (
     Staged,
     conform,
@@ -76,6 +76,7 @@ from pipelines.warehouse import (
     stage_source,
     write_whole_table,
 )
+from validation.names import quarantine_name, shown
 from validation.runner import ValidationOutcome, Validator
 from validation.schemas import INGEST_LOG, TABLES, VALIDATION_RESULTS
 
@@ -209,7 +210,7 @@ class Processor:
         self.home = home.ensure()
         self.settings = settings or Settings.load(home.root)
         self.ledger = Ledger(home.ledger_path)
-        self.validator = Validator(home.gx, self.settings.qpcr)
+        self.validator = Validator(home.gx, suite_thresholds(self.settings.qpcr))
 
     @property
     def claim_expiry_seconds(self) -> float:

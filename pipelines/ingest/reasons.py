@@ -10,7 +10,7 @@ leaves as one line that
   file becomes the file's name, any other such path its last part;
 - holds no stack text and no Python exception class name (`KeyError: ...`), and no line breaks:
   a library's multi-line message is joined into one line, and what could act on a terminal is
-  escaped (`pipelines.names.shown`).
+  escaped (`validation.names.shown`).
 
 A fault (an exception that is not a `Rejection`: a defect in cartflow, not in the file) becomes
 "<file>: cartflow could not process this file because of a fault in cartflow, not in the file;
@@ -40,7 +40,7 @@ from pipelines.assays import (
     RERUN_ASSAY,
     Rejection,
 )
-from pipelines.names import shown
+from validation.names import shown
 
 FAULT_LOG = Path("logs") / "faults.log"
 """Where fault tracebacks go, relative to the lab home."""

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines import __version__, names
+from pipelines import __version__
+from validation import names
 
 NOTICE = "Research use; not a clinical decision."
 

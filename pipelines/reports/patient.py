@@ -23,6 +23,7 @@ from pipelines.reports.patient_figures import Layer
 from pipelines.reports.plots import COLOURS, svg
 from pipelines.reports.qpcr_run import run_link
 from pipelines.reports.tube import Tube, tube_links
+from validation.timepoints import PRODUCT
 
 MEMORY_SUBSETS = ("naive/TSCM", "TCM", "TEM", "TEMRA")
 """Suffixes of the memory populations under a CAR+ population in the gating template."""
@@ -196,7 +197,7 @@ def car_flow_section(
     cd3 = _first(pops, derived.cd3_populations)
     if pops.empty or car is None or cd3 is None:
         return html.section("CAR+ T cells by flow", html.absent("No T-cell panel data yet."))
-    post = pops[pops["timepoint"] != "PRODUCT"]
+    post = pops[pops["timepoint"] != PRODUCT]
     pct = _tube_ratio(post, car, cd3)
     per_ul = post[(post["population"] == car) & post["cells_per_ul"].notna()]
     charts = [_figure(
@@ -226,7 +227,7 @@ def phenotype_section(
     pops: pd.DataFrame, patient: str, derived: DerivedSettings, left_out: LeftOut
 ) -> str:
     car = _first(pops, derived.car_positive_populations)
-    post = pops[pops["timepoint"] != "PRODUCT"]
+    post = pops[pops["timepoint"] != PRODUCT]
     ratio = _tube_ratio(post, "CD4+", "CD8+") if not post.empty else post
     memory = post[
         post["parent"].isin([car]) & post["population"].map(

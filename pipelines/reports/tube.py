@@ -25,7 +25,6 @@ from gating import FlowFormatError, FlowTemplateError, read_fcs
 from gating.analysis import gate_dataset, population_rows
 from gating.settings import FlowSettings
 from gating.templates import load_template
-from pipelines import names
 from pipelines.home import LabHome, under_original_name
 from pipelines.reports import html
 from pipelines.reports.figures import LeftOut
@@ -35,6 +34,7 @@ from pipelines.reports.gate_panels import (
     gate_plots,
     undrawable,
 )
+from validation import names
 
 TUBES_FOLDER = "tubes"
 PAGE_LAYOUT = "1"

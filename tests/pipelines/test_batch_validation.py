@@ -28,6 +28,7 @@ from pipelines.ingest import (
 )
 from pipelines.ledger import Ledger
 from pipelines.runtime.run_records import outcomes_of
+from pipelines.thresholds import suite_thresholds
 from pipelines.warehouse import connect
 from qpcr.settings import QpcrSettings
 from tests.plates import qpcr_plate as _plate
@@ -95,7 +96,7 @@ def _statuses(home: LabHome) -> dict[str, str]:
 
 def test_every_suite_may_be_validated_in_batches(tmp_path: Path) -> None:
     """Guards the batch shortcut: a `mostly` or an aggregate expectation would make it wrong."""
-    validator = Validator(tmp_path / "gx", QpcrSettings())
+    validator = Validator(tmp_path / "gx", suite_thresholds(QpcrSettings()))
     assert [t for t in VALIDATED_TABLES if not validator._is_batchable(t)] == []
 
 

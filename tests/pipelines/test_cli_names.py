@@ -1,5 +1,5 @@
 """File names and reasons reach the terminal escaped: no forged lines, no escape sequences, no
-rich markup taken from them (`pipelines.names.shown`)."""
+rich markup taken from them (`validation.names.shown`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Names shown to people and names given to quarantined files (`pipelines.names`)."""
+"""Names shown to people and names given to quarantined files (`validation.names`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.names import MAX_NAME_BYTES, REASON_SUFFIX, quarantine_name, shown
+from validation.names import MAX_NAME_BYTES, REASON_SUFFIX, quarantine_name, shown
 
 # the characters shown() must escape, and ordinary text around them
 DANGEROUS = st.sampled_from(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipelines.warehouse import conform, connect, timepoints_in_study_order, write_source
+from pipelines.warehouse import conform, connect, write_source
 from validation.schemas import CAR_COPIES, TABLES
+from validation.timepoints import NOMINAL_STUDY_DAY, TIMEPOINTS
 
 VISITS = ["D28", "D4", "M3", "D10", "BL", "D1", "D21", "D14"]
 
@@ -61,6 +62,14 @@ def test_the_pipelines_own_readers_keep_timepoints_as_text(warehouse):
 
 
 def test_the_schedule_runs_from_screening_to_two_years():
-    order = timepoints_in_study_order()
+    order = list(TIMEPOINTS)
     assert order[:5] == ["SCREEN", "BL", "PRODUCT", "D0", "D1"]
     assert order[-8:] == ["D28", "M2", "M3", "M6", "M9", "M12", "M18", "M24"]
+    days = [NOMINAL_STUDY_DAY[t] for t in order if NOMINAL_STUDY_DAY[t] is not None]
+    assert days == sorted(days) and len(set(days)) == len(days)
+
+
+def test_the_query_enum_is_the_schedule(warehouse):
+    con = connect(warehouse, timepoints_as_enum=True)
+    [(labels,)] = con.execute("select enum_range(null::timepoint_label)").fetchall()
+    assert labels == list(TIMEPOINTS)

@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.thresholds import suite_thresholds
 from pipelines.warehouse import conform
-from qpcr.analysis import analyse_plate
+from qpcr.analysis import RESULTS, analyse_plate
 from qpcr.model import WELL_COLUMNS, QpcrPlate
 from qpcr.settings import QpcrSettings
 from validation.runner import Validator
-from validation.schemas import CAR_COPIES
+from validation.schemas import CAR_COPIES, CAR_COPIES_RESULTS
 
 SLOPE, INTERCEPT = -3.32, 38.0
 
@@ -56,7 +57,7 @@ def _four_results() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def validator(tmp_path_factory) -> Validator:
-    return Validator(tmp_path_factory.mktemp("gx"), QpcrSettings())
+    return Validator(tmp_path_factory.mktemp("gx"), suite_thresholds(QpcrSettings()))
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,10 @@ def rows() -> pd.DataFrame:
 def _failures(validator: Validator, frame: pd.DataFrame) -> str:
     batch = conform(frame, CAR_COPIES).to_pandas()
     return "\n".join(validator.validate("car_copies", batch, "test").failures)
+
+
+def test_the_suite_knows_exactly_the_results_the_library_writes():
+    assert CAR_COPIES_RESULTS == RESULTS
 
 
 def test_the_four_results_pass_the_suite(validator, rows):
