@@ -47,9 +47,11 @@ import numpy as np
 from gating.engine._fluorescence import fluorescence_matrix
 from gating.engine._plan import Plan, plan_strategy
 from gating.engine._results import ChannelLabels, GateKey, GateResult, GatingResult
+from gating.engine._threads import THREADS_VARIABLE
 from gating.flowkit_adapter import sample_from_events, sample_spill
 
 __all__ = [
+    "THREADS_VARIABLE",
     "ChannelLabels",
     "CompiledStrategy",
     "GateKey",

@@ -3,7 +3,9 @@ arithmetic, so chunks of one file (or its populations' medians) share the machin
 
 `CARTFLOW_GATING_THREADS` caps the threads (default: the cores, at most 4). Processes that gate
 files side by side set it to 1: with every core busy with a file, threads only add their
-hand-offs (about a third more CPU per file on two cores).
+hand-offs (about a third more CPU per file on two cores). The library reads the variable itself,
+at each call (a worker process gets it from whoever starts it); the pipeline's table of
+variables (`pipelines/environment.py`) checks its value before any work starts and documents it.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from pipelines.environment import GATING_THREADS, env_value
-
 Item = TypeVar("Item")
 Result = TypeVar("Result")
+THREADS_VARIABLE = "CARTFLOW_GATING_THREADS"
 
 
 def gating_threads() -> int:
     """Threads for one file's work: `CARTFLOW_GATING_THREADS`, else the cores (at most 4)."""
-    return env_value(GATING_THREADS, min(4, os.cpu_count() or 1))
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not value:
+        return min(4, os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{THREADS_VARIABLE} must be a whole number, 1 or more (it is {value!r})")
+    return int(value)
 
 
 def thread_map(

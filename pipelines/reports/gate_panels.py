@@ -25,9 +25,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter
 
-import gating.engine as _stats  # the engine's front door: fluorescence_matrix
 from gating.analysis import Gating
-from gating.engine import ChannelLabels as _Labels
+from gating.engine import ChannelLabels, fluorescence_matrix
 from gating.templates import BoundedTransform
 from pipelines.reports.plots import COLOURS, data_gid, new_figure, styled, svg
 
@@ -182,7 +181,7 @@ def _dimension_name(dim: object) -> str:
 def _axis(gating: Gating, dim: object, matrix_ref: str | None) -> Axis:
     name = _dimension_name(dim)
     channels = gating.dataset.channels
-    channel = _Labels([c.pnn for c in channels], gating.markers).index(name)
+    channel = ChannelLabels([c.pnn for c in channels], gating.markers).index(name)
     matrix = gating.template.strategy.comp_matrices.get(matrix_ref) if matrix_ref else None
     if channel is None and matrix is not None:  # named by the matrix's fluorochrome
         channel = [c.pnn for c in channels].index(
@@ -223,9 +222,9 @@ def axis_values(
     columns = [gating.columns[a.channel] for a in axes]
     if matrix is not None and any(a.compensated for a in axes):
         detectors = [gating.columns[pnn.index(d)] for d in matrix.detectors]
-        values = _stats.fluorescence_matrix(events, columns, detectors, matrix.matrix)
+        values = fluorescence_matrix(events, columns, detectors, matrix.matrix)
     else:
-        values = _stats.fluorescence_matrix(events, columns)
+        values = fluorescence_matrix(events, columns)
     values = np.asarray(values, dtype=np.float64)
     for k, axis in enumerate(axes):
         if axis.transform_ref:

@@ -9,9 +9,14 @@ from flowkit import Dimension, QuadrantDivider
 from flowkit import gates as fk_gates
 from flowkit import transforms as fk_transforms
 
-from gating.engine import ChannelLabels, GatingResult, compile_strategy, gate_sample
+from gating.engine import (
+    THREADS_VARIABLE,
+    ChannelLabels,
+    GatingResult,
+    compile_strategy,
+    gate_sample,
+)
 from gating.templates import BoundedTransform, load_template
-from pipelines.environment import GATING_THREADS
 
 LABELS = ["FSC-A", "FSC-H", "SSC-A", "FL1-A", "FL2-A", "FL3-A", "FL4-A", "FL5-A", "Time"]
 DETECTORS = LABELS[3:8]
@@ -194,9 +199,9 @@ def test_chunk_boundaries_do_not_matter(strategy, monkeypatch) -> None:
 def test_one_thread_or_many_give_the_same_memberships(strategy, monkeypatch) -> None:
     events = generate(3000, seed=6)
     monkeypatch.setattr(CHUNK_EVENTS, 257)
-    monkeypatch.setenv(GATING_THREADS.name, "1")
+    monkeypatch.setenv(THREADS_VARIABLE, "1")
     single = gate_events(strategy, events, LABELS)
-    monkeypatch.setenv(GATING_THREADS.name, "3")
+    monkeypatch.setenv(THREADS_VARIABLE, "3")
     threaded = gate_events(strategy, events, LABELS)
     for key, gate in single.gates.items():
         assert np.array_equal(gate.membership, threaded.gates[key].membership)
@@ -204,8 +209,8 @@ def test_one_thread_or_many_give_the_same_memberships(strategy, monkeypatch) -> 
 
 @pytest.mark.parametrize("raw", ["0", "two", "-1"])
 def test_gating_threads_setting_is_checked(strategy, raw, monkeypatch) -> None:
-    monkeypatch.setenv(GATING_THREADS.name, raw)
-    with pytest.raises(ValueError, match=GATING_THREADS.name):
+    monkeypatch.setenv(THREADS_VARIABLE, raw)
+    with pytest.raises(ValueError, match=THREADS_VARIABLE):
         gate_events(strategy, generate(100, seed=3), LABELS)
 
 
