@@ -447,9 +447,8 @@ def rule_performance(
     graded = model.graded
     early = signals[(signals["study_day"] >= first) & (signals["study_day"] <= last)]
     rows = []
-    for (rule_id, title, source), rule_rows in signals.groupby(
-        ["rule_id", "rule_title", "rule_source"], sort=True
-    ):
+    rules = signals[["rule_id", "rule_title", "rule_source"]].drop_duplicates("rule_id")
+    for rule_id, title, source in rules.sort_values("rule_id").itertuples(index=False):
         fired = early[(early["rule_id"] == rule_id) & early["alert"].fillna(False).astype(bool)]
         days = {p: list(g["study_day"].astype(float)) for p, g in fired.groupby("patient_id")}
         rows.append({**judged(rule_id, days, graded, outcomes), "rule_title": title,
