@@ -19,7 +19,7 @@ from pipelines.reports.plots import COLOURS, FAIL_COLOUR, data_gid, new_figure, 
 
 MODEL_PAGE = "crs_model.html"
 RELIABILITY_TITLE = "CRS forecast: reliability (leave-one-patient-out)"
-AUC_TITLE = "CRS forecast: AUC by forecast day, with bootstrap 95 % interval"
+AUC_TITLE = "CRS forecast: AUC by day, 95 % interval"
 COHORT_TITLE = "CRS forecast vs observed outcome, graded patients"
 
 
@@ -142,7 +142,7 @@ def patient_forecast_figure(
 ) -> Figure:
     """The forecast over the early days, the days a rule alerted (red lines) and the observed
     CRS grade (steps, right axis)."""
-    figure = new_figure(6.0, 3.0)
+    figure = new_figure(7.5, 3.0)
     axes = figure.add_subplot()
     shown = forecasts[forecasts["probability_severe"].notna()]
     axes.plot(shown["study_day"], shown["probability_severe"], marker="o", color=COLOURS[0],
@@ -150,13 +150,15 @@ def patient_forecast_figure(
     for day in alert_days:
         axes.axvline(day, color=FAIL_COLOUR, linewidth=1, alpha=0.7)
     axes.set(ylim=(0, 1), xlabel="study day", ylabel="probability of severe CRS", title=title)
+    handles = list(axes.get_lines()[:1])
     if len(grades):
         grade_axes = axes.twinx()
         grade_axes.step(grades["study_day"], grades["crs_grade"], where="post", color=COLOURS[1],
                         label="observed CRS grade", gid=data_gid("grade"))  # fmt: skip
         grade_axes.set(ylim=(0, 4.2), ylabel="observed CRS grade")
         grade_axes.grid(False)
-    axes.legend(loc="upper left")
+        handles += grade_axes.get_lines()
+    axes.legend(handles=handles, loc="upper left")
     return figure
 
 

@@ -41,12 +41,11 @@ def _lab(root: Path, patients: int, settings: DerivedSettings) -> tuple[LabHome,
     for patient, folds in made.folds.groupby("patient_id"):
         frames["cytokine_fold_changes"].append(folds)
         frames["crs_signals"].append(crs.evaluate_rules(folds, rules).assign(patient_id=patient))
-    for patient, grades in made.grades.groupby("patient_id"):
-        frames["crs_grades"].append(grades.assign(
-            timepoint=[f"D{d}" for d in grades["study_day"]], fever=grades["crs_grade"] > 0,
-            hypotension="none", oxygen_support="none", grade_scale=crs.ASTCT_2019,
-            notice=crs.NOTICE,
-        ))  # fmt: skip
+    frames["crs_grades"].append(made.grades.assign(
+        timepoint=[f"D{d}" for d in made.grades["study_day"]],
+        fever=made.grades["crs_grade"] > 0, hypotension="none", oxygen_support="none",
+        grade_scale=crs.ASTCT_2019, notice=crs.NOTICE,
+    ))  # fmt: skip
     now = datetime.now(UTC)
     tables = {
         name: conform(_with_provenance(pd.concat(parts, ignore_index=True), now), TABLES[name])
