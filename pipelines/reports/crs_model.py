@@ -162,6 +162,15 @@ def patient_forecast_figure(
     return figure
 
 
+def observed_outcome(row: pd.Series) -> str:
+    """The patient's observed outcome in words (`severe_crs` is empty until it is known)."""
+    if not bool(row["outcome_known"]):
+        return "not known yet (follow-up not complete)"
+    if bool(row["severe_crs"]):
+        return f"severe CRS from day {int(row['severe_onset_day'])}"
+    return "no severe CRS"
+
+
 def patient_forecast_section(
     con: duckdb.DuckDBPyConnection, patient: str, left_out: LeftOut
 ) -> str:
@@ -200,11 +209,7 @@ def patient_forecast_section(
         for _, f in forecasts.iterrows()
     ]  # fmt: skip
     first = forecasts.iloc[0]
-    observed = (
-        ("severe CRS from day " + str(int(first["severe_onset_day"])))
-        if first["severe_crs"] is True or first["severe_crs"] == 1
-        else "no severe CRS" if first["outcome_known"] else "not known yet"
-    )  # fmt: skip
+    observed = observed_outcome(first)
     return html.section(
         "CRS forecast", chart,
         html.paragraph(f"Observed outcome: {observed} ({first['outcome_definition']})."),

@@ -21,6 +21,7 @@ from pipelines.derived.recompute import (
 from pipelines.derived.settings import SHIPPED_CRS_RULES, DerivedSettings
 from pipelines.home import LabHome
 from pipelines.reports import write_cohort_reports, write_patient_report
+from pipelines.reports.crs_model import observed_outcome
 from pipelines.warehouse import conform, connect, write_source
 from qpcr.analysis import QpcrSettings
 from tests.browser import inspect, png_is_blank
@@ -120,3 +121,16 @@ def test_a_refused_model_says_so_on_every_page(browser, refused):
     for page in ("crs_model", "cohort", "patient_P001"):
         check = inspect(browser, home.reports / f"{page}.html")
         assert check.errors == [] and check.undrawn == []
+
+
+@pytest.mark.parametrize(
+    ("known", "severe", "onset", "words"),
+    [
+        (False, pd.NA, pd.NA, "not known yet (follow-up not complete)"),
+        (True, True, 5, "severe CRS from day 5"),
+        (True, False, pd.NA, "no severe CRS"),
+    ],
+)
+def test_the_observed_outcome_in_words(known, severe, onset, words):
+    row = pd.Series({"outcome_known": known, "severe_crs": severe, "severe_onset_day": onset})
+    assert observed_outcome(row) == words
