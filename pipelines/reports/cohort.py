@@ -122,6 +122,6 @@ def cohort_page(
         f"<p>Patient reports: {links} | <a href=\"qc.html\">QC trends</a> | "
         f"<a href=\"{MODEL_PAGE}\">CRS forecast model card</a></p>",
         kinetics_overview(con, car_targets, left_out), alerts_overview(con),
-        cohort_forecast_section(con, left_out), aplasia_overview(con),
+        cohort_forecast_section(con), aplasia_overview(con),
         quarantine_overview(con),
     ])  # fmt: skip

@@ -99,13 +99,13 @@ def crs_model_page(con: duckdb.DuckDBPyConnection, left_out: LeftOut) -> str:
         if last["status"] != "fitted" else ""
     )  # fmt: skip
     bins = json.loads(last["reliability_json"] or "[]")
+    # with no model at all the refusal above is the whole story: no chart is "left out"
     plots = [
-        left_out.figure(AUC_TITLE, len(fitted) > 0, lambda: svg(auc_figure(fitted), AUC_TITLE),
-                        "no forecast day has a fitted model"),
+        svg(auc_figure(fitted), AUC_TITLE),
         left_out.figure(RELIABILITY_TITLE, bool(bins),
                         lambda: svg(reliability_figure(bins), RELIABILITY_TITLE),
                         "the last forecast day has no fitted model"),
-    ]  # fmt: skip
+    ] if len(fitted) else [html.absent("No model fitted: nothing to plot.")]  # fmt: skip
     weights = json.loads(last["coefficients_json"] or "[]")
     coefficients = html.table(
         ["input (standardised)", "coefficient (log-odds per SD)"],
@@ -171,9 +171,7 @@ def observed_outcome(row: pd.Series) -> str:
     return "no severe CRS"
 
 
-def patient_forecast_section(
-    con: duckdb.DuckDBPyConnection, patient: str, left_out: LeftOut
-) -> str:
+def patient_forecast_section(con: duckdb.DuckDBPyConnection, patient: str) -> str:
     """The patient's forecast at each early timepoint, next to the rule alerts and grade."""
     forecasts = con.execute(
         "SELECT * FROM crs_forecasts WHERE patient_id = ? ORDER BY study_day", [patient]
@@ -193,12 +191,13 @@ def patient_forecast_section(
     ).fetchdf()
     title = f"{patient}: CRS forecast, rule alerts and observed grade"
     early_grades = grades[grades["study_day"] <= max(last_day, 14)]
-    chart = left_out.figure(
-        title, bool(forecasts["probability_severe"].notna().any()),
-        lambda: svg(patient_forecast_figure(
+    # an unfitted model's note is in every row below: no chart is "left out"
+    chart = (
+        svg(patient_forecast_figure(
             title, forecasts, list(alerts["study_day"].astype(float)), early_grades
-        ), title),
-        "no model fitted yet (see the model card)",
+        ), title)
+        if forecasts["probability_severe"].notna().any()
+        else html.absent("No forecast: no model fitted (see the note).")
     )  # fmt: skip
     rules_by_day = dict(zip(alerts["study_day"], alerts["rules"], strict=True))
     grade_by_day = dict(zip(grades["study_day"], grades["crs_grade"], strict=True))
@@ -236,7 +235,7 @@ def cohort_forecast_figure(outcomes: pd.DataFrame) -> Figure:
     return figure
 
 
-def cohort_forecast_section(con: duckdb.DuckDBPyConnection, left_out: LeftOut) -> str:
+def cohort_forecast_section(con: duckdb.DuckDBPyConnection) -> str:
     """Forecast vs outcome for every graded patient, at their last early timepoint."""
     outcomes = con.execute(
         "SELECT patient_id, arg_max(timepoint, study_day) AS timepoint, max(study_day) AS day, "
@@ -251,10 +250,12 @@ def cohort_forecast_section(con: duckdb.DuckDBPyConnection, left_out: LeftOut) -
             "No graded patient with an early forecast yet."
         ))  # fmt: skip
     drawable = outcomes[outcomes["probability_severe"].notna()]
-    chart = left_out.figure(
-        COHORT_TITLE, len(drawable) > 0, lambda: svg(cohort_forecast_figure(drawable), COHORT_TITLE),
-        "no model fitted yet (see the model card)",
-    )  # fmt: skip
+    # an unfitted model's note is in every row below: no chart is "left out"
+    chart = (
+        svg(cohort_forecast_figure(drawable), COHORT_TITLE)
+        if len(drawable)
+        else html.absent("No forecast: no model fitted (see the note).")
+    )
     return html.section("CRS forecast vs outcome", link, chart, html.table(
         ["patient", "timepoint", "day", "forecast probability", "severe CRS", "onset day", "note"],
         outcomes.values.tolist(),

@@ -462,7 +462,7 @@ def patient_page(
         phenotype_section(pops, patient, derived, left_out),
         cytokine_section(con, patient, rules, left_out),
         crs_grade_section(con, patient, left_out),
-        patient_forecast_section(con, patient, left_out),
+        patient_forecast_section(con, patient),
         b_cell_section(con, patient, left_out),
         qc_section(con, patient),
         sources_section(con, patient, tubes),
