@@ -337,6 +337,7 @@ def derive_task(home: LabHome, patients: list[str] | None) -> list[str]:
     processor.ledger.derived(chosen)
     processor.validator.build_docs()  # the derived tables' validation runs join the index
     logger = get_run_logger()
+    logger.info("CRS forecast refitted in %.1f s", outcome.forecast_seconds)
     for failure in outcome.failures:
         logger.warning("derived table not written: %s", failure)
     for note in outcome.notes:

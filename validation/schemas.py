@@ -870,6 +870,120 @@ CRS_GRADES = Table(
     required=("fever", "hypotension", "oxygen_support", "crs_grade", "grade_scale", "derived_from"),
 )
 
+NOTICE_COLUMN = Column("notice", s, "The use notice: research use; not a clinical decision.")
+MODEL_VERSION = Column(
+    "model_version", s, "The model: its kind and a hash of what its fit saw (inputs, graded "
+    "patients and their outcomes, settings); changes whenever a refit sees other data."
+)  # fmt: skip
+OUTCOME_DEFINITION = Column(
+    "outcome_definition", s, "What counted as severe CRS and when an outcome is known "
+    "([derived] forecast_severe_grade, forecast_follow_up_days)."
+)  # fmt: skip
+
+CRS_FORECASTS = Table(
+    name="crs_forecasts",
+    description="One row per patient x early timepoint (study days 0-3 by default): forecast "
+    "probability of severe CRS from samples up to that timepoint (research use; not a clinical "
+    "decision).",
+    partition_by=(),
+    derived=True,
+    assay_columns=(
+        Column("probability_severe", f64, "Forecast probability of severe CRS; empty when no "
+               "model was fitted (see note).", "probability"),
+        Column("forecast_basis", s, "leave_one_patient_out (a graded patient: the model never saw "
+               "its outcome) or all_graded_patients (a patient whose outcome is not known yet)."),
+        Column("status", s, "forecast, or not_fitted when too few outcomes are known."),
+        Column("note", s, "fitted, or why no model was fitted."),
+        Column("samples_used", s, "The timepoints whose samples the inputs came from, "
+               "comma-separated: none after this row's study day."),
+        Column("inputs_used", s, "The model's inputs this patient had, comma-separated."),
+        Column("inputs_missing", s, "The model's inputs this patient lacked (they contribute "
+               "nothing), comma-separated."),
+        Column("inputs_bounded", s, "Inputs that are censored bounds, with which way (at most, "
+               "at least) and the timepoint."),
+        OUTCOME_DEFINITION,
+        Column("outcome_known", b, "Whether the patient's outcome counts (graded)."),
+        Column("severe_crs", b, "The observed outcome once known."),
+        Column("severe_onset_day", i32, "First study day of severe CRS.", "days"),
+        MODEL_VERSION,
+        NOTICE_COLUMN,
+        DERIVED_FROM,
+    ),
+    key=("patient_id", "timepoint"),
+    required=("status", "note", "outcome_definition", "outcome_known", "model_version", "notice",
+              "derived_from"),
+)  # fmt: skip
+
+CRS_MODEL_CARD = Table(
+    name="crs_model_card",
+    description="One row per forecast day of the early window (timepoint, study_day): the CRS "
+    "forecast model, the patients it learned from, its inputs and its leave-one-patient-out "
+    "performance.",
+    partition_by=(),
+    derived=True,
+    assay_columns=(
+        MODEL_VERSION,
+        Column("model_kind", s, "The kind of model, in words."),
+        Column("penalty_c", f64, "Inverse L2 penalty strength ([derived] forecast_penalty_c)."),
+        Column("status", s, "fitted or not_fitted."),
+        Column("note", s, "fitted, or why no model was fitted."),
+        OUTCOME_DEFINITION,
+        Column("n_patients", i32, "Graded patients with inputs by this day.", "patients"),
+        Column("n_severe", i32, "Of them, with severe CRS (events).", "patients"),
+        Column("n_non_severe", i32, "Of them, without.", "patients"),
+        Column("min_severe", i32, "Severe patients needed to fit.", "patients"),
+        Column("min_non_severe", i32, "Non-severe patients needed to fit.", "patients"),
+        Column("inputs", s, "The model's inputs, comma-separated."),
+        Column("coefficients_json", s, "Coefficients per standardised input of the model fitted "
+               "on every graded patient, largest effect first, as JSON."),
+        Column("lopo_auc", f64, "Area under the ROC curve of the leave-one-patient-out "
+               "forecasts."),
+        Column("auc_ci_low", f64, "Lower end of its bootstrap 95 % interval (patients "
+               "resampled)."),
+        Column("auc_ci_high", f64, "Upper end of that interval."),
+        Column("brier_score", f64, "Mean squared difference between forecast and outcome "
+               "(0 is perfect)."),
+        Column("reliability_json", s, "Calibration: per forecast bin the patients, mean forecast "
+               "and observed share with severe CRS, as JSON."),
+        NOTICE_COLUMN,
+    ),
+    key=("study_day",),
+    required=("model_version", "status", "note", "n_patients", "n_severe", "notice"),
+)  # fmt: skip
+
+CRS_RULE_PERFORMANCE = Table(
+    name="crs_rule_performance",
+    description="One row per CRS rule of the rule file, and one for the forecast model: "
+    "sensitivity, specificity and lead time on the model card's patients and early window.",
+    partition_by=(),
+    derived=True,
+    assay_columns=(
+        Column("rule_id", s, "The rule's identifier, or forecast_model."),
+        Column("rule_title", s, "The rule in words."),
+        Column("rule_source", s, "The publication the rule comes from, or the model kind."),
+        Column("method", s, "rule or model."),
+        Column("window_first_day", i32, "First study day of the early window judged.", "days"),
+        Column("window_last_day", i32, "Last study day of the early window judged.", "days"),
+        Column("n_patients", i32, "Graded patients judged.", "patients"),
+        Column("n_severe", i32, "Of them, with severe CRS.", "patients"),
+        Column("true_positives", i32, "Severe patients alerted in the window on or before onset.",
+               "patients"),
+        Column("false_negatives", i32, "Severe patients not alerted by their onset.", "patients"),
+        Column("false_positives", i32, "Non-severe patients alerted in the window.", "patients"),
+        Column("true_negatives", i32, "Non-severe patients not alerted.", "patients"),
+        Column("sensitivity", f64, "true_positives / severe patients.", "fraction"),
+        Column("specificity", f64, "true_negatives / non-severe patients.", "fraction"),
+        Column("median_lead_time_days", f64, "Median of onset day minus first alert day over "
+               "the true positives.", "days"),
+        Column("lead_times_json", s, "Lead time of each true positive patient, as JSON."),
+        Column("note", s, "For the model: fitted, or why it was not."),
+        Column("model_version", s, "For the model: the version judged."),
+        NOTICE_COLUMN,
+    ),
+    key=("rule_id",),
+    required=("rule_id", "method", "n_patients", "n_severe", "notice"),
+)  # fmt: skip
+
 QC_TRENDS = Table(
     name="qc_trends",
     description="One row per QC control series x run: Levey-Jennings statistics and Westgard "
@@ -933,6 +1047,9 @@ TABLES: dict[str, Table] = {
         CYTOKINE_FOLD_CHANGES,
         CRS_SIGNALS,
         CRS_GRADES,
+        CRS_FORECASTS,
+        CRS_MODEL_CARD,
+        CRS_RULE_PERFORMANCE,
         QC_TRENDS,
     )
 }

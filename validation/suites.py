@@ -240,6 +240,22 @@ def table_expectations(name: str, thresholds: SuiteThresholds) -> list[Expectati
             ),  # fmt: skip
             _between("concentration_pg_ml", 0, None, "concentrations are not negative"),
         ]
+    if name == "crs_forecasts":
+        return [
+            _between("probability_severe", 0, 1, "forecast probabilities lie in 0-1"),
+            _in_set("status", ["forecast", "not_fitted"], "status is forecast or not_fitted"),
+        ]
+    if name == "crs_model_card":
+        return [
+            _between("lopo_auc", 0, 1, "the AUC lies in 0-1"),
+            _between("brier_score", 0, 1, "the Brier score lies in 0-1"),
+            _a_at_least_b("auc_ci_high", "auc_ci_low", "the AUC interval is not reversed"),
+        ]
+    if name == "crs_rule_performance":
+        return [
+            _between("sensitivity", 0, 1, "sensitivity lies in 0-1"),
+            _between("specificity", 0, 1, "specificity lies in 0-1"),
+        ]
     if name == "car_kinetics":
         return [
             _between("cmax_copies_per_ug", 0, None, "Cmax is not negative"),

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipelines import __version__
-from pipelines.derived import aplasia, crs, kinetics, qc_trends
+from pipelines.derived import aplasia, crs, forecast, kinetics, qc_trends
 from pipelines.derived.results import copies_results
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
@@ -34,7 +34,14 @@ from pipelines.reports.figures import LeftOut
 from pipelines.settings import Settings
 from pipelines.warehouse import conform, connect, write_source, write_whole_table
 from validation.runner import Validator
-from validation.schemas import QC_TRENDS, TABLES, VALIDATION_RESULTS
+from validation.schemas import (
+    CRS_FORECASTS,
+    CRS_MODEL_CARD,
+    CRS_RULE_PERFORMANCE,
+    QC_TRENDS,
+    TABLES,
+    VALIDATION_RESULTS,
+)
 
 DERIVED_FILE = "derived"
 """File stem of every derived per-patient file, so a recompute replaces it in place."""
@@ -54,6 +61,8 @@ class RecomputeOutcome:
     notes: list[str] = field(default_factory=list)
     """Charts left out of the reports for want of data, one line each (also on the pages)."""
     seconds: float = 0.0
+    forecast_seconds: float = 0.0
+    """How long the CRS forecast refit took (inside `seconds`)."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,38 @@ def recompute_qc_trends(
         outcome.rows[QC_TRENDS.name] = table.num_rows
 
 
+def recompute_forecasts(
+    con, settings: DerivedSettings, validator: Validator, outcome: RecomputeOutcome,
+    results: list, processed_at: datetime, warehouse: Path,
+) -> None:  # fmt: skip
+    """Refit the CRS forecast on every graded patient (`con` sees this recompute's per-patient
+    tables) and rewrite `crs_forecasts`, `crs_model_card` and `crs_rule_performance` whole."""
+    started = time.perf_counter()
+    built = forecast.forecast_tables(
+        con.execute("SELECT * FROM cytokine_fold_changes").fetchdf(),
+        con.execute("SELECT * FROM crs_grades").fetchdf(),
+        con.execute("SELECT * FROM crs_signals").fetchdf(),
+        settings,
+    )
+    cohort_id = derivation_id(built.sources)
+    frames = {
+        CRS_FORECASTS: built.forecasts.assign(
+            source_sha256=[derivation_id(f.split(",")) for f in built.forecasts["derived_from"]]
+        ) if len(built.forecasts) else built.forecasts,
+        CRS_MODEL_CARD: built.model_card.assign(source_sha256=cohort_id),
+        CRS_RULE_PERFORMANCE: built.rule_performance.assign(source_sha256=cohort_id),
+    }  # fmt: skip
+    for schema, frame in frames.items():
+        if frame.empty:
+            frame = pd.DataFrame(columns=schema.column_names)
+        frame = frame.assign(pipeline_version=__version__, processed_at=processed_at)
+        table = _validated(schema.name, conform(frame, schema), validator, outcome, results)
+        if table is not None:
+            write_whole_table(warehouse, schema.name, table)
+            outcome.rows[schema.name] = table.num_rows
+    outcome.forecast_seconds = time.perf_counter() - started
+
+
 def recompute_patients(
     home: LabHome, patients: Iterable[str] | None, validator: Validator
 ) -> RecomputeOutcome:
@@ -267,18 +308,23 @@ def recompute_patients(
     recompute_qc_trends(
         con, derived_settings, validator, outcome, results, processed_at, home.warehouse
     )
-    tables[VALIDATION_RESULTS.name] = conform(
+    failed = {f.split(":", 1)[0] for f in outcome.failures}
+    keep = [o for o in existing_outputs(home.warehouse, chosen) if o.table_name in failed]
+    replaced = [o for o in existing_outputs(home.warehouse, chosen) if o not in keep]
+    for output in write_source(home.warehouse, DERIVED_FILE, tables, replaced):
+        outcome.rows[output.table_name] = outcome.rows.get(output.table_name, 0) + output.rows
+    # the forecast learns from every patient, so it reads the per-patient tables just written
+    recompute_forecasts(
+        connect(home.warehouse), derived_settings, validator, outcome, results, processed_at,
+        home.warehouse,
+    )  # fmt: skip
+    validation = conform(
         pd.DataFrame(results, columns=VALIDATION_RESULTS.assay_column_names).assign(
             source_sha256=DERIVED_FILE, pipeline_version=__version__, processed_at=processed_at
         ),
         VALIDATION_RESULTS,
     )
-    failed = {f.split(":", 1)[0] for f in outcome.failures}
-    keep = [o for o in existing_outputs(home.warehouse, chosen) if o.table_name in failed]
-    replaced = [o for o in existing_outputs(home.warehouse, chosen) if o not in keep]
-    for output in write_source(home.warehouse, DERIVED_FILE, tables, replaced):
-        if output.table_name != VALIDATION_RESULTS.name:
-            outcome.rows[output.table_name] = outcome.rows.get(output.table_name, 0) + output.rows
+    write_source(home.warehouse, DERIVED_FILE, {VALIDATION_RESULTS.name: validation})
     written = connect(home.warehouse)  # sees what was just written
     left_out = LeftOut()
     outcome.reports = write_patient_reports(home, chosen, written, left_out)

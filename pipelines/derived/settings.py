@@ -5,6 +5,16 @@
 aplasia_threshold_cells_per_ul = 10
 crs_rules = "crs_rules.toml"          # relative to the lab home; default: the shipped rule file
 clinical_observations = "clinical/crs_observations.csv"
+forecast_first_day = 0                # the early window the CRS forecast is made in (study days)
+forecast_last_day = 3
+forecast_severe_grade = 3             # outcome: CRS grade >= this (crs_grades, ASTCT 2019) ...
+forecast_follow_up_days = 14          # ... on days 0-14; a non-severe outcome counts from day 14
+forecast_min_severe = 5               # no model is fitted with fewer severe graded patients
+forecast_min_non_severe = 5           # ... or fewer non-severe ones (the note says so)
+forecast_penalty_c = 0.5              # inverse L2 penalty of the logistic regression
+forecast_bootstrap_resamples = 1000   # for the 95 % interval of the leave-one-patient-out AUC
+forecast_reliability_bins = 5
+forecast_alert_probability = 0.5      # the model "alerts" at this forecast, to compare with rules
 
 [derived.qc_targets."qpcr:CAR:slope"]  # optional fixed Levey-Jennings mean and SD of a control
 mean = -3.33
@@ -58,12 +68,36 @@ class DerivedSettings:
     flow_control_pattern: str = r"^(QC|CTRL|CONTROL)[-_ ]?"
     """Flow tubes whose sample name matches are control material, trended in qc_trends."""
     qc_targets: dict[str, ControlTarget] = field(default_factory=dict)
+    forecast_first_day: int = 0
+    """First study day of the early window the CRS forecast is made in (pipelines/derived/forecast.py)."""
+    forecast_last_day: int = 3
+    forecast_severe_grade: int = 3
+    """Severe CRS: a `crs_grades` grade of at least this (ASTCT 2019)."""
+    forecast_follow_up_days: int = 14
+    """Severe CRS counts on study days 0 to this; a patient without it is graded non-severe only
+    once their observations reach this day."""
+    forecast_min_severe: int = 5
+    """No model is fitted while fewer severe graded patients exist (the rows say so)."""
+    forecast_min_non_severe: int = 5
+    forecast_penalty_c: float = 0.5
+    """Inverse strength of the logistic regression's L2 penalty (scikit-learn's C)."""
+    forecast_bootstrap_resamples: int = 1000
+    forecast_reliability_bins: int = 5
+    forecast_alert_probability: float = 0.5
+    """The forecast counts as an alert from this probability on, to compare it with the rules."""
 
     def __post_init__(self) -> None:
         positive = {
             "aplasia_threshold_cells_per_ul": self.aplasia_threshold_cells_per_ul,
             "aplasia_threshold_pct_of_lymphocytes": self.aplasia_threshold_pct_of_lymphocytes,
             "auc_end_day": self.auc_end_day,
+            "forecast_severe_grade": self.forecast_severe_grade,
+            "forecast_follow_up_days": self.forecast_follow_up_days,
+            "forecast_min_severe": self.forecast_min_severe,
+            "forecast_min_non_severe": self.forecast_min_non_severe,
+            "forecast_penalty_c": self.forecast_penalty_c,
+            "forecast_bootstrap_resamples": self.forecast_bootstrap_resamples,
+            "forecast_reliability_bins": self.forecast_reliability_bins,
         }
         for name, value in positive.items():
             if value <= 0:
@@ -72,6 +106,16 @@ class DerivedSettings:
             raise ValueError(
                 f"qc_min_runs_for_limits = {self.qc_min_runs_for_limits}, qc_baseline_runs = "
                 f"{self.qc_baseline_runs}: expected 2 <= qc_min_runs_for_limits <= qc_baseline_runs"
+            )
+        if not 0 <= self.forecast_first_day <= self.forecast_last_day:
+            raise ValueError(
+                f"forecast_first_day = {self.forecast_first_day}, forecast_last_day = "
+                f"{self.forecast_last_day}: expected 0 <= forecast_first_day <= forecast_last_day"
+            )
+        if not 0 < self.forecast_alert_probability < 1:
+            raise ValueError(
+                f"forecast_alert_probability = {self.forecast_alert_probability:g}: expected a "
+                "number between 0 and 1"
             )
         try:
             re.compile(self.flow_control_pattern)

@@ -1,7 +1,8 @@
 """HTML reports written to `<home>/reports/`: one page per patient (`patient_<id>.html`), the
 gating plots of each of the patient's flow tubes (`tubes/<sha256>.html`), the cohort overview
-(`cohort.html`), the QC page (`qc.html`) and one page per qPCR run (`qpcr/<run>.html`). Each page
-is a single self-contained file (inline CSS and SVG) that opens offline."""
+(`cohort.html`), the CRS forecast's model card (`crs_model.html`), the QC page (`qc.html`) and
+one page per qPCR run (`qpcr/<run>.html`). Each page is a single self-contained file (inline CSS
+and SVG) that opens offline."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pipelines.derived.crs import load_rules
 from pipelines.derived.settings import DerivedSettings
 from pipelines.home import LabHome
 from pipelines.reports.cohort import cohort_page
+from pipelines.reports.crs_model import MODEL_PAGE, crs_model_page
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.html import write_page
 from pipelines.reports.patient import patient_page
@@ -54,8 +56,8 @@ def write_patient_reports(
 def write_cohort_reports(
     home: LabHome, con: duckdb.DuckDBPyConnection | None = None, left_out: LeftOut | None = None
 ) -> list[Path]:
-    """The cohort overview, the QC page and the pages of qPCR runs that are new or changed (from
-    `con` and into `left_out`, as `write_patient_reports`)."""
+    """The cohort overview, the CRS forecast's model card, the QC page and the pages of qPCR
+    runs that are new or changed (from `con` and into `left_out`, as `write_patient_reports`)."""
     con = con or connect(home.warehouse)
     left_out = left_out or LeftOut()
     settings = Settings.load(home.root)
@@ -63,6 +65,7 @@ def write_cohort_reports(
     car_targets = list(settings.qpcr.car_targets)
     return [
         write_page(home.reports / "cohort.html", cohort_page(con, patients, car_targets, left_out)),
+        write_page(home.reports / MODEL_PAGE, crs_model_page(con, left_out)),
         write_page(home.reports / "qc.html", qc_page(con, DerivedSettings.load(home.root))),
         *write_run_pages(home, con, settings.qpcr, left_out),
     ]

@@ -1,5 +1,5 @@
-"""The cohort overview: kinetics of every patient, NCA table, CRS alerts, aplasia, quarantined
-files. The QC page is `pipelines.reports.qc`."""
+"""The cohort overview: kinetics of every patient, NCA table, CRS alerts, CRS forecast vs outcome,
+aplasia, quarantined files. The QC page is `pipelines.reports.qc`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from html import escape
 import duckdb
 
 from pipelines.reports import html, patient_figures
+from pipelines.reports.crs_model import MODEL_PAGE, cohort_forecast_section
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.patient_figures import Layer
 from pipelines.reports.plots import COLOURS, svg
@@ -118,7 +119,9 @@ def cohort_page(
         or "no patient reports yet"
     )
     return html.page("CAR-T trial: cohort overview", [
-        f"<p>Patient reports: {links} | <a href=\"qc.html\">QC trends</a></p>",
-        kinetics_overview(con, car_targets, left_out), alerts_overview(con), aplasia_overview(con),
+        f"<p>Patient reports: {links} | <a href=\"qc.html\">QC trends</a> | "
+        f"<a href=\"{MODEL_PAGE}\">CRS forecast model card</a></p>",
+        kinetics_overview(con, car_targets, left_out), alerts_overview(con),
+        cohort_forecast_section(con), aplasia_overview(con),
         quarantine_overview(con),
     ])  # fmt: skip

@@ -18,6 +18,7 @@ from pipelines.derived.crs import CrsRule, per_sample_cytokines
 from pipelines.derived.results import copies_results
 from pipelines.derived.settings import DerivedSettings
 from pipelines.reports import html, patient_figures
+from pipelines.reports.crs_model import patient_forecast_section
 from pipelines.reports.figures import LeftOut
 from pipelines.reports.patient_figures import Layer
 from pipelines.reports.plots import COLOURS, svg
@@ -462,6 +463,7 @@ def patient_page(
         phenotype_section(pops, patient, derived, left_out),
         cytokine_section(con, patient, rules, left_out),
         crs_grade_section(con, patient, left_out),
+        patient_forecast_section(con, patient),
         b_cell_section(con, patient, left_out),
         qc_section(con, patient),
         sources_section(con, patient, tubes),

@@ -167,7 +167,7 @@ def test_qc_trends_follow_the_runs_and_reports_are_written(lab):
     pages = {p.relative_to(home.reports).as_posix() for p in outcome.reports}
     run_pages = {p for p in pages if p.startswith("qpcr/")}
     assert pages - run_pages == {f"patient_{p}.html" for p in trial.PATIENTS} | {
-        "cohort.html", "qc.html",
+        "cohort.html", "qc.html", "crs_model.html",
     }  # fmt: skip
     runs = con.execute("SELECT count(DISTINCT run_id) FROM qpcr_runs").fetchone()[0]
     assert len(run_pages) == runs > 0
