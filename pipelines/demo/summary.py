@@ -75,6 +75,8 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
         console.print(f"quarantined{expected}: {escape(shown(name))}\n  {escape(shown(reason))}")
         if repeat:
             console.print(f"  resolved by the repeat {escape(shown(repeat))}, which passed QC")
+    if demo.cohort is not None:
+        console.print(demo.cohort.summary_line())
     console.print(
         f"reports: {home.reports} (cohort.html, qc.html, one page per patient, per flow tube and per qPCR run)\n"
         f"tables: {home.warehouse}\n"
