@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from pipelines.demo import trial
 from pipelines.demo.cba_files import ANALYTES
@@ -138,6 +137,10 @@ class CrsCohort:
     def bayes_optimal_auc(self, timepoint: str) -> float | None:
         """AUC of the true probabilities at `timepoint` against the drawn outcomes (None while
         only one outcome occurs)."""
+        from sklearn.metrics import (
+            roc_auc_score,
+        )  # 2-5 s to import: only when a cohort is asked for
+
         outcomes = [p.severe for p in self.patients]
         if len(set(outcomes)) < 2:
             return None
