@@ -524,6 +524,17 @@ def gate(
 def demo(
     home: HomeOption = None,
     seed: Annotated[int, typer.Option(help="Random seed of the generated exports.")] = 7,
+    patients: Annotated[
+        int,
+        typer.Option(
+            "--patients",
+            min=0,
+            max=999,
+            help="Add a generated CRS cohort of this many patients (bead-array plates and "
+            "clinical observations, with a known rule linking early cytokine rises to severe "
+            "CRS; its truth in crs-cohort-truth.json). 0: the small demo alone.",
+        ),
+    ] = 0,
 ) -> None:
     """Write a small demo trial's exports into the inbox, process them, print a summary."""
     from pipelines.demo.generate import write_demo_trial
@@ -538,7 +549,9 @@ def demo(
                 exports.append(path)
                 display.doing("writing", f"export {len(exports)}: {path.name}")
 
-            written = write_demo_trial(lab.inbox, seed=seed, on_written=one_more)
+            written = write_demo_trial(
+                lab.inbox, seed=seed, on_written=one_more, cohort_patients=patients
+            )
         console.print(f"demo trial: {len(written.files)} export(s) written to {lab.inbox}")
         outcomes = run_files(lab, None)
         _exit_for(outcomes)

@@ -101,30 +101,45 @@ def _wells() -> list[str]:
     return [f"{row}{col}" for col in range(1, 13) for row in "ABCDEFGH"]
 
 
-def _noisy(curve: TrueCurve, pg_ml: float, rng: np.random.Generator) -> float:
+PlateRow = tuple[str, str, str, dict[str, float]]
+"""(well, name, type, analyte -> MFI) of one well of a plate."""
+
+
+def noisy_mfi(curve: TrueCurve, pg_ml: float, rng: np.random.Generator) -> float:
+    """The MFI a well of this concentration reads, with the demo's multiplicative noise."""
     return round(float(curve.mfi(pg_ml)) * float(rng.lognormal(0.0, MFI_NOISE_CV)), 1)
 
 
-def _plate_rows(
+def plate_rows(
     standards_of: Callable[[str], list[tuple[str, float]]],
-    patients: tuple[str, ...],
+    samples: list[tuple[str, Callable[[str], float]]],
     rng: np.random.Generator,
-) -> list[tuple[str, str, str, dict[str, float]]]:
-    """(well, name, type, analyte -> MFI) for duplicate standards, then duplicate samples."""
+) -> list[PlateRow]:
+    """Duplicate standards, then each sample (name, analyte -> true pg/mL) in duplicate."""
     wells = iter(_wells())
     rows = []
     for index in range(len(standards_of(ANALYTES[0]))):
         for _ in range(2):
             levels = {a: standards_of(a)[index] for a in ANALYTES}
             name = levels[ANALYTES[0]][0]
-            mfi = {a: _noisy(TRUE_CURVES[a], levels[a][1], rng) for a in ANALYTES}
+            mfi = {a: noisy_mfi(TRUE_CURVES[a], levels[a][1], rng) for a in ANALYTES}
             rows.append((next(wells), name, "Standard", mfi))
-    truth = true_concentrations()
-    for sample in _samples(patients):
+    for name, pg_ml in samples:
         for _ in range(2):
-            mfi = {a: _noisy(TRUE_CURVES[a], truth[sample.accession][a], rng) for a in ANALYTES}
-            rows.append((next(wells), sample.accession, "Sample", mfi))
+            mfi = {a: noisy_mfi(TRUE_CURVES[a], pg_ml(a), rng) for a in ANALYTES}
+            rows.append((next(wells), name, "Sample", mfi))
     return rows
+
+
+def _plate_rows(
+    standards_of: Callable[[str], list[tuple[str, float]]],
+    patients: tuple[str, ...],
+    rng: np.random.Generator,
+) -> list[PlateRow]:
+    """The rows of a plate of the core demo patients' samples, named by accession."""
+    truth = true_concentrations()
+    samples = [(s.accession, truth[s.accession].__getitem__) for s in _samples(patients)]
+    return plate_rows(standards_of, samples, rng)
 
 
 def write_fcap_csv(path: Path, rng: np.random.Generator) -> Path:
@@ -146,12 +161,20 @@ def write_fcap_csv(path: Path, rng: np.random.Generator) -> Path:
 
 def write_legendplex_xlsx(path: Path, rng: np.random.Generator) -> Path:
     rows = _plate_rows(legendplex_standards, LEGENDPLEX_PATIENTS, rng)
+    return write_legendplex_workbook(path, "CARTFLOW-LPX-PLATE2", "2026-06-16", rows)
+
+
+def write_legendplex_workbook(
+    path: Path, experiment: str, acquired: str, rows: list[PlateRow]
+) -> Path:
+    """A LEGENDplex-style workbook: an MFI sheet with bead-ID headers, a Standards sheet. The
+    experiment name identifies the plate (a re-export with the same name supersedes it)."""
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = "MFI"
     sheet.append(["LEGENDplex Data Analysis Software"])
-    sheet.append(["Experiment Name", "CARTFLOW-LPX-PLATE2"])
-    sheet.append(["Acquisition Date", "2026-06-16"])
+    sheet.append(["Experiment Name", experiment])
+    sheet.append(["Acquisition Date", acquired])
     sheet.append([])
     headers = [f"{a} ({LEGENDPLEX_BEAD_IDS[a]})" for a in ANALYTES]
     sheet.append(["Well", "Sample ID", "Sample Type", "Dilution Factor", *headers])

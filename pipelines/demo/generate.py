@@ -4,6 +4,10 @@ What is written: the sample manifest (CSV), qPCR plates in two vendor formats (Q
 Bio-Rad CFX CSV), including one run that fails QC and its repeat, and bead-array plates in two
 formats (BD FCAP Array CSV, LEGENDplex XLSX), and flow-cytometry FCS tubes from two cytometers. The true values behind every
 file go to `demo-truth.json` beside the inbox (not into it), so tests can assert recovery.
+
+With `cohort_patients`, a generated CRS cohort comes on top (`crs_cohort.py`, `cohort_files.py`):
+its manifest and bead-array plates in the inbox, its clinical observations in the lab home, and
+its truth in `crs-cohort-truth.json` beside `demo-truth.json`.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import numpy as np
 
 from pipelines.demo import trial
 from pipelines.demo.cba_files import true_concentrations, write_cba_files
+from pipelines.demo.cohort_files import write_cohort_files
+from pipelines.demo.crs_cohort import CrsCohort, generate_cohort
 from pipelines.demo.flow_files import write_flow_files
 from pipelines.demo.qpcr_files import write_cfx_csv, write_quantstudio_text
 from pipelines.demo.qpcr_plates import FAILING_CURVES, GOOD_CURVES, build_plate
-from pipelines.settings import SETTINGS_FILE
+from pipelines.settings import SETTINGS_FILE, Settings
 
 TRUTH_FILE = "demo-truth.json"
+COHORT_TRUTH_FILE = "crs-cohort-truth.json"
 FLOW_TRUTH = "flow_truth.json"
 DEMO_SETTINGS = """# cartflow settings for the demo lab (every key optional; see README "Settings")
 [qpcr]
@@ -40,6 +47,8 @@ class DemoTrial:
     files: list[Path]
     truth: dict
     expected_quarantined: set[str] = field(default_factory=set)
+    cohort: CrsCohort | None = None
+    """The generated CRS cohort, when one was asked for."""
 
     def unexpected_outcomes(self, outcomes: list) -> list[str]:
         """Problems with how the pipeline treated the demo, as sentences (empty when all is well)."""
@@ -64,10 +73,14 @@ def _write_manifest(path: Path, samples: list[trial.Sample]) -> None:
 
 
 def write_demo_trial(
-    inbox: Path, seed: int = 7, on_written: Callable[[Path], None] | None = None
+    inbox: Path,
+    seed: int = 7,
+    on_written: Callable[[Path], None] | None = None,
+    cohort_patients: int = 0,
 ) -> DemoTrial:
     """Write the demo trial's exports into `inbox` (telling `on_written` each one as it is
-    written: the FCS tubes take most of the time) and its truth beside it."""
+    written: the FCS tubes take most of the time) and its truth beside it; with
+    `cohort_patients`, the generated CRS cohort's too."""
     written = on_written or (lambda path: None)
     rng = np.random.default_rng(seed)
     inbox.mkdir(parents=True, exist_ok=True)
@@ -146,4 +159,21 @@ def write_demo_trial(
         "written_at": datetime.combine(datetime.now().date(), time()).isoformat(),
     }
     (inbox.parent / TRUTH_FILE).write_text(json.dumps(truth, indent=2), encoding="utf-8")
-    return DemoTrial(files=files, truth=truth, expected_quarantined={FAILING_PLATE})
+    demo = DemoTrial(files=files, truth=truth, expected_quarantined={FAILING_PLATE})
+    if cohort_patients:
+        demo.cohort, cohort_files = write_crs_cohort(inbox, cohort_patients, seed, written)
+        demo.files.extend(cohort_files)
+    return demo
+
+
+def write_crs_cohort(
+    inbox: Path, patients: int, seed: int, on_written: Callable[[Path], None]
+) -> tuple[CrsCohort, list[Path]]:
+    """The CRS cohort's exports into `inbox`, its clinical observations where the lab's
+    settings look for them, its truth beside the inbox."""
+    home = inbox.parent
+    cohort = generate_cohort(patients, seed)
+    observations = home / Settings.load(home).derived.clinical_observations
+    files = write_cohort_files(inbox, observations, cohort, on_written)
+    (home / COHORT_TRUTH_FILE).write_text(json.dumps(cohort.truth(), indent=2), encoding="utf-8")
+    return cohort, files

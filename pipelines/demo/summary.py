@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pipelines.demo.crs_cohort import CrsCohort
 from pipelines.demo.generate import DemoTrial
 from pipelines.home import LabHome
 from pipelines.warehouse import connect
@@ -26,6 +27,18 @@ SELECT
     max(quantified_per_ug) FILTER (WHERE timepoint = 'M3') AS m3_copies_per_ug
 FROM c GROUP BY patient_id ORDER BY patient_id
 """
+
+
+def _cohort_grades_line(con, cohort: CrsCohort) -> str:
+    """What `crs_grades` recovered of the cohort: graded patients, and those with grade >= 3."""
+    ids = [p.patient_id for p in cohort.patients]
+    graded, severe = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE worst >= 3) FROM (SELECT patient_id, "
+        "max(crs_grade) AS worst FROM crs_grades WHERE list_contains(?, patient_id) "
+        "GROUP BY patient_id)",
+        [ids],
+    ).fetchone()
+    return f"  graded in crs_grades: {graded} of them, {severe} with ASTCT grade >= 3"
 
 
 def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
@@ -75,6 +88,9 @@ def print_summary(console: Console, home: LabHome, demo: DemoTrial) -> None:
         console.print(f"quarantined{expected}: {escape(shown(name))}\n  {escape(shown(reason))}")
         if repeat:
             console.print(f"  resolved by the repeat {escape(shown(repeat))}, which passed QC")
+    if demo.cohort is not None:
+        console.print(demo.cohort.summary_line())
+        console.print(_cohort_grades_line(con, demo.cohort))
     console.print(
         f"reports: {home.reports} (cohort.html, qc.html, one page per patient, per flow tube and per qPCR run)\n"
         f"tables: {home.warehouse}\n"
