@@ -20,8 +20,9 @@ from pipelines.derived.recompute import (
 )
 from pipelines.derived.settings import SHIPPED_CRS_RULES, DerivedSettings
 from pipelines.home import LabHome
-from pipelines.reports import write_cohort_reports, write_patient_report
+from pipelines.reports import write_cohort_reports, write_patient_reports
 from pipelines.reports.crs_model import observed_outcome
+from pipelines.thresholds import suite_thresholds
 from pipelines.warehouse import conform, connect, write_source
 from qpcr.analysis import QpcrSettings
 from tests.browser import inspect, png_is_blank
@@ -54,11 +55,10 @@ def _lab(root: Path, patients: int, settings: DerivedSettings) -> tuple[LabHome,
     }
     write_source(home.warehouse, DERIVED_FILE, tables)
     outcome = RecomputeOutcome(patients=sorted(made.folds["patient_id"].unique()))
-    validator = Validator(home.gx, QpcrSettings())
+    validator = Validator(home.gx, suite_thresholds(QpcrSettings()))
     recompute_forecasts(connect(home.warehouse), settings, validator, outcome, [], now,
                         home.warehouse)  # fmt: skip
-    for patient in outcome.patients[:2]:
-        write_patient_report(home, patient)
+    write_patient_reports(home, outcome.patients[:2])
     write_cohort_reports(home)
     return home, outcome
 
