@@ -34,6 +34,7 @@ from pipelines.reports.gate_panels import (
     gate_plots,
     undrawable,
 )
+from pipelines.reports.parallel import on_every_core
 from validation import names
 
 TUBES_FOLDER = "tubes"
@@ -44,10 +45,8 @@ KEY_SEARCH_CHARS = 8192
 """The key is written just after the page's head (its style sheet), well within this."""
 GRID = '<div style="display:flex;flex-wrap:wrap;gap:0 10px">'
 PARALLEL_FROM = 3
-"""Stale pages from which they are drawn by one process per core rather than here: a page costs
-about a second of CPU (reading and gating the file again, then matplotlib drawing ~20 plots, which
-holds the GIL), a process forked from the pipeline's fork server a few milliseconds once that
-server runs and a few seconds of imports to start it."""
+"""Stale pages from which they are drawn on every core (`on_every_core`): a page costs about a
+second of CPU, reading and gating the file again, then drawing ~20 plots."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +119,7 @@ def write_tube_pages(
         not in page_start(home.reports / tube_page_name(tube.sha256))
     ]
     written = []
-    for path, notes in _draw_all(stale):
+    for path, notes in on_every_core(draw_page, stale, PARALLEL_FROM):
         written.append(path)
         left_out.lines.extend(notes)
     return written
@@ -134,19 +133,6 @@ class PageJob:
     tube: Tube
     settings: FlowSettings
     key: str
-
-
-def _draw_all(jobs: list[PageJob]) -> list[tuple[Path, list[str]]]:
-    """`draw_page` of every job: here, or on one process per core when there are enough."""
-    # imported here: the runners import Prefect and Dask, seconds that `cartflow report` on a
-    # home whose pages are current need not pay
-    from pipelines.runtime.runners import local_processes, local_workers
-
-    workers = min(local_workers(), len(jobs))
-    if len(jobs) < PARALLEL_FROM or workers < 2:
-        return [draw_page(job) for job in jobs]
-    with local_processes(workers) as pool:
-        return list(pool.map(draw_page, jobs))
 
 
 def draw_page(job: PageJob) -> tuple[Path, list[str]]:

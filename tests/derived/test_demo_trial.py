@@ -8,6 +8,7 @@ recomputed.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -17,6 +18,7 @@ from pipelines.demo.generate import write_demo_trial
 from pipelines.derived.recompute import recompute_patients
 from pipelines.home import LabHome
 from pipelines.ingest import Processor
+from pipelines.reports import PATIENTS_PARALLEL_FROM
 from pipelines.warehouse import connect
 
 pytestmark = pytest.mark.slow
@@ -171,3 +173,16 @@ def test_qc_trends_follow_the_runs_and_reports_are_written(lab):
     }  # fmt: skip
     runs = con.execute("SELECT count(DISTINCT run_id) FROM qpcr_runs").fetchone()[0]
     assert len(run_pages) == runs > 0
+
+
+def test_patient_pages_drawn_on_every_core_come_back_in_order_each_its_own(lab):
+    """The demo's four patients reach PATIENTS_PARALLEL_FROM: their pages are shared out between
+    processes, and still listed in the patients' order, each page about its patient."""
+    home, _, outcome = lab
+    assert len(trial.PATIENTS) >= PATIENTS_PARALLEL_FROM
+    patient_pages = [p for p in outcome.reports if p.name.startswith("patient_")]
+    assert [p.name for p in patient_pages] == [f"patient_{p}.html" for p in sorted(trial.PATIENTS)]
+    for page, patient in zip(patient_pages, sorted(trial.PATIENTS), strict=True):
+        title = re.search(r"<title>([^<]*)</title>", page.read_text(encoding="utf-8")).group(1)
+        assert patient in title
+        assert not any(other in title for other in trial.PATIENTS if other != patient)
